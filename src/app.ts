@@ -1,0 +1,73 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { loadConfig } from "./env";
+import { ApiError, problemResponse, toApiError } from "./errors";
+import type { AppEnv } from "./http/context";
+import { catalogRoutes } from "./routes/catalog";
+import { orderRoutes } from "./routes/orders";
+import { staffRoutes } from "./routes/staff";
+
+/** The contract's body limit: anything larger is a 413 before it is parsed. */
+export const MAX_BODY_BYTES = 64 * 1024;
+const REQUEST_ID_HEADER = "x-request-id";
+
+export const OPENAPI_INFO = {
+  openapi: "3.0.3",
+  info: {
+    title: "Passes Edge API",
+    version: "0.1.0",
+    description:
+      "Multi-use passes and stored-value credits at the edge. Errors are RFC 9457 " +
+      "`application/problem+json` with a stable `code`; every response carries `x-request-id`. " +
+      "Money is integer minor units (`*_cents`); times are RFC 3339 UTC.",
+  },
+  servers: [{ url: "http://localhost:8787", description: "Local development (npm run dev)" }],
+};
+
+export function buildApp() {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.use(requestId({ headerName: REQUEST_ID_HEADER, limitLength: 200 }));
+  app.use(async (c, next) => {
+    c.set("config", loadConfig(c.env));
+    await next();
+  });
+  app.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  app.route("/", catalogRoutes);
+  app.route("/", orderRoutes);
+  app.route("/", staffRoutes);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "buyerToken", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "A buyer JWT from the deployment's identity provider (`sub` is the user id).",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "An operator token from `POST /operators/login`.",
+  });
+  app.doc("/openapi.json", OPENAPI_INFO);
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Passes Edge API" }));
+
+  app.notFound(() => problemResponse(new ApiError("not_found", "No such route")));
+  app.onError((error, c) => {
+    const apiError = toApiError(error, c);
+    const response = problemResponse(apiError);
+    response.headers.set(REQUEST_ID_HEADER, c.get("requestId") ?? "");
+    return response;
+  });
+  return app;
+}

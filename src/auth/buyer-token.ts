@@ -1,0 +1,61 @@
+import { createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from "jose";
+import type { Config } from "../env";
+import { ApiError } from "../errors";
+
+/** Algorithms accepted from an external identity provider's JWKS. `none` and HMAC are never among them. */
+const JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
+/** The only algorithm accepted with the shared-secret configuration. */
+const SECRET_ALGORITHMS = ["HS256"];
+/** Seconds of clock skew tolerated between us and the identity provider. */
+const CLOCK_TOLERANCE_SECONDS = 30;
+
+// Per isolate: the remote key set keeps its own cache and cooldown; the HMAC key is encoded once.
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+const secretKeys = new Map<string, Uint8Array>();
+
+function remoteKeySet(url: string): JWTVerifyGetKey {
+  let keySet = remoteKeySets.get(url);
+  if (!keySet) {
+    keySet = createRemoteJWKSet(new URL(url));
+    remoteKeySets.set(url, keySet);
+  }
+  return keySet;
+}
+
+function secretKey(secret: string): Uint8Array {
+  let key = secretKeys.get(secret);
+  if (!key) {
+    key = new TextEncoder().encode(secret);
+    secretKeys.set(secret, key);
+  }
+  return key;
+}
+
+/**
+ * Verifies a buyer's bearer token and returns the user id (`sub`). Issuer, audience, expiry and the
+ * algorithm are all pinned; any failure is a 401 without saying which check failed.
+ */
+export async function verifyBuyerToken(config: Config, token: string): Promise<string> {
+  const options = {
+    issuer: config.buyerJwtIssuer,
+    audience: config.buyerJwtAudience,
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ["sub", "exp"],
+  };
+  try {
+    const { payload } = config.buyerJwksUrl
+      ? await jwtVerify(token, remoteKeySet(config.buyerJwksUrl), { ...options, algorithms: JWKS_ALGORITHMS })
+      : await jwtVerify(token, secretKey(config.buyerJwtSecret ?? ""), {
+          ...options,
+          algorithms: SECRET_ALGORITHMS,
+        });
+    if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 255) {
+      throw new ApiError("unauthenticated", "Token subject is missing or invalid");
+    }
+    return payload.sub;
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");
+    throw error;
+  }
+}

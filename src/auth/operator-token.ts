@@ -1,0 +1,64 @@
+import { errors, jwtVerify, SignJWT } from "jose";
+import type { Config } from "../env";
+import { ApiError } from "../errors";
+import { OPERATOR_ROLES, type OperatorRole } from "../types/domain";
+
+/** Operator tokens have their own typ and audience, so they can never pass for a buyer's or a QR token. */
+export const OPERATOR_TOKEN_TYP = "operator+jwt";
+export const OPERATOR_TOKEN_AUDIENCE = "staff";
+/** One shift. */
+export const OPERATOR_TOKEN_TTL_SECONDS = 8 * 60 * 60;
+
+export interface OperatorClaims {
+  operatorId: string;
+  roles: OperatorRole[];
+  eventIds: string[];
+}
+
+const keys = new Map<string, Uint8Array>();
+function operatorKey(secret: string): Uint8Array {
+  let key = keys.get(secret);
+  if (!key) {
+    key = new TextEncoder().encode(secret);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+export async function signOperatorToken(config: Config, claims: OperatorClaims, now: Date): Promise<string> {
+  const iat = Math.floor(now.getTime() / 1000);
+  return new SignJWT({ operator_id: claims.operatorId, roles: claims.roles, event_ids: claims.eventIds })
+    .setProtectedHeader({ alg: "HS256", typ: OPERATOR_TOKEN_TYP })
+    .setSubject(claims.operatorId)
+    .setIssuer(config.serviceIssuer)
+    .setAudience(OPERATOR_TOKEN_AUDIENCE)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + OPERATOR_TOKEN_TTL_SECONDS)
+    .sign(operatorKey(config.operatorJwtSecret));
+}
+
+function isRole(value: unknown): value is OperatorRole {
+  return typeof value === "string" && (OPERATOR_ROLES as readonly string[]).includes(value);
+}
+
+export async function verifyOperatorToken(config: Config, token: string): Promise<OperatorClaims> {
+  try {
+    const { payload } = await jwtVerify(token, operatorKey(config.operatorJwtSecret), {
+      algorithms: ["HS256"],
+      issuer: config.serviceIssuer,
+      audience: OPERATOR_TOKEN_AUDIENCE,
+      typ: OPERATOR_TOKEN_TYP,
+      requiredClaims: ["sub", "exp", "operator_id", "roles"],
+    });
+    const roles = Array.isArray(payload.roles) ? payload.roles.filter(isRole) : [];
+    const eventIds = Array.isArray(payload.event_ids)
+      ? payload.event_ids.filter((id): id is string => typeof id === "string")
+      : [];
+    if (typeof payload.operator_id !== "string") throw new ApiError("unauthenticated");
+    return { operatorId: payload.operator_id, roles, eventIds };
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+import type { BatchItem } from "drizzle-orm/batch";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import * as schema from "./schema";
+
+export type Db = DrizzleD1Database<typeof schema>;
+export type Statement = BatchItem<"sqlite">;
+
+const clients = new WeakMap<D1Database, Db>();
+
+/** One drizzle client per D1 binding per isolate. */
+export function getDb(d1: D1Database): Db {
+  let db = clients.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema });
+    clients.set(d1, db);
+  }
+  return db;
+}
+
+/** Runs statements as one atomic D1 batch: all commit or none do. */
+export async function atomically(db: Db, statements: Statement[]): Promise<void> {
+  const [first, ...rest] = statements;
+  if (!first) return;
+  await db.batch([first, ...rest]);
+}
+
+/** SQLite constraint failures surface as errors whose message names the constraint. */
+export function isConstraintError(error: unknown, pattern?: RegExp): boolean {
+  const messages: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
+    messages.push(current.message);
+    current = current.cause;
+  }
+  const text = messages.join(" | ");
+  return /constraint failed/i.test(text) && (pattern === undefined || pattern.test(text));
+}

@@ -1,0 +1,44 @@
+import { createMiddleware } from "hono/factory";
+import { verifyBuyerToken } from "../auth/buyer-token";
+import { verifyOperatorToken } from "../auth/operator-token";
+import { ApiError } from "../errors";
+import type { OperatorRole } from "../types/domain";
+import type { AppEnv } from "./context";
+
+/** Bearer tokens longer than this are refused before any parsing: no real JWT comes close. */
+const MAX_BEARER_TOKEN_LENGTH = 8_192;
+
+function bearerToken(header: string | undefined): string {
+  const match = header?.match(/^Bearer\s+([A-Za-z0-9\-_.~+/]+=*)\s*$/);
+  if (!match?.[1] || match[1].length > MAX_BEARER_TOKEN_LENGTH) {
+    throw new ApiError(
+      "unauthenticated",
+      "Authorization: Bearer <token> is required",
+      {},
+      {
+        "www-authenticate": 'Bearer realm="passes"',
+      },
+    );
+  }
+  return match[1];
+}
+
+/** Buyer routes: a JWT from the identity provider. Sets `buyerId`. */
+export const requireBuyer = createMiddleware<AppEnv>(async (c, next) => {
+  c.set("buyerId", await verifyBuyerToken(c.get("config"), bearerToken(c.req.header("authorization"))));
+  await next();
+});
+
+/**
+ * Staff routes: an operator token holding at least one of `roles` (admin passes every check).
+ * Missing or invalid token → 401; valid but without the role → 403.
+ */
+export function requireOperator(...roles: OperatorRole[]) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const operator = await verifyOperatorToken(c.get("config"), bearerToken(c.req.header("authorization")));
+    const allowed = operator.roles.includes("admin") || roles.some((role) => operator.roles.includes(role));
+    if (!allowed) throw new ApiError("forbidden", `Requires role: ${roles.join(" or ")}`);
+    c.set("operator", operator);
+    await next();
+  });
+}

@@ -1,0 +1,177 @@
+import { and, eq, lt, sql } from "drizzle-orm";
+import type { Db, Statement } from "../db/client";
+import { idempotencyRecords } from "../db/schema";
+import { ApiError, PROBLEM_CONTENT_TYPE, problemBody } from "../errors";
+
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/** A request holding a key longer than this is presumed crashed; a retry may then take the key over. */
+export const IDEMPOTENCY_LOCK_SECONDS = 30;
+/** Stored outcomes are kept at least 24 h (the contract); the sweep removes them after this. */
+export const IDEMPOTENCY_RETENTION_SECONDS = 48 * 60 * 60;
+export const REPLAYED_HEADER = "idempotent-replayed";
+
+/** Accepts both `"abc"` and `abc` (RFC 8941 string or bare token). */
+export function parseIdempotencyKey(header: string | undefined): string {
+  if (header === undefined) throw new ApiError("idempotency_key_missing");
+  const trimmed = header.trim();
+  const key =
+    trimmed.length >= 2 && trimmed.startsWith('"') && trimmed.endsWith('"') ? trimmed.slice(1, -1) : trimmed;
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+    throw new ApiError(
+      "idempotency_key_invalid",
+      `Idempotency-Key must be 1–${MAX_IDEMPOTENCY_KEY_LENGTH} characters`,
+    );
+  }
+  return key;
+}
+
+export interface IdempotentOutcome {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Handed to the operation while it holds the key. An operation whose effect is a D1 batch adds
+ * `complete(outcome)` to that batch, so the effect and its stored response commit together: there is
+ * no instant at which the effect exists but a retry would not see it.
+ */
+export class IdempotencyClaim {
+  completedInBatch = false;
+  constructor(
+    readonly scope: string,
+    readonly key: string,
+    private readonly db: Db,
+  ) {}
+
+  complete(outcome: IdempotentOutcome): Statement {
+    this.completedInBatch = true;
+    return this.completion(outcome);
+  }
+
+  /** Stores the outcome on its own, for operations that had no batch to carry it. */
+  async store(outcome: IdempotentOutcome): Promise<void> {
+    await this.completion(outcome).run();
+  }
+
+  private completion(outcome: IdempotentOutcome) {
+    return this.db
+      .update(idempotencyRecords)
+      .set({ state: "DONE", responseStatus: outcome.status, responseBody: JSON.stringify(outcome.body) })
+      .where(and(eq(idempotencyRecords.scope, this.scope), eq(idempotencyRecords.idempotencyKey, this.key)));
+  }
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function respond(outcome: IdempotentOutcome, replayed: boolean): Response {
+  const headers: Record<string, string> = {
+    "content-type": outcome.status >= 400 ? PROBLEM_CONTENT_TYPE : "application/json",
+  };
+  if (replayed) headers[REPLAYED_HEADER] = "true";
+  return new Response(JSON.stringify(outcome.body), { status: outcome.status, headers });
+}
+
+export interface IdempotentRequest {
+  db: Db;
+  /** Caller and operation, e.g. `buyer:u_123|orders.create`. */
+  scope: string;
+  key: string;
+  /** The validated request (body and path parameters) whose fingerprint a retry must match. */
+  request: unknown;
+  now: Date;
+}
+
+/**
+ * Runs `operation` at most once per (scope, key) and answers retries with its stored outcome.
+ * Business failures (any ApiError below 500) are outcomes too: they are stored and replayed. Anything
+ * else releases the key, so that a retry after an infrastructure failure starts clean.
+ */
+export async function runIdempotent(
+  { db, scope, key, request, now }: IdempotentRequest,
+  operation: (claim: IdempotencyClaim) => Promise<IdempotentOutcome>,
+): Promise<Response> {
+  const requestHash = await sha256Hex(JSON.stringify(request));
+  const lockedUntil = new Date(now.getTime() + IDEMPOTENCY_LOCK_SECONDS * 1000).toISOString();
+
+  const inserted = await db
+    .insert(idempotencyRecords)
+    .values({
+      scope,
+      idempotencyKey: key,
+      requestHash,
+      state: "IN_PROGRESS",
+      createdAt: now.toISOString(),
+      lockedUntil,
+    })
+    .onConflictDoNothing()
+    .run();
+
+  if (inserted.meta.changes === 0) {
+    const existing = await db.query.idempotencyRecords.findFirst({
+      where: and(eq(idempotencyRecords.scope, scope), eq(idempotencyRecords.idempotencyKey, key)),
+    });
+    if (!existing) throw new ApiError("idempotency_in_progress", "Retry shortly");
+    if (existing.requestHash !== requestHash) throw new ApiError("idempotency_key_reused");
+    if (existing.state === "DONE") {
+      return respond(
+        { status: existing.responseStatus ?? 500, body: JSON.parse(existing.responseBody ?? "null") },
+        true,
+      );
+    }
+    // Still running, unless its holder crashed: take over only a lock that has lapsed, and only once.
+    const takeover = await db
+      .update(idempotencyRecords)
+      .set({ lockedUntil })
+      .where(
+        and(
+          eq(idempotencyRecords.scope, scope),
+          eq(idempotencyRecords.idempotencyKey, key),
+          eq(idempotencyRecords.state, "IN_PROGRESS"),
+          eq(idempotencyRecords.lockedUntil, existing.lockedUntil),
+          lt(idempotencyRecords.lockedUntil, now.toISOString()),
+        ),
+      )
+      .run();
+    if (takeover.meta.changes === 0) throw new ApiError("idempotency_in_progress");
+  }
+
+  const claim = new IdempotencyClaim(scope, key, db);
+  let outcome: IdempotentOutcome;
+  try {
+    outcome = await operation(claim);
+  } catch (error) {
+    if (error instanceof ApiError && error.status < 500 && error.code !== "idempotency_in_progress") {
+      outcome = { status: error.status, body: problemBody(error.code, error.message, error.extensions) };
+      await claim.store(outcome);
+      return respond(outcome, false);
+    }
+    await db
+      .delete(idempotencyRecords)
+      .where(
+        and(
+          eq(idempotencyRecords.scope, scope),
+          eq(idempotencyRecords.idempotencyKey, key),
+          eq(idempotencyRecords.state, "IN_PROGRESS"),
+        ),
+      )
+      .run()
+      .catch(() => undefined);
+    throw error;
+  }
+  if (!claim.completedInBatch) await claim.store(outcome);
+  return respond(outcome, false);
+}
+
+/** Bounded clean-up of stored outcomes past retention; returns how many rows went. */
+export async function purgeIdempotencyRecords(db: Db, now: Date, limit: number): Promise<number> {
+  const cutoff = new Date(now.getTime() - IDEMPOTENCY_RETENTION_SECONDS * 1000).toISOString();
+  const result = await db.run(
+    // A bounded delete: SQLite's DELETE … LIMIT is not compiled into D1, so select the victims first.
+    sql`DELETE FROM idempotency_records WHERE rowid IN (
+      SELECT rowid FROM idempotency_records WHERE created_at < ${cutoff} AND state = 'DONE' LIMIT ${limit})`,
+  );
+  return result.meta.changes;
+}

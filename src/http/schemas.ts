@@ -1,0 +1,69 @@
+import { z } from "@hono/zod-openapi";
+import { ERROR_CODES, type ErrorCode, PROBLEM_CONTENT_TYPE } from "../errors";
+
+// Schemas shared by several routers. Route-specific schemas live beside their routes.
+
+export const ProblemSchema = z
+  .object({
+    type: z.string().openapi({ example: "https://passes.dev/problems/sold-out" }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .openapi({ description: "Per-field failures, with `validation_failed`." }),
+  })
+  .catchall(z.unknown())
+  .openapi("Problem", { description: "RFC 9457 problem details. Clients branch on `code`." });
+
+/**
+ * OpenAPI response entries for the problem codes a route can return, grouped by status, so each route
+ * lists exactly what it may answer.
+ */
+export function problems(...codes: ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) {
+    const status = ERROR_CODES[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<
+    number,
+    { description: string; content: Record<string, { schema: typeof ProblemSchema }> }
+  > = {};
+  for (const [status, statusCodes] of byStatus) {
+    responses[status] = {
+      description: statusCodes.map((code) => `\`${code}\`: ${ERROR_CODES[code].title}`).join("; "),
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } },
+    };
+  }
+  return responses;
+}
+
+/** Errors any JSON-body route can produce before its handler runs. */
+export const BODY_PROBLEMS: ErrorCode[] = ["validation_failed", "invalid_json", "payload_too_large"];
+
+export const IdempotencyKeyHeader = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .openapi({
+      description:
+        "Required. 1–255 characters, quoted or bare. Same key + same body replays the stored outcome " +
+        "(header `idempotent-replayed: true`); same key + another body → 422 `idempotency_key_reused`.",
+      example: "3f1c6b0e-2a7d-4c8e-9d1b-5e0f7a9c2b11",
+    }),
+});
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
+
+export const IsoTimestamp = z.string().openapi({ example: "2026-11-21T10:00:00Z", format: "date-time" });

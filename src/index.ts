@@ -1,0 +1,29 @@
+import { buildApp } from "./app";
+import { getDb } from "./db/client";
+import { sweepExpiredOrders } from "./db/orders";
+import type { Env } from "./env";
+import { purgeIdempotencyRecords } from "./http/idempotency";
+
+export { TicketObject } from "./objects/ticket";
+export { WalletObject } from "./objects/wallet";
+
+const app = buildApp();
+
+/** The cron expressions in wrangler.toml, told apart by `controller.cron`. */
+export const CRON_EVERY_MINUTE = "* * * * *";
+export const CRON_DAILY_EXPORT = "10 0 * * *";
+/** Stored idempotent outcomes removed per minute: bounded so a backlog drains without a long run. */
+const IDEMPOTENCY_PURGE_BATCH = 500;
+
+export default {
+  fetch: app.fetch,
+
+  async scheduled(controller, env, _ctx) {
+    const now = new Date(controller.scheduledTime);
+    if (controller.cron === CRON_EVERY_MINUTE) {
+      const db = getDb(env.DB);
+      await sweepExpiredOrders(db, now);
+      await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
+    }
+  },
+} satisfies ExportedHandler<Env>;

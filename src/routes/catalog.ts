@@ -1,0 +1,142 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createProduct, listActiveProducts, updateProduct } from "../db/catalog";
+import { getDb } from "../db/client";
+import { requireOperator } from "../http/auth";
+import { createRouter } from "../http/context";
+import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+
+const FunctionName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,31}$/)
+  .openapi({ example: "bus", description: "Lowercase name of what a use opens: `bus`, `ferry`, `museum`…" });
+
+export const ProductFunctionSchema = z
+  .object({ function: FunctionName, uses: z.number().int().min(1).max(1_000) })
+  .openapi("ProductFunction");
+
+const ProductSchema = z
+  .object({
+    id: z.string().openapi({ example: "prd_8k2m4n6p8r0t2v4x6z8b" }),
+    name: z.string(),
+    description: z.string(),
+    price_cents: z.number().int(),
+    currency: z.string().openapi({ example: "EUR" }),
+    functions: z.array(ProductFunctionSchema),
+    available: z.number().int().openapi({ description: "sellable − reserved − sold" }),
+  })
+  .openapi("Product");
+
+const AdminProductSchema = ProductSchema.extend({
+  sellable: z.number().int(),
+  reserved: z.number().int(),
+  sold: z.number().int(),
+  active: z.boolean(),
+  created_at: IsoTimestamp,
+  updated_at: IsoTimestamp,
+}).openapi("AdminProduct");
+
+export const MAX_PRICE_CENTS = 10_000_000;
+export const MAX_SELLABLE = 1_000_000;
+const MAX_FUNCTIONS_PER_PRODUCT = 20;
+
+const NewProductSchema = z
+  .object({
+    name: z.string().trim().min(1).max(120),
+    description: z.string().max(2_000).default(""),
+    price_cents: z.number().int().min(0).max(MAX_PRICE_CENTS),
+    sellable: z.number().int().min(0).max(MAX_SELLABLE),
+    functions: z
+      .array(ProductFunctionSchema)
+      .min(1)
+      .max(MAX_FUNCTIONS_PER_PRODUCT)
+      .refine(
+        (list) => new Set(list.map((f) => f.function)).size === list.length,
+        "Function names must be unique",
+      ),
+  })
+  .strict()
+  .openapi("NewProduct");
+
+const ProductPatchSchema = z
+  .object({
+    name: z.string().trim().min(1).max(120).optional(),
+    description: z.string().max(2_000).optional(),
+    price_cents: z.number().int().min(0).max(MAX_PRICE_CENTS).optional(),
+    sellable: z.number().int().min(0).max(MAX_SELLABLE).optional(),
+    active: z.boolean().optional(),
+  })
+  .strict()
+  .refine((patch) => Object.keys(patch).length > 0, "At least one field must be given")
+  .openapi("ProductPatch");
+
+const ProductIdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "id", in: "path" }, example: "prd_8k2m4n6p8r0t2v4x6z8b" }),
+});
+
+export const catalogRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/catalog",
+      tags: ["Catalog"],
+      summary: "Products for sale, with live availability",
+      responses: {
+        200: json(z.object({ products: z.array(ProductSchema) }).openapi("Catalog"), "The catalog"),
+      },
+    }),
+    async (c) => c.json({ products: await listActiveProducts(getDb(c.env.DB)) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/admin/products",
+      tags: ["Admin"],
+      summary: "Create a product",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      request: { body: jsonBody(NewProductSchema) },
+      responses: {
+        201: json(AdminProductSchema, "Created"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const config = c.get("config");
+      const product = await createProduct(getDb(c.env.DB), c.req.valid("json"), config.currency, new Date());
+      return c.json(product, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "patch",
+      path: "/admin/products/{id}",
+      tags: ["Admin"],
+      summary: "Change a product; sellable can never go below reserved + sold",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      request: { params: ProductIdParam, body: jsonBody(ProductPatchSchema) },
+      responses: {
+        200: json(AdminProductSchema, "Updated"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "unauthenticated",
+          "forbidden",
+          "not_found",
+          "sellable_below_committed",
+        ),
+      },
+    }),
+    async (c) => {
+      const product = await updateProduct(
+        getDb(c.env.DB),
+        c.req.valid("param").id,
+        c.req.valid("json"),
+        new Date(),
+      );
+      return c.json(product, 200);
+    },
+  );

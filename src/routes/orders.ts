@@ -1,0 +1,141 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../db/client";
+import { expireOrder, findOrderWithItems, toOrder } from "../db/orders";
+import { isHoldExpired, MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
+import { ApiError } from "../errors";
+import { requireBuyer } from "../http/auth";
+import { asRouteResponse, createRouter } from "../http/context";
+import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
+import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import { reserveOrder } from "../services/reserve-order";
+import { ORDER_STATUSES, type Order } from "../types/domain";
+
+const OrderItemSchema = z.object({
+  product_id: z.string(),
+  quantity: z.number().int(),
+  unit_price_cents: z.number().int(),
+});
+
+const OrderSchema = z
+  .object({
+    order_id: z.string().openapi({ example: "ord_3n5p7r9t1v3x5z7b9d1f" }),
+    status: z.enum(ORDER_STATUSES),
+    items: z.array(OrderItemSchema),
+    total_cents: z.number().int(),
+    credits_applied_cents: z.number().int(),
+    amount_due_cents: z.number().int(),
+    currency: z.string(),
+    created_at: IsoTimestamp,
+    expires_at: IsoTimestamp.openapi({
+      description: "When an unpaid order expires and releases its reservation",
+    }),
+  })
+  .openapi("Order");
+
+const NewOrderSchema = z
+  .object({
+    items: z
+      .array(
+        z
+          .object({
+            product_id: z.string().min(1).max(64),
+            quantity: z.number().int().min(1).max(MAX_QUANTITY_PER_ITEM),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(MAX_ITEMS_PER_ORDER),
+  })
+  .strict()
+  .openapi("NewOrder", { description: "Duplicate lines of one product are merged." });
+
+const OrderIdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .openapi({ param: { name: "id", in: "path" }, example: "ord_3n5p7r9t1v3x5z7b9d1f" }),
+});
+
+export const orderRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/orders",
+      tags: ["Orders"],
+      summary: "Create an order and reserve its inventory (idempotent)",
+      description:
+        "Reserves inventory atomically (`reserved + sold ≤ sellable` holds under any concurrency) for " +
+        "`ORDER_HOLD_SECONDS`; an unpaid order then becomes `EXPIRED` and releases its reservation.",
+      security: [{ buyerToken: [] }],
+      middleware: [requireBuyer] as const,
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(NewOrderSchema) },
+      responses: {
+        201: json(OrderSchema, "Order created (or replayed, with `idempotent-replayed: true`)"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "idempotency_key_missing",
+          "idempotency_key_invalid",
+          "unauthenticated",
+          "sold_out",
+          "product_inactive",
+          "idempotency_in_progress",
+          "idempotency_key_reused",
+          "unknown_product",
+        ),
+      },
+    }),
+    async (c) => {
+      const key = parseIdempotencyKey(c.req.header("idempotency-key"));
+      const userId = c.get("buyerId");
+      const body = c.req.valid("json");
+      const db = getDb(c.env.DB);
+      const config = c.get("config");
+      const response = await runIdempotent(
+        { db, scope: `buyer:${userId}|orders.create`, key, request: body, now: new Date() },
+        async (claim) => {
+          const order = await reserveOrder(db, {
+            userId,
+            idempotencyKey: key,
+            items: mergeOrderItems(body.items),
+            currency: config.currency,
+            holdSeconds: config.orderHoldSeconds,
+            claim,
+          });
+          return { status: 201, body: order };
+        },
+      );
+      return asRouteResponse(response);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/orders/{id}",
+      tags: ["Orders"],
+      summary: "One of the caller's orders",
+      security: [{ buyerToken: [] }],
+      middleware: [requireBuyer] as const,
+      request: { params: OrderIdParam },
+      responses: {
+        200: json(OrderSchema, "The order"),
+        ...problems("validation_failed", "unauthenticated", "not_found"),
+      },
+    }),
+    async (c) => {
+      const db = getDb(c.env.DB);
+      const orderId = c.req.valid("param").id;
+      const found = await findOrderWithItems(db, orderId);
+      // Someone else's order answers exactly like a missing one.
+      if (!found || found.row.userId !== c.get("buyerId")) throw new ApiError("not_found", "No such order");
+      let order: Order = toOrder(found.row, found.items);
+      const now = new Date();
+      if (isHoldExpired(order, now)) {
+        // The sweep may not have run yet: settle the expiry now so the answer is never stale.
+        await expireOrder(db, orderId, found.items, now);
+        const refreshed = await findOrderWithItems(db, orderId);
+        if (refreshed) order = toOrder(refreshed.row, refreshed.items);
+      }
+      return c.json(order, 200);
+    },
+  );

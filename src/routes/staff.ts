@@ -1,0 +1,155 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { OPERATOR_TOKEN_TTL_SECONDS, signOperatorToken } from "../auth/operator-token";
+import { decoyPasswordHash, hashPassword, verifyPassword } from "../auth/password";
+import { getDb } from "../db/client";
+import {
+  clearFailedLogins,
+  findOperatorByUsername,
+  insertOperator,
+  loginRetryAfterSeconds,
+  recordFailedLogin,
+} from "../db/operators";
+import { ApiError } from "../errors";
+import { requireOperator } from "../http/auth";
+import { createRouter } from "../http/context";
+import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import { OPERATOR_ROLES } from "../types/domain";
+
+const Username = z
+  .string()
+  .trim()
+  .min(3)
+  .max(64)
+  .regex(/^[A-Za-z0-9._-]+$/);
+/** Long passphrases are welcome; the cap only bounds the hashing work an attacker can ask for. */
+const MAX_PASSWORD_LENGTH = 256;
+const MIN_PASSWORD_LENGTH = 12;
+
+const LoginSchema = z
+  .object({ username: z.string().min(1).max(64), password: z.string().min(1).max(MAX_PASSWORD_LENGTH) })
+  .strict()
+  .openapi("OperatorLogin");
+
+const LoginResultSchema = z
+  .object({
+    operator_token: z.string().openapi({
+      description:
+        "JWT (typ `operator+jwt`, aud `staff`) whose claims carry `operator_id`, `roles`, `event_ids`",
+    }),
+    expires_in: z.number().int().openapi({ example: OPERATOR_TOKEN_TTL_SECONDS }),
+  })
+  .openapi("OperatorToken");
+
+const EventId = z.string().min(1).max(64);
+
+const NewOperatorSchema = z
+  .object({
+    username: Username,
+    password: z.string().min(MIN_PASSWORD_LENGTH).max(MAX_PASSWORD_LENGTH),
+    roles: z.array(z.enum(OPERATOR_ROLES)).min(1).max(OPERATOR_ROLES.length),
+    event_ids: z.array(EventId).max(100).default([]),
+  })
+  .strict()
+  .openapi("NewOperator");
+
+const OperatorSchema = z
+  .object({
+    operator_id: z.string(),
+    username: z.string(),
+    roles: z.array(z.enum(OPERATOR_ROLES)),
+    event_ids: z.array(z.string()),
+    created_at: IsoTimestamp,
+  })
+  .openapi("Operator");
+
+export const staffRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/operators/login",
+      tags: ["Staff"],
+      summary: "Exchange staff credentials for an operator token",
+      description:
+        "A wrong username and a wrong password get the same answer in similar time. After " +
+        "5 failures in 15 minutes a username is refused with 429 until the window ends.",
+      request: { body: jsonBody(LoginSchema) },
+      responses: {
+        200: json(LoginResultSchema, "Logged in"),
+        ...problems(...BODY_PROBLEMS, "invalid_credentials", "too_many_attempts"),
+      },
+    }),
+    async (c) => {
+      const { username, password } = c.req.valid("json");
+      const db = getDb(c.env.DB);
+      const now = new Date();
+      const retryAfter = await loginRetryAfterSeconds(db, username, now);
+      if (retryAfter > 0) {
+        throw new ApiError(
+          "too_many_attempts",
+          "Too many failed logins; try again later",
+          { retry_after: retryAfter },
+          {
+            "retry-after": String(retryAfter),
+          },
+        );
+      }
+      const operator = await findOperatorByUsername(db, username);
+      // Always run the hash, against a decoy when the user is unknown, so timing does not reveal usernames.
+      const valid = await verifyPassword(password, operator?.passwordHash ?? (await decoyPasswordHash()));
+      if (!operator || !valid || !operator.active) {
+        await recordFailedLogin(db, username, now);
+        throw new ApiError("invalid_credentials");
+      }
+      await clearFailedLogins(db, username);
+      const token = await signOperatorToken(
+        c.get("config"),
+        {
+          operatorId: operator.id,
+          roles: operator.roles.filter((role): role is (typeof OPERATOR_ROLES)[number] =>
+            (OPERATOR_ROLES as readonly string[]).includes(role),
+          ),
+          eventIds: operator.eventIds,
+        },
+        now,
+      );
+      return c.json({ operator_token: token, expires_in: OPERATOR_TOKEN_TTL_SECONDS }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/admin/operators",
+      tags: ["Admin"],
+      summary: "Create a staff operator",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      request: { body: jsonBody(NewOperatorSchema) },
+      responses: {
+        201: json(OperatorSchema, "Created"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "username_taken"),
+      },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const row = await insertOperator(
+        getDb(c.env.DB),
+        {
+          username: input.username,
+          passwordHash: await hashPassword(input.password),
+          roles: [...new Set(input.roles)],
+          eventIds: [...new Set(input.event_ids)],
+        },
+        new Date(),
+      );
+      return c.json(
+        {
+          operator_id: row.id,
+          username: row.username,
+          roles: input.roles,
+          event_ids: row.eventIds,
+          created_at: row.createdAt,
+        },
+        201,
+      );
+    },
+  );
