@@ -1,4 +1,5 @@
 import { buildApp } from "./app";
+import { CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
 import { sweepExpiredOrders } from "./db/orders";
 import type { Env } from "./env";
@@ -9,9 +10,6 @@ export { WalletObject } from "./objects/wallet";
 
 const app = buildApp();
 
-/** The cron expressions in wrangler.toml, told apart by `controller.cron`. */
-export const CRON_EVERY_MINUTE = "* * * * *";
-export const CRON_DAILY_EXPORT = "10 0 * * *";
 /** Stored idempotent outcomes removed per minute: bounded so a backlog drains without a long run. */
 const IDEMPOTENCY_PURGE_BATCH = 500;
 

@@ -62,6 +62,7 @@ export const orderRoutes = createRouter()
     createRoute({
       method: "post",
       path: "/orders",
+      operationId: "createOrder",
       tags: ["Orders"],
       summary: "Create an order and reserve its inventory (idempotent)",
       description:
@@ -112,8 +113,10 @@ export const orderRoutes = createRouter()
     createRoute({
       method: "get",
       path: "/orders/{id}",
+      operationId: "getOrder",
       tags: ["Orders"],
       summary: "One of the caller's orders",
+      description: "Owner only: someone else's order answers exactly like a missing one (404).",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       request: { params: OrderIdParam },
