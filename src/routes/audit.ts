@@ -1,0 +1,133 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { decodeAuditCursor, encodeAuditCursor, listAuditEntries, verifyAuditChain } from "../db/audit";
+import { getDb } from "../db/client";
+import { requireOperator } from "../http/auth";
+import { createRouter } from "../http/context";
+import { IsoTimestamp, json, problems } from "../http/schemas";
+
+export const AUDIT_DEFAULT_PAGE_SIZE = 100;
+export const AUDIT_MAX_PAGE_SIZE = 500;
+const MAX_CURSOR_LENGTH = 200;
+
+const AuditEntrySchema = z
+  .object({
+    seq: z.number().int().openapi({ description: "Position in the chain, from 1" }),
+    id: z.string().openapi({ example: "aud_6p8r0t2v4x6z8b0d2f4h" }),
+    ts: IsoTimestamp,
+    actor: z.string().openapi({ description: "Operator id; the submitted username for a failed login" }),
+    action: z.string().openapi({ example: "session.open" }),
+    target: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+    prev_hash: z.string().openapi({ description: "The previous entry's hash; 64 zeros for the first" }),
+    hash: z.string().openapi({
+      description:
+        "SHA-256 (hex) of the UTF-8 JSON array [seq, id, ts, actor, action, target, details, prev_hash], " +
+        "where details is its canonical JSON text (keys sorted)",
+    }),
+  })
+  .openapi("AuditEntry");
+
+const AuditQuerySchema = z
+  .object({
+    from: z.iso.datetime({ offset: true }).openapi({
+      param: { name: "from", in: "query" },
+      description: "Inclusive, RFC 3339",
+      example: "2026-11-21T00:00:00Z",
+    }),
+    to: z.iso.datetime({ offset: true }).openapi({
+      param: { name: "to", in: "query" },
+      description: "Exclusive, RFC 3339",
+      example: "2026-11-22T00:00:00Z",
+    }),
+    cursor: z
+      .string()
+      .max(MAX_CURSOR_LENGTH)
+      .refine((value) => decodeAuditCursor(value) !== undefined, "Not a cursor from a previous page")
+      .optional()
+      .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(AUDIT_MAX_PAGE_SIZE)
+      .default(AUDIT_DEFAULT_PAGE_SIZE)
+      .openapi({ param: { name: "limit", in: "query" }, example: AUDIT_DEFAULT_PAGE_SIZE }),
+  })
+  .refine((query) => Date.parse(query.from) < Date.parse(query.to), {
+    path: ["to"],
+    message: "to must be after from",
+  });
+
+const AuditPageSchema = z
+  .object({
+    entries: z.array(AuditEntrySchema),
+    next_cursor: z.string().nullable().openapi({ description: "`null` on the last page" }),
+  })
+  .openapi("AuditPage");
+
+const AuditVerificationSchema = z
+  .union([
+    z.object({ ok: z.literal(true), entries: z.number().int() }),
+    z.object({
+      ok: z.literal(false),
+      entries_checked: z.number().int().openapi({ description: "Entries before the break that verified" }),
+      broken_at: z.object({
+        seq: z.number().int(),
+        id: z.string(),
+        reason: z.enum(["seq_gap", "prev_hash_mismatch", "hash_mismatch", "ts_regressed"]),
+      }),
+    }),
+  ])
+  .openapi("AuditVerification");
+
+export const auditRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/admin/audit",
+      operationId: "listAudit",
+      tags: ["Admin"],
+      summary: "Audit entries in a time range, in chain order",
+      description:
+        `Role \`admin\`. Entries with \`from ≤ ts < to\`, oldest first, at most \`limit\` ` +
+        `(default ${AUDIT_DEFAULT_PAGE_SIZE}, max ${AUDIT_MAX_PAGE_SIZE}) per page; pass \`next_cursor\` ` +
+        "back as `cursor` for the next page. Timestamps never decrease along the chain.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      request: { query: AuditQuerySchema },
+      responses: {
+        200: json(AuditPageSchema, "One page of entries"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const page = await listAuditEntries(getDb(c.env.DB), {
+        from: new Date(query.from).toISOString(),
+        to: new Date(query.to).toISOString(),
+        after: query.cursor === undefined ? undefined : decodeAuditCursor(query.cursor),
+        limit: query.limit,
+      });
+      return c.json({ entries: page.entries, next_cursor: page.next && encodeAuditCursor(page.next) }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/admin/audit/verify",
+      operationId: "verifyAudit",
+      tags: ["Admin"],
+      summary: "Verify the audit hash chain",
+      description:
+        "Role `admin`. Walks the chain from the first entry and answers 200 either way: " +
+        "`{ ok: true, entries }`, or `ok: false` with the first broken link (`seq_gap`, " +
+        "`prev_hash_mismatch`, `hash_mismatch` or `ts_regressed`).",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      responses: {
+        200: json(AuditVerificationSchema, "The verification result"),
+        ...problems("unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => c.json(await verifyAuditChain(getDb(c.env.DB)), 200),
+  );

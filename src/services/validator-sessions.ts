@@ -1,0 +1,174 @@
+import { eq } from "drizzle-orm";
+import type { OperatorClaims } from "../auth/operator-token";
+import { appendAudit, errorMatches } from "../db/audit";
+import type { Db } from "../db/client";
+import { findDevice, toDevice } from "../db/devices";
+import { validatorSessions } from "../db/schema";
+import {
+  findSessionWithDevice,
+  findValidatorSession,
+  type SessionWithDevice,
+  toValidatorSession,
+  type ValidatorSessionRow,
+} from "../db/validator-sessions";
+import { ApiError } from "../errors";
+import { newId } from "../ids";
+import type { Device, DeviceKind, ValidatorSession } from "../types/domain";
+
+/** A session covers one shift and a half: long enough never to lapse mid-shift, short enough to go stale. */
+export const VALIDATOR_SESSION_SECONDS = 12 * 60 * 60;
+
+const isAdmin = (operator: OperatorClaims) => operator.roles.includes("admin");
+
+export interface OpenSessionRequest {
+  operator: OperatorClaims;
+  deviceId: string;
+  locationId?: string;
+  eventId?: string;
+  now: Date;
+}
+
+/**
+ * Opens a session on a registered, active device (else `device_not_authorized`). The caller needs the
+ * role matching the device's kind (admin passes). A device bound to an event only opens sessions for that
+ * event, and a POS session's event must also be one of the operator's `event_ids` (admin passes).
+ * Defaults: the device's location and event.
+ */
+export async function openValidatorSession(db: Db, request: OpenSessionRequest): Promise<ValidatorSession> {
+  const { operator, now } = request;
+  const device = await findDevice(db, request.deviceId);
+  if (!device?.active) {
+    throw new ApiError("device_not_authorized", `Device ${request.deviceId} is not registered or not active`);
+  }
+  if (!isAdmin(operator) && !operator.roles.includes(device.kind)) {
+    throw new ApiError("forbidden", `A ${device.kind} session requires role ${device.kind}`);
+  }
+  const eventId = request.eventId ?? device.eventId;
+  if (device.eventId !== null && eventId !== device.eventId) {
+    throw new ApiError("forbidden", `Device ${device.id} is bound to event ${device.eventId}`);
+  }
+  if (
+    device.kind === "pos" &&
+    !isAdmin(operator) &&
+    (eventId === null || !operator.eventIds.includes(eventId))
+  ) {
+    throw new ApiError("forbidden", `Operator is not assigned to event ${eventId}`);
+  }
+
+  const row: ValidatorSessionRow = {
+    id: newId("ses"),
+    operatorId: operator.operatorId,
+    deviceId: device.id,
+    kind: device.kind,
+    locationId: request.locationId ?? device.locationId,
+    eventId,
+    openedAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + VALIDATOR_SESSION_SECONDS * 1000).toISOString(),
+    closedAt: null,
+  };
+  const session = toValidatorSession(row);
+  await appendAudit(
+    db,
+    {
+      actor: operator.operatorId,
+      action: "session.open",
+      target: row.id,
+      details: {
+        device_id: session.device_id,
+        kind: session.kind,
+        location_id: session.location_id,
+        event_id: session.event_id,
+        expires_at: session.expires_at,
+      },
+    },
+    now,
+    [db.insert(validatorSessions).values(row)],
+  );
+  return session;
+}
+
+export interface CloseSessionRequest {
+  sessionId: string;
+  operator: OperatorClaims;
+  now: Date;
+}
+
+/**
+ * Closes a session: its own operator's, or any for an admin; someone else's answers like a missing one.
+ * Idempotent: closing a closed session returns it unchanged and writes no second audit entry.
+ */
+export async function closeValidatorSession(db: Db, request: CloseSessionRequest): Promise<ValidatorSession> {
+  const { operator, now } = request;
+  const row = await findValidatorSession(db, request.sessionId);
+  if (!row || (row.operatorId !== operator.operatorId && !isAdmin(operator))) {
+    throw new ApiError("not_found", "No such session");
+  }
+  if (row.closedAt !== null) return toValidatorSession(row);
+
+  // Never before opened_at (the table's CHECK), even if this isolate's clock trails the one that opened it.
+  let closedAt = now.toISOString();
+  if (closedAt < row.openedAt) closedAt = row.openedAt;
+  try {
+    await appendAudit(
+      db,
+      {
+        actor: operator.operatorId,
+        action: "session.close",
+        target: row.id,
+        details: { device_id: row.deviceId, session_operator_id: row.operatorId },
+      },
+      now,
+      [db.update(validatorSessions).set({ closedAt }).where(eq(validatorSessions.id, row.id))],
+    );
+  } catch (error) {
+    // A concurrent close won: the close-once trigger rolled back our batch, audit entry included.
+    if (errorMatches(error, /validator_session_already_closed/)) {
+      const closed = await findValidatorSession(db, row.id);
+      if (closed) return toValidatorSession(closed);
+    }
+    throw error;
+  }
+  return toValidatorSession({ ...row, closedAt });
+}
+
+/** Why a session cannot be used for this request, or undefined when it can. */
+function sessionProblem(
+  found: SessionWithDevice | undefined,
+  request: RequireOpenSessionRequest,
+): string | undefined {
+  // Someone else's session answers exactly like a missing one.
+  if (!found || found.session.operatorId !== request.operatorId) {
+    return "No open session with this id for this operator";
+  }
+  if (found.session.closedAt !== null) return "Session is closed";
+  if (found.session.expiresAt <= request.now.toISOString()) return "Session has expired";
+  if (found.session.kind !== request.kind) return `Not a ${request.kind} session`;
+  if (!found.device.active) return "The session's device has been deactivated";
+  if (!found.operatorActive) return "The session's operator has been deactivated";
+  return undefined;
+}
+
+export interface OpenSession {
+  session: ValidatorSession;
+  /** The device the session runs on, with its `functions` restriction (null: every function). */
+  device: Device;
+}
+
+export interface RequireOpenSessionRequest {
+  sessionId: string;
+  operatorId: string;
+  kind: DeviceKind;
+  now: Date;
+}
+
+/**
+ * The check every scan and POS request makes, in one D1 query (session ⋈ device ⋈ operator). Throws
+ * 403 `session_invalid` when the session does not exist or is not the caller's (same answer for both),
+ * is closed or expired, is of the other kind, or its device or operator has since been deactivated.
+ */
+export async function requireOpenSession(db: Db, request: RequireOpenSessionRequest): Promise<OpenSession> {
+  const found = await findSessionWithDevice(db, request.sessionId);
+  const problem = sessionProblem(found, request);
+  if (!found || problem) throw new ApiError("session_invalid", problem);
+  return { session: toValidatorSession(found.session), device: toDevice(found.device) };
+}

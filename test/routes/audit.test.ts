@@ -1,0 +1,288 @@
+import { env } from "cloudflare:workers";
+import { describe, it } from "vitest";
+import { appendAudit, verifyAuditChain } from "../../src/db/audit";
+import { getDb } from "../../src/db/client";
+import type { AuditEntry } from "../../src/types/domain";
+import { operatorToken, TEST_PASSWORD } from "../support/fixtures";
+import { callJson } from "../support/http";
+import { adminOperator, openSession, registeredDevice, uniqueDeviceId } from "../support/staff";
+
+const db = () => getDb(env.DB);
+const FAR_FUTURE = "2999-01-01T00:00:00Z";
+
+interface AuditPage {
+  entries: AuditEntry[];
+  next_cursor: string | null;
+}
+
+/** Every entry with ts ≥ `from`, following next_cursor with small pages so paging is exercised. */
+async function auditSince(token: string, from: string, limit = 7): Promise<AuditEntry[]> {
+  const entries: AuditEntry[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 1_000; page++) {
+    const query = new URLSearchParams({ from, to: FAR_FUTURE, limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    const response = await callJson<AuditPage>("GET", `/admin/audit?${query}`, { token });
+    if (response.status !== 200) throw new Error(`audit listing failed: ${response.status}`);
+    entries.push(...response.body.entries);
+    cursor = response.body.next_cursor;
+    if (!cursor) return entries;
+  }
+  throw new Error("too many pages");
+}
+
+async function tailSeq(): Promise<number> {
+  const row = await env.DB.prepare("SELECT coalesce(max(seq), 0) AS seq FROM audit_log").first<{
+    seq: number;
+  }>();
+  return row?.seq ?? 0;
+}
+
+async function verify() {
+  const admin = await adminOperator();
+  return callJson<Record<string, unknown>>("GET", "/admin/audit/verify", { token: admin.token });
+}
+
+describe("audit entries for staff actions", () => {
+  it("records logins, failed logins and admin changes in order, without secrets", async ({ expect }) => {
+    const admin = await adminOperator();
+    const since = new Date().toISOString();
+
+    const gate = await operatorToken(["gate"]);
+    const failed = await callJson("POST", "/operators/login", {
+      body: { username: gate.username, password: "not-the-password" },
+    });
+    expect(failed.status).toBe(401);
+    const unknownUser = `ghost-${crypto.randomUUID().slice(0, 8)}`;
+    await callJson("POST", "/operators/login", { body: { username: unknownUser, password: "whatever-123" } });
+
+    const newPassword = `secret-${crypto.randomUUID()}`;
+    const operator = await callJson<{ operator_id: string }>("POST", "/admin/operators", {
+      token: admin.token,
+      body: { username: `op-${crypto.randomUUID().slice(0, 8)}`, password: newPassword, roles: ["pos"] },
+    });
+    expect(operator.status).toBe(201);
+    const product = await callJson<{ id: string }>("POST", "/admin/products", {
+      token: admin.token,
+      body: { name: "Audit Pass", price_cents: 100, sellable: 5, functions: [{ function: "bus", uses: 1 }] },
+    });
+    const patched = await callJson("PATCH", `/admin/products/${product.body.id}`, {
+      token: admin.token,
+      body: { sellable: 9 },
+    });
+    expect(patched.status).toBe(200);
+    const deviceId = uniqueDeviceId("gate");
+    await callJson("POST", "/admin/devices", {
+      token: admin.token,
+      body: { device_id: deviceId, kind: "gate" },
+    });
+    await callJson("PATCH", `/admin/devices/${deviceId}`, { token: admin.token, body: { active: false } });
+    await callJson("PATCH", `/admin/devices/${deviceId}`, { token: admin.token, body: { active: true } });
+    const session = await openSession(gate.token, { device_id: deviceId });
+    await callJson("DELETE", `/validators/sessions/${session.body.session_id}`, { token: gate.token });
+
+    const entries = await auditSince(admin.token, since);
+    const mine = entries.filter(
+      (entry) =>
+        [gate.operatorId, gate.username, unknownUser].includes(entry.actor) ||
+        [operator.body.operator_id, product.body.id, deviceId, session.body.session_id].includes(
+          entry.target ?? "",
+        ),
+    );
+    expect(mine.map((entry) => [entry.action, entry.actor])).toEqual([
+      ["operator.login", gate.operatorId],
+      ["operator.login_failed", gate.username],
+      ["operator.login_failed", unknownUser],
+      ["operator.create", admin.operatorId],
+      ["product.create", admin.operatorId],
+      ["product.update", admin.operatorId],
+      ["device.register", admin.operatorId],
+      ["device.update", admin.operatorId],
+      ["device.update", admin.operatorId],
+      ["session.open", gate.operatorId],
+      ["session.close", gate.operatorId],
+    ]);
+    expect(mine[1]?.details).toEqual({ reason: "wrong_password" });
+    expect(mine[2]).toMatchObject({ target: null, details: { reason: "unknown_username" } });
+    expect(mine[5]?.details).toEqual({ sellable: 9 });
+    expect(mine[7]?.details).toEqual({ active: { from: true, to: false } });
+    expect(mine[9]).toMatchObject({ target: session.body.session_id, details: { device_id: deviceId } });
+
+    // Chain order: seq strictly increasing by one overall, and ts never decreasing.
+    for (let i = 1; i < entries.length; i++) {
+      expect(entries[i]?.seq).toBe((entries[i - 1]?.seq ?? 0) + 1);
+      expect(entries[i]?.prev_hash).toBe(entries[i - 1]?.hash);
+      expect((entries[i]?.ts ?? "") >= (entries[i - 1]?.ts ?? "")).toBe(true);
+    }
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(newPassword);
+    expect(text).not.toContain(TEST_PASSWORD);
+    expect(text).not.toContain("not-the-password");
+  });
+
+  it("verify answers ok with the number of entries", async ({ expect }) => {
+    await operatorToken(["gate"]);
+    const result = await verify();
+    expect(result.status).toBe(200);
+    expect(result.body).toEqual({ ok: true, entries: await tailSeq() });
+  });
+
+  it("20 concurrent appends make 20 linked entries", async ({ expect }) => {
+    const before = await tailSeq();
+    const now = new Date();
+    const appended = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        appendAudit(
+          db(),
+          { actor: "test", action: "test.concurrent", target: `t-${i}`, details: { i } },
+          now,
+        ),
+      ),
+    );
+    expect(new Set(appended.map((entry) => entry.seq))).toEqual(
+      new Set(Array.from({ length: 20 }, (_, i) => before + 1 + i)),
+    );
+    expect(await tailSeq()).toBe(before + 20);
+    expect(await verifyAuditChain(db())).toEqual({ ok: true, entries: before + 20 });
+  });
+
+  it("verifies across several pages", async ({ expect }) => {
+    await appendAudit(db(), { actor: "test", action: "test.paging" }, new Date());
+    const total = await tailSeq();
+    expect(await verifyAuditChain(db(), 3)).toEqual({ ok: true, entries: total });
+  });
+});
+
+describe("the audit log is append-only", () => {
+  it("the database refuses UPDATE, DELETE and an insert that does not link to the tail", async ({
+    expect,
+  }) => {
+    const entry = await appendAudit(db(), { actor: "test", action: "test.immutable" }, new Date());
+    await expect(
+      env.DB.prepare("UPDATE audit_log SET details = '{}' WHERE seq = ?").bind(entry.seq).run(),
+    ).rejects.toThrow(/audit_log_append_only/);
+    await expect(env.DB.prepare("DELETE FROM audit_log WHERE seq = ?").bind(entry.seq).run()).rejects.toThrow(
+      /audit_log_append_only/,
+    );
+    const forged = env.DB.prepare(
+      "INSERT INTO audit_log (seq, id, ts, actor, action, target, details, prev_hash, hash) VALUES (?, ?, ?, 'x', 'x', NULL, '{}', ?, ?)",
+    );
+    // A gap in seq, and a link to an entry that is not the tail.
+    await expect(
+      forged.bind(entry.seq + 2, "aud_forged1", entry.ts, entry.hash, "f".repeat(64)).run(),
+    ).rejects.toThrow(/audit_log_chain_conflict/);
+    await expect(
+      forged.bind(entry.seq + 1, "aud_forged2", entry.ts, entry.prev_hash, "e".repeat(64)).run(),
+    ).rejects.toThrow(/audit_log_chain_conflict|UNIQUE/);
+    expect((await verify()).body).toMatchObject({ ok: true });
+  });
+
+  it("verify reports the first entry edited behind the API's back", async ({ expect }) => {
+    await appendAudit(db(), { actor: "test", action: "test.before" }, new Date());
+    const victim = await appendAudit(
+      db(),
+      { actor: "test", action: "test.victim", details: { amount: 1 } },
+      new Date(),
+    );
+    await appendAudit(db(), { actor: "test", action: "test.after" }, new Date());
+    const original = await env.DB.prepare("SELECT details FROM audit_log WHERE seq = ?")
+      .bind(victim.seq)
+      .first<{ details: string }>();
+    const noUpdateTrigger = env.TEST_MIGRATIONS.flatMap((migration) => migration.queries).find((query) =>
+      query.includes("TRIGGER IF NOT EXISTS audit_log_no_update"),
+    );
+    expect(noUpdateTrigger).toBeDefined();
+
+    await env.DB.exec("DROP TRIGGER audit_log_no_update");
+    try {
+      await env.DB.prepare(`UPDATE audit_log SET details = '{"amount":1000}' WHERE seq = ?`)
+        .bind(victim.seq)
+        .run();
+      const tampered = await verify();
+      expect(tampered.status).toBe(200);
+      expect(tampered.body).toEqual({
+        ok: false,
+        entries_checked: victim.seq - 1,
+        broken_at: { seq: victim.seq, id: victim.id, reason: "hash_mismatch" },
+      });
+    } finally {
+      await env.DB.prepare("UPDATE audit_log SET details = ? WHERE seq = ?")
+        .bind(original?.details, victim.seq)
+        .run();
+      await env.DB.prepare(noUpdateTrigger ?? "").run();
+    }
+    expect((await verify()).body).toMatchObject({ ok: true });
+    await expect(
+      env.DB.prepare("UPDATE audit_log SET details = '{}' WHERE seq = ?").bind(victim.seq).run(),
+    ).rejects.toThrow(/audit_log_append_only/);
+  });
+});
+
+describe("GET /admin/audit", () => {
+  it("pages by cursor without gaps or repeats", async ({ expect }) => {
+    const admin = await adminOperator();
+    const since = new Date().toISOString();
+    for (let i = 0; i < 5; i++) {
+      await appendAudit(db(), { actor: "test", action: "test.page", target: `p-${i}` }, new Date());
+    }
+    const small = await auditSince(admin.token, since, 2);
+    const large = await auditSince(admin.token, since, 500);
+    expect(small.map((entry) => entry.seq)).toEqual(large.map((entry) => entry.seq));
+    expect(small.filter((entry) => entry.action === "test.page").map((entry) => entry.target)).toEqual([
+      "p-0",
+      "p-1",
+      "p-2",
+      "p-3",
+      "p-4",
+    ]);
+  });
+
+  it("filters by time range and accepts offsets", async ({ expect }) => {
+    const admin = await adminOperator();
+    const entry = await appendAudit(db(), { actor: "test", action: "test.range" }, new Date());
+    const ts = Date.parse(entry.ts);
+    const inRange = new URLSearchParams({
+      from: new Date(ts).toISOString(),
+      to: new Date(ts + 1).toISOString(),
+    });
+    const hit = await callJson<AuditPage>("GET", `/admin/audit?${inRange}`, { token: admin.token });
+    expect(hit.body.entries.map((e) => e.id)).toContain(entry.id);
+    const before = new URLSearchParams({ from: "2000-01-01T02:00:00+02:00", to: new Date(ts).toISOString() });
+    const miss = await callJson<AuditPage>("GET", `/admin/audit?${before}`, { token: admin.token });
+    expect(miss.status).toBe(200);
+    expect(miss.body.entries.map((e) => e.id)).not.toContain(entry.id);
+  });
+
+  it.for<[string, string]>([
+    ["no range", ""],
+    ["to before from", `from=${encodeURIComponent(FAR_FUTURE)}&to=2000-01-01T00:00:00Z`],
+    ["a date without time", "from=2026-01-01&to=2027-01-01"],
+    ["a bad cursor", `from=2000-01-01T00:00:00Z&to=${encodeURIComponent(FAR_FUTURE)}&cursor=nope`],
+    ["limit 0", `from=2000-01-01T00:00:00Z&to=${encodeURIComponent(FAR_FUTURE)}&limit=0`],
+    ["limit over the maximum", `from=2000-01-01T00:00:00Z&to=${encodeURIComponent(FAR_FUTURE)}&limit=501`],
+    ["a non-numeric limit", `from=2000-01-01T00:00:00Z&to=${encodeURIComponent(FAR_FUTURE)}&limit=ten`],
+  ])("400 validation_failed for %s", async ([, query], { expect }) => {
+    const admin = await adminOperator();
+    const response = await callJson<{ code: string }>("GET", `/admin/audit?${query}`, { token: admin.token });
+    expect(response.status).toBe(400);
+    expect(response.body.code).toBe("validation_failed");
+  });
+
+  it("is for admins only", async ({ expect }) => {
+    const analyst = await operatorToken(["analyst"]);
+    const query = `from=2000-01-01T00:00:00Z&to=${encodeURIComponent(FAR_FUTURE)}`;
+    expect((await callJson("GET", `/admin/audit?${query}`, { token: analyst.token })).status).toBe(403);
+    expect((await callJson("GET", "/admin/audit/verify", { token: analyst.token })).status).toBe(403);
+    expect((await callJson("GET", "/admin/audit/verify")).status).toBe(401);
+  });
+});
+
+describe("sessions in the audit log", () => {
+  it("a refused session open writes nothing", async ({ expect }) => {
+    const gate = await operatorToken(["gate"]);
+    const posDevice = await registeredDevice({ kind: "pos", event_id: "evt-audit" });
+    const before = await tailSeq();
+    expect((await openSession(gate.token, { device_id: posDevice })).status).toBe(403);
+    expect(await tailSeq()).toBe(before);
+  });
+});
