@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   idempotency_key_reused: { status: 422, title: "Idempotency-Key was used with a different request" },
   unknown_product: { status: 422, title: "Unknown product" },
   amount_mismatch: { status: 422, title: "Payment amount or currency does not match" },
+  invalid_code: { status: 422, title: "Ticket code is malformed or mistyped" },
   token_invalid: { status: 422, title: "Token is invalid" },
   token_expired: { status: 422, title: "Token has expired" },
   too_many_attempts: { status: 429, title: "Too many attempts" },

@@ -2,8 +2,11 @@ import { buildApp } from "./app";
 import { CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
 import { sweepExpiredOrders } from "./db/orders";
+import { drainOutbox } from "./db/outbox";
 import type { Env } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
+import { consumeEvents } from "./queues/consumer";
+import { createMailer } from "./queues/mailer";
 
 export { TicketObject } from "./objects/ticket";
 export { WalletObject } from "./objects/wallet";
@@ -22,6 +25,12 @@ export default {
       const db = getDb(env.DB);
       await sweepExpiredOrders(db, now);
       await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
+      // Events whose send failed after their batch committed.
+      await drainOutbox(db, env.EVENTS, now);
     }
+  },
+
+  async queue(batch, env, _ctx) {
+    await consumeEvents(batch, { db: getDb(env.DB), mailer: createMailer(env) });
   },
 } satisfies ExportedHandler<Env>;

@@ -1,0 +1,180 @@
+import { errors, importJWK, type JWK, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import type { Config } from "../env";
+import { ApiError } from "../errors";
+
+// QR tokens are short-lived JWS signed with an Ed25519 key from the QR_SIGNING_JWK secret. The public
+// halves of the current and previous keys are published at /.well-known/jwks.json, so a gate or a third
+// party verifies them with any JOSE library; keeping the previous key there lets tokens signed just before
+// a rotation still verify.
+
+const QR_ALGORITHM = "EdDSA" as const;
+export const TICKET_QR_TYP = "ticket-qr+jwt";
+export const TICKET_QR_AUDIENCE = "gate";
+/** Short enough that a screenshot is useless within a minute; the contract caps it at 60 s. */
+export const TICKET_QR_TTL_SECONDS = 30;
+/** Seconds of clock skew tolerated between the signer and a verifying gate. */
+const CLOCK_TOLERANCE_SECONDS = 5;
+/** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
+const MAX_QR_TOKEN_LENGTH = 2_048;
+
+/** A published verification key: the private `d` is never part of it. */
+export interface PublicJwk {
+  kty: "OKP";
+  crv: "Ed25519";
+  x: string;
+  kid: string;
+  alg: typeof QR_ALGORITHM;
+  use: "sig";
+}
+
+interface QrSigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  publicJwk: PublicJwk;
+}
+
+// Imported once per isolate, keyed by the secret's text: a rotated secret is a new entry.
+const importedKeys = new Map<string, Promise<QrSigningKey>>();
+
+function asCryptoKey(key: CryptoKey | Uint8Array): CryptoKey {
+  if (key instanceof Uint8Array) throw new Error("QR signing key must be asymmetric");
+  return key;
+}
+
+async function importSigningKey(secret: string): Promise<QrSigningKey> {
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(secret) as JWK;
+  } catch {
+    throw new Error("QR signing key is not a JSON JWK");
+  }
+  const { kty, crv, x, d, kid } = jwk;
+  if (kty !== "OKP" || crv !== "Ed25519" || !x || !d || !kid) {
+    throw new Error("QR signing key must be an Ed25519 private JWK (kty OKP, crv Ed25519, x, d, kid)");
+  }
+  const publicJwk: PublicJwk = { kty: "OKP", crv: "Ed25519", x, kid, alg: QR_ALGORITHM, use: "sig" };
+  const [privateKey, publicKey] = await Promise.all([
+    importJWK({ kty, crv, x, d, alg: QR_ALGORITHM }, QR_ALGORITHM),
+    importJWK({ ...publicJwk }, QR_ALGORITHM),
+  ]);
+  return { kid, privateKey: asCryptoKey(privateKey), publicKey: asCryptoKey(publicKey), publicJwk };
+}
+
+function signingKey(secret: string): Promise<QrSigningKey> {
+  let key = importedKeys.get(secret);
+  if (!key) {
+    key = importSigningKey(secret);
+    importedKeys.set(secret, key);
+    // A failed import is not cached: the next request reports the misconfiguration again.
+    key.catch(() => importedKeys.delete(secret));
+  }
+  return key;
+}
+
+/** The current key, then the previous one when a rotation is in progress. */
+async function configuredKeys(config: Config): Promise<QrSigningKey[]> {
+  const secrets = [config.qrSigningJwk, config.qrSigningJwkPrevious].filter(
+    (secret): secret is string => secret !== undefined,
+  );
+  return Promise.all(secrets.map(signingKey));
+}
+
+/** The JWKS document: public keys only, current first. */
+export async function publicJwks(config: Config): Promise<{ keys: PublicJwk[] }> {
+  return { keys: (await configuredKeys(config)).map((key) => key.publicJwk) };
+}
+
+export interface QrTokenRequest {
+  typ: string;
+  audience: string;
+  subject: string;
+  ttlSeconds: number;
+  /** Extra claims for a token kind that needs them (e.g. a wallet token's nonce). */
+  claims?: JWTPayload;
+}
+
+/** Signs a QR token with the current key; every token gets a fresh random `jti`. */
+export async function signQrToken(
+  config: Config,
+  request: QrTokenRequest,
+  now: Date,
+): Promise<{ token: string; expires_in: number }> {
+  if (!config.qrSigningJwk) throw new ApiError("service_unavailable", "QR signing is not configured");
+  const key = await signingKey(config.qrSigningJwk);
+  const iat = Math.floor(now.getTime() / 1000);
+  const token = await new SignJWT({ ...request.claims })
+    .setProtectedHeader({ alg: QR_ALGORITHM, typ: request.typ, kid: key.kid })
+    .setIssuer(config.serviceIssuer)
+    .setAudience(request.audience)
+    .setSubject(request.subject)
+    .setJti(crypto.randomUUID())
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + request.ttlSeconds)
+    .sign(key.privateKey);
+  return { token, expires_in: request.ttlSeconds };
+}
+
+/** A QR token for one ticket, for the gate: `sub` is the ticket code. */
+export function signTicketQrToken(config: Config, ticketCode: string, now: Date) {
+  return signQrToken(
+    config,
+    {
+      typ: TICKET_QR_TYP,
+      audience: TICKET_QR_AUDIENCE,
+      subject: ticketCode,
+      ttlSeconds: TICKET_QR_TTL_SECONDS,
+    },
+    now,
+  );
+}
+
+export interface VerifiedQrToken {
+  subject: string;
+  jti: string;
+  issuedAt: number;
+  expiresAt: number;
+  payload: JWTPayload;
+}
+
+/**
+ * Verifies a QR token of one kind: the algorithm, issuer, audience and `typ` are all pinned, so a wallet
+ * token never passes for a ticket token or the reverse. The key is chosen by `kid` among the current and
+ * previous keys. An expired token is `token_expired`; anything else wrong is `token_invalid`.
+ */
+export async function verifyQrToken(
+  config: Config,
+  token: string,
+  expected: { typ: string; audience: string },
+): Promise<VerifiedQrToken> {
+  if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
+  const keys = await configuredKeys(config);
+  try {
+    const { payload } = await jwtVerify(
+      token,
+      (header) => {
+        const key = keys.find((candidate) => candidate.kid === header.kid);
+        if (!key) throw new errors.JWKSNoMatchingKey();
+        return key.publicKey;
+      },
+      {
+        algorithms: [QR_ALGORITHM],
+        issuer: config.serviceIssuer,
+        audience: expected.audience,
+        typ: expected.typ,
+        requiredClaims: ["sub", "jti", "iat", "exp"],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      },
+    );
+    const { sub, jti, iat, exp } = payload;
+    if (typeof sub !== "string" || typeof jti !== "string" || iat === undefined || exp === undefined) {
+      throw new ApiError("token_invalid", "Token claims are incomplete");
+    }
+    return { subject: sub, jti, issuedAt: iat, expiresAt: exp, payload };
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    if (error instanceof errors.JWTExpired) throw new ApiError("token_expired");
+    if (error instanceof errors.JOSEError) throw new ApiError("token_invalid");
+    throw error;
+  }
+}
