@@ -5,9 +5,17 @@ import { requestId } from "hono/request-id";
 import { loadConfig } from "./env";
 import { ApiError, problemResponse, toApiError } from "./errors";
 import type { AppEnv } from "./http/context";
+import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
+import { deviceRoutes } from "./routes/devices";
 import { orderRoutes } from "./routes/orders";
+import { paymentRoutes } from "./routes/payments";
+import { reportRoutes } from "./routes/reports";
+import { scanRoutes } from "./routes/scan";
+import { sessionRoutes } from "./routes/sessions";
 import { staffRoutes } from "./routes/staff";
+import { ticketRoutes } from "./routes/tickets";
+import { wellKnownRoutes } from "./routes/well-known";
 
 /** The contract's body limit: anything larger is a 413 before it is parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -17,6 +25,8 @@ export const OPENAPI_INFO = {
   openapi: "3.0.3",
   info: {
     title: "Passes Edge API",
+    contact: { name: "Passes Edge maintainers", url: "https://github.com/passes-edge/passes-edge" },
+    license: { name: "Apache-2.0" },
     version: "0.1.0",
     description:
       "Multi-use passes and stored-value credits at the edge. Errors are RFC 9457 " +
@@ -24,6 +34,18 @@ export const OPENAPI_INFO = {
       "Money is integer minor units (`*_cents`); times are RFC 3339 UTC.",
   },
   servers: [{ url: "http://localhost:8787", description: "Local development (npm run dev)" }],
+  tags: [
+    { name: "Catalog", description: "What is for sale" },
+    { name: "Orders", description: "Buying passes (Story A)" },
+    { name: "Payments", description: "The payment gateway's signed webhook (Story B)" },
+    { name: "Tickets", description: "Tickets, entitlements and rotating QR tokens (Story C)" },
+    { name: "Staff", description: "Operator login and validator sessions" },
+    { name: "Scan", description: "Gate redemption (Story D)" },
+    { name: "Wallet", description: "Stored-value credits" },
+    { name: "POS", description: "Point-of-sale deductions" },
+    { name: "Reports", description: "Analyst reports and scheduled exports" },
+    { name: "Admin", description: "Catalog, staff, devices and audit administration" },
+  ],
 };
 
 export function buildApp() {
@@ -45,7 +67,15 @@ export function buildApp() {
 
   app.route("/", catalogRoutes);
   app.route("/", orderRoutes);
+  app.route("/", paymentRoutes);
+  app.route("/", scanRoutes);
+  app.route("/", ticketRoutes);
+  app.route("/", wellKnownRoutes);
   app.route("/", staffRoutes);
+  app.route("/", deviceRoutes);
+  app.route("/", sessionRoutes);
+  app.route("/", auditRoutes);
+  app.route("/", reportRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "buyerToken", {
     type: "http",

@@ -1,12 +1,14 @@
 import { buildApp } from "./app";
-import { CRON_EVERY_MINUTE } from "./cron";
+import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
 import { sweepExpiredOrders } from "./db/orders";
 import { drainOutbox } from "./db/outbox";
+import { previousUtcDay } from "./domain/report-range";
 import type { Env } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
 import { consumeEvents } from "./queues/consumer";
 import { createMailer } from "./queues/mailer";
+import { exportRedemptionsDay } from "./reports/daily-export";
 
 export { TicketObject } from "./objects/ticket";
 export { WalletObject } from "./objects/wallet";
@@ -27,6 +29,11 @@ export default {
       await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
       // Events whose send failed after their batch committed.
       await drainOutbox(db, env.EVENTS, now);
+    }
+    if (controller.cron === CRON_DAILY_EXPORT) {
+      const day = previousUtcDay(now);
+      const exported = await exportRedemptionsDay(getDb(env.DB), env.EXPORTS, day);
+      console.log(JSON.stringify({ level: "info", msg: "daily export written", ...exported }));
     }
   },
 

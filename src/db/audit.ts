@@ -1,4 +1,4 @@
-import { and, asc, desc, gt, gte, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AuditEntry } from "../types/domain";
@@ -23,6 +23,11 @@ export const MAX_AUDIT_DETAILS_CHARS = 8_192;
 export const AUDIT_VERIFY_PAGE_SIZE = 500;
 
 export interface AuditRecord {
+  /**
+   * A deterministic id for entries written from at-least-once deliveries (e.g. `aud_<redemption id>`):
+   * a redelivery then finds the entry already there and appends nothing.
+   */
+  id?: string;
   actor: string;
   action: string;
   target?: string | null;
@@ -124,7 +129,7 @@ export async function appendAudit(
       .limit(1);
     const unhashed = {
       seq: (tail?.seq ?? 0) + 1,
-      id: newId("aud"),
+      id: record.id ?? newId("aud"),
       ts: tail && tail.ts > nowIso ? tail.ts : nowIso,
       actor: record.actor,
       action: record.action,
@@ -137,6 +142,10 @@ export async function appendAudit(
       await atomically(db, [...alongside, db.insert(auditLog).values(row)]);
       return toAuditEntry(row);
     } catch (error) {
+      if (record.id !== undefined && errorMatches(error, /UNIQUE constraint failed: audit_log\.id/)) {
+        const [existing] = await db.select().from(auditLog).where(eq(auditLog.id, record.id)).limit(1);
+        if (existing) return toAuditEntry(existing);
+      }
       if (!isChainConflict(error)) throw error;
       if (attempt >= AUDIT_APPEND_MAX_ATTEMPTS) {
         throw new ApiError(

@@ -89,3 +89,149 @@ export const loginThrottle = sqliteTable("login_throttle", {
   failures: integer("failures").notNull(),
   windowStartedAt: text("window_started_at").notNull(),
 });
+
+export const devices = sqliteTable(
+  "devices",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind", { enum: ["gate", "pos"] }).notNull(),
+    locationId: text("location_id"),
+    eventId: text("event_id"),
+    /** Function names a gate may validate; null means every function. */
+    functions: text("functions", { mode: "json" }).$type<string[]>(),
+    active: integer("active", { mode: "boolean" }).notNull().default(true),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [check("pos_device_has_event", sql`${t.kind} <> 'pos' OR ${t.eventId} IS NOT NULL`)],
+);
+
+export const validatorSessions = sqliteTable(
+  "validator_sessions",
+  {
+    id: text("id").primaryKey(),
+    operatorId: text("operator_id")
+      .notNull()
+      .references(() => operators.id),
+    deviceId: text("device_id")
+      .notNull()
+      .references(() => devices.id),
+    kind: text("kind", { enum: ["gate", "pos"] }).notNull(),
+    locationId: text("location_id"),
+    eventId: text("event_id"),
+    openedAt: text("opened_at").notNull(),
+    expiresAt: text("expires_at").notNull(),
+    closedAt: text("closed_at"),
+  },
+  (t) => [
+    index("validator_sessions_by_operator").on(t.operatorId, t.openedAt),
+    index("validator_sessions_by_device").on(t.deviceId, t.openedAt),
+  ],
+);
+
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    seq: integer("seq").primaryKey(),
+    id: text("id").notNull().unique(),
+    ts: text("ts").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    target: text("target"),
+    // Plain text, not json mode: the hash covers the stored bytes, so they are read back untouched.
+    details: text("details").notNull(),
+    prevHash: text("prev_hash").notNull().unique(),
+    hash: text("hash").notNull().unique(),
+  },
+  (t) => [index("audit_log_by_ts").on(t.ts)],
+);
+
+export const payments = sqliteTable(
+  "payments",
+  {
+    paymentId: text("payment_id").primaryKey(),
+    webhookId: text("webhook_id").notNull().unique(),
+    reference: text("reference").notNull(),
+    status: text("status", { enum: ["SUCCESS", "FAILED"] }).notNull(),
+    amountCents: integer("amount_cents").notNull(),
+    currency: text("currency").notNull(),
+    outcome: text("outcome", { enum: ["processed", "ignored"] }).notNull(),
+    needsRefund: integer("needs_refund", { mode: "boolean" }).notNull(),
+    receivedAt: text("received_at").notNull(),
+  },
+  (t) => [index("payments_by_reference").on(t.reference)],
+);
+
+export const paymentReviews = sqliteTable("payment_reviews", {
+  paymentId: text("payment_id").primaryKey(),
+  webhookId: text("webhook_id").notNull(),
+  reference: text("reference").notNull(),
+  reason: text("reason", { enum: ["amount_mismatch"] }).notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  expectedAmountCents: integer("expected_amount_cents").notNull(),
+  expectedCurrency: text("expected_currency").notNull(),
+  receivedAt: text("received_at").notNull(),
+});
+
+export const tickets = sqliteTable(
+  "tickets",
+  {
+    code: text("code").primaryKey(),
+    orderId: text("order_id").notNull(),
+    seq: integer("seq").notNull(),
+    productId: text("product_id").notNull(),
+    userId: text("user_id").notNull(),
+    issuedAt: text("issued_at").notNull(),
+  },
+  (t) => [unique().on(t.orderId, t.seq), index("tickets_by_user").on(t.userId, t.issuedAt)],
+);
+
+export const ticketEntitlements = sqliteTable(
+  "ticket_entitlements",
+  {
+    ticketCode: text("ticket_code").notNull(),
+    function: text("function").notNull(),
+    totalUses: integer("total_uses").notNull(),
+    remainingUses: integer("remaining_uses").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.ticketCode, t.function] })],
+);
+
+export const outbox = sqliteTable("outbox", {
+  id: text("id").primaryKey(),
+  payload: text("payload").notNull(),
+  createdAt: text("created_at").notNull(),
+  sentAt: text("sent_at"),
+});
+
+export interface ReceiptLine {
+  product_id: string;
+  product_name: string;
+  quantity: number;
+  unit_price_cents: number;
+}
+
+export const receipts = sqliteTable("receipts", {
+  id: text("id").primaryKey(),
+  orderId: text("order_id").notNull().unique(),
+  userId: text("user_id").notNull(),
+  totalCents: integer("total_cents").notNull(),
+  amountPaidCents: integer("amount_paid_cents").notNull(),
+  currency: text("currency").notNull(),
+  lines: text("lines", { mode: "json" }).$type<ReceiptLine[]>().notNull(),
+  paidAt: text("paid_at").notNull(),
+  createdAt: text("created_at").notNull(),
+  mailedAt: text("mailed_at"),
+});
+
+export const redemptions = sqliteTable("redemptions", {
+  id: text("id").primaryKey(),
+  ticketCode: text("ticket_code").notNull(),
+  function: text("function").notNull(),
+  operatorId: text("operator_id").notNull(),
+  sessionId: text("session_id").notNull(),
+  deviceId: text("device_id").notNull(),
+  locationId: text("location_id"),
+  ts: text("ts").notNull(),
+});

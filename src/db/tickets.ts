@@ -1,4 +1,4 @@
-import { asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { generateTicketCode } from "../domain/ticket-code";
 import type { Entitlement, Ticket } from "../types/domain";
 import type { Db, Statement } from "./client";
@@ -108,4 +108,20 @@ export async function listTicketsForUser(
 
 export async function findTicketOwner(db: Db, code: string): Promise<{ userId: string } | undefined> {
   return db.query.tickets.findFirst({ columns: { userId: true }, where: eq(tickets.code, code) });
+}
+
+/**
+ * Moves a ticket's read model down to what its Durable Object reported after a scan. MIN makes it
+ * idempotent and order-insensitive: a redelivered or late event can never raise the count again.
+ */
+export function lowerRemainingUsesStatement(
+  db: Db,
+  code: string,
+  fn: string,
+  remainingUses: number,
+): Statement {
+  return db
+    .update(ticketEntitlements)
+    .set({ remainingUses: sql`MIN(${ticketEntitlements.remainingUses}, ${remainingUses})` })
+    .where(and(eq(ticketEntitlements.ticketCode, code), eq(ticketEntitlements.function, fn)));
 }

@@ -1,8 +1,246 @@
 import { DurableObject } from "cloudflare:workers";
+import { decideRedemption, type EntitlementState, type RedemptionRejection } from "../domain/redemption";
 import type { Env } from "../env";
+import { newId } from "../ids";
+import type { RedemptionRecorded } from "../queues/messages";
+
+/** Scan ids are remembered this long, so an RPC retried after a dropped connection never spends twice. */
+export const SCAN_ID_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
+const OUTBOX_BATCH = 100;
+/** Back-off before the alarm retries an outbox that failed to send. */
+const OUTBOX_RETRY_MS = 5_000;
+
+export interface ScanSession {
+  sessionId: string;
+  operatorId: string;
+  deviceId: string;
+  locationId: string | null;
+}
+
+export interface RedeemRequest {
+  ticketCode: string;
+  /** Unique per scan attempt; a retried RPC carries the same one. */
+  scanId: string;
+  fn: string;
+  jti: string;
+  /** The QR token's `exp`, in Unix seconds: the jti is remembered until then. */
+  tokenExpiresAt: number;
+  session: ScanSession;
+}
+
+export type RedeemResult =
+  | {
+      result: "accepted";
+      redemptionId: string;
+      ticketCode: string;
+      fn: string;
+      scannedAt: string;
+      entitlements: EntitlementState[];
+    }
+  | { result: "rejected"; code: RedemptionRejection; entitlements: EntitlementState[] }
+  | { result: "rejected"; code: "ticket_not_found" };
+
+export interface TicketSnapshot {
+  code: string;
+  entitlements: EntitlementState[];
+}
 
 /**
- * One object per ticket: the source of truth for its remaining uses and spent QR jtis. Declared from the
- * first migration so the binding exists in every deployment; the redemption slice gives it its methods.
+ * One object per ticket code: the source of truth for the ticket's remaining uses and the QR jtis it has
+ * spent. Every check-and-decrement runs synchronously inside one storage transaction, so concurrent scans
+ * of one ticket are serialized without locks, and the redemption event is written to the object's own
+ * outbox in that same transaction; the alarm forwards it to the queue (at least once).
  */
-export class TicketObject extends DurableObject<Env> {}
+export class TicketObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS ticket (code TEXT PRIMARY KEY, initialized_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS entitlements (
+        function TEXT PRIMARY KEY,
+        total_uses INTEGER NOT NULL,
+        remaining_uses INTEGER NOT NULL CHECK (remaining_uses >= 0 AND remaining_uses <= total_uses)
+      );
+      CREATE TABLE IF NOT EXISTS spent_jtis (jti TEXT PRIMARY KEY, expires_at_ms INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS spent_jtis_by_expiry ON spent_jtis (expires_at_ms);
+      CREATE TABLE IF NOT EXISTS scans (scan_id TEXT PRIMARY KEY, result TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS scans_by_age ON scans (created_at_ms);
+      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
+    `);
+  }
+
+  /** Redeems one use of `fn`. Idempotent on `scanId`; refuses a jti it has seen. */
+  async redeem(request: RedeemRequest): Promise<RedeemResult> {
+    if (!(await this.ensureInitialized(request.ticketCode)))
+      return { result: "rejected", code: "ticket_not_found" };
+
+    // From here on there is no await until the result is returned: the check and the decrement cannot be
+    // separated by another request.
+    const nowMs = Date.now();
+    const result = this.ctx.storage.transactionSync((): RedeemResult => {
+      const previous = this.sql
+        .exec<{ result: string }>("SELECT result FROM scans WHERE scan_id = ?", request.scanId)
+        .toArray()[0];
+      if (previous) return JSON.parse(previous.result) as RedeemResult;
+
+      const jtiSpent =
+        this.sql.exec("SELECT 1 FROM spent_jtis WHERE jti = ?", request.jti).toArray().length > 0;
+      const decision = decideRedemption({
+        entitlements: this.entitlements(),
+        fn: request.fn,
+        jtiSpent,
+        tokenExpiresAtSeconds: request.tokenExpiresAt,
+        nowMs,
+      });
+      if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: this.entitlements() };
+
+      const changed = this.sql.exec(
+        "UPDATE entitlements SET remaining_uses = remaining_uses - 1 WHERE function = ? AND remaining_uses > 0",
+        request.fn,
+      ).rowsWritten;
+      if (changed !== 1) throw new Error("invariant: decrement after a positive check must change one row");
+      this.sql.exec(
+        "INSERT INTO spent_jtis (jti, expires_at_ms) VALUES (?, ?)",
+        request.jti,
+        request.tokenExpiresAt * 1000,
+      );
+
+      const scannedAt = new Date(nowMs).toISOString();
+      const result: RedeemResult = {
+        result: "accepted",
+        redemptionId: newId("red"),
+        ticketCode: request.ticketCode,
+        fn: request.fn,
+        scannedAt,
+        entitlements: this.entitlements(),
+      };
+      this.sql.exec(
+        "INSERT INTO scans (scan_id, result, created_at_ms) VALUES (?, ?, ?)",
+        request.scanId,
+        JSON.stringify(result),
+        nowMs,
+      );
+      const remaining = result.entitlements.find((e) => e.function === request.fn)?.remaining_uses ?? 0;
+      const event: RedemptionRecorded = {
+        type: "redemption.recorded",
+        redemption_id: result.redemptionId,
+        ticket_code: request.ticketCode,
+        function: request.fn,
+        remaining_uses: remaining,
+        operator_id: request.session.operatorId,
+        session_id: request.session.sessionId,
+        device_id: request.session.deviceId,
+        location_id: request.session.locationId,
+        ts: scannedAt,
+      };
+      this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+      return result;
+    });
+    // Forward the event right away; the alarm retries until the queue has it. Awaiting storage does not
+    // let other requests in, and the output gate holds the answer until both writes are durable.
+    if (result.result === "accepted") await this.ctx.storage.setAlarm(Date.now());
+    return result;
+  }
+
+  /** The ticket's current uses, or null when no scan has reached this object yet (D1 is then exact). */
+  snapshot(): TicketSnapshot | null {
+    const row = this.sql.exec<{ code: string }>("SELECT code FROM ticket").toArray()[0];
+    return row ? { code: row.code, entitlements: this.entitlements() } : null;
+  }
+
+  /** Forwards the outbox to the queue, then forgets jtis and scan ids that can no longer matter. */
+  override async alarm(): Promise<void> {
+    const rows = this.sql
+      .exec<{ seq: number; payload: string }>(
+        "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?",
+        OUTBOX_BATCH,
+      )
+      .toArray();
+    if (rows.length > 0) {
+      try {
+        await this.env.EVENTS.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) })));
+        this.sql.exec("DELETE FROM outbox WHERE seq <= ?", rows.at(-1)?.seq ?? 0);
+      } catch (error) {
+        console.error(
+          JSON.stringify({
+            level: "warn",
+            msg: "ticket outbox send failed; will retry",
+            error: String(error),
+          }),
+        );
+        await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
+        return;
+      }
+    }
+    this.prune(Date.now());
+    await this.scheduleNextAlarm();
+  }
+
+  /** Expired jtis can go: their tokens are refused as expired before the jti is even looked at. */
+  private prune(nowMs: number): void {
+    this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs);
+    this.sql.exec("DELETE FROM scans WHERE created_at_ms <= ?", nowMs - SCAN_ID_RETENTION_MS);
+  }
+
+  private async scheduleNextAlarm(): Promise<void> {
+    const pendingOutbox = this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
+    if (pendingOutbox) return this.ctx.storage.setAlarm(Date.now());
+    const next = this.sql
+      .exec<{ at: number | null }>(
+        `SELECT MIN(at) AS at FROM (
+           SELECT MIN(expires_at_ms) AS at FROM spent_jtis
+           UNION ALL SELECT MIN(created_at_ms) + ${SCAN_ID_RETENTION_MS} FROM scans)`,
+      )
+      .toArray()[0]?.at;
+    if (next != null) await this.ctx.storage.setAlarm(next);
+  }
+
+  private entitlements(): EntitlementState[] {
+    return this.sql
+      .exec<{ function: string; total_uses: number; remaining_uses: number }>(
+        "SELECT function, total_uses, remaining_uses FROM entitlements ORDER BY function",
+      )
+      .toArray()
+      .map((row) => ({
+        function: row.function,
+        total_uses: row.total_uses,
+        remaining_uses: row.remaining_uses,
+      }));
+  }
+
+  /**
+   * Loads the issued ticket from D1 the first time a scan reaches this object; afterwards the object's own
+   * storage is authoritative and D1 is never read again for it. Concurrent first scans may all load, but
+   * the inserts are idempotent, so they converge on one state.
+   */
+  private async ensureInitialized(code: string): Promise<boolean> {
+    const existing = this.sql.exec<{ code: string }>("SELECT code FROM ticket").toArray()[0];
+    if (existing) {
+      if (existing.code !== code) throw new Error("invariant: a ticket object serves exactly one code");
+      return true;
+    }
+    const { results } = await this.env.DB.prepare(
+      "SELECT function, total_uses, remaining_uses FROM ticket_entitlements WHERE ticket_code = ?",
+    )
+      .bind(code)
+      .all<{ function: string; total_uses: number; remaining_uses: number }>();
+    if (results.length === 0) return false;
+    this.ctx.storage.transactionSync(() => {
+      if (this.sql.exec("SELECT 1 FROM ticket").toArray().length > 0) return;
+      this.sql.exec("INSERT INTO ticket (code, initialized_at) VALUES (?, ?)", code, Date.now());
+      for (const row of results) {
+        this.sql.exec(
+          "INSERT INTO entitlements (function, total_uses, remaining_uses) VALUES (?, ?, ?)",
+          row.function,
+          row.total_uses,
+          row.remaining_uses,
+        );
+      }
+    });
+    return true;
+  }
+}

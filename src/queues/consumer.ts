@@ -1,7 +1,15 @@
+import { appendAudit } from "../db/audit";
 import type { Db } from "../db/client";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
+import { recordRedemptionStatement } from "../db/redemptions";
+import { lowerRemainingUsesStatement } from "../db/tickets";
 import type { Mailer } from "./mailer";
-import { type EventMessage, EventMessageSchema } from "./messages";
+import {
+  type EventMessage,
+  EventMessageSchema,
+  type RedemptionRecorded,
+  type ScanRejected,
+} from "./messages";
 
 export interface ConsumerDependencies {
   db: Db;
@@ -29,14 +37,79 @@ async function onOrderPaid(
   await markReceiptMailed(db, receipt.id, now());
 }
 
+/**
+ * `redemption.recorded`: the redemptions row, the ticket's read model and the scan's audit entry, in one
+ * batch. All three are keyed by the redemption id, and the read model only ever moves down to the
+ * remaining count the event carries, so redelivery and reordering leave the same result.
+ */
+async function onRedemptionRecorded(
+  message: RedemptionRecorded,
+  { db }: ConsumerDependencies,
+): Promise<void> {
+  await appendAudit(
+    db,
+    {
+      id: `aud_${message.redemption_id}`,
+      actor: message.operator_id,
+      action: "ticket.scan",
+      target: message.ticket_code,
+      details: {
+        result: "accepted",
+        redemption_id: message.redemption_id,
+        function: message.function,
+        session_id: message.session_id,
+        device_id: message.device_id,
+        location_id: message.location_id,
+      },
+    },
+    new Date(message.ts),
+    [
+      recordRedemptionStatement(db, {
+        id: message.redemption_id,
+        ticketCode: message.ticket_code,
+        function: message.function,
+        operatorId: message.operator_id,
+        sessionId: message.session_id,
+        deviceId: message.device_id,
+        locationId: message.location_id,
+        ts: message.ts,
+      }),
+      lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
+    ],
+  );
+}
+
+async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencies): Promise<void> {
+  await appendAudit(
+    db,
+    {
+      id: `aud_${message.scan_id}`,
+      actor: message.operator_id,
+      action: "ticket.scan",
+      target: message.ticket_code,
+      details: {
+        result: "rejected",
+        code: message.code,
+        function: message.function,
+        session_id: message.session_id,
+      },
+    },
+    new Date(message.ts),
+  );
+}
+
 async function handleEvent(message: EventMessage, dependencies: ConsumerDependencies): Promise<void> {
   switch (message.type) {
     case "order.paid":
       return onOrderPaid(message, dependencies);
+    case "redemption.recorded":
+      return onRedemptionRecorded(message, dependencies);
+    case "scan.rejected":
+      return onScanRejected(message, dependencies);
     default: {
       // A new message type without a handler here fails to compile instead of being acked unhandled.
-      const unhandled: never = message.type;
-      throw new Error(`no handler for ${String(unhandled)}`);
+      const unhandled: never = message;
+      throw new Error(`no handler for ${JSON.stringify(unhandled)}`);
     }
   }
 }

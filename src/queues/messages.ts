@@ -4,8 +4,38 @@ import { z } from "zod";
  * Every message on the EVENTS queue. Delivery is at-least-once and unordered: each kind carries the
  * deterministic id its consumer writes under, so a redelivery is a no-op.
  */
+const RedemptionRecordedSchema = z.object({
+  type: z.literal("redemption.recorded"),
+  redemption_id: z.string(),
+  ticket_code: z.string(),
+  function: z.string(),
+  /** Uses of `function` left right after this scan: lets the read model converge in any delivery order. */
+  remaining_uses: z.number().int().min(0),
+  operator_id: z.string(),
+  session_id: z.string(),
+  device_id: z.string(),
+  location_id: z.string().nullable(),
+  ts: z.string(),
+});
+
+/** A refused scan: nothing changed, but it is a staff action and goes to the audit log. */
+const ScanRejectedSchema = z.object({
+  type: z.literal("scan.rejected"),
+  scan_id: z.string(),
+  code: z.string(),
+  ticket_code: z.string().nullable(),
+  function: z.string(),
+  operator_id: z.string(),
+  session_id: z.string(),
+  ts: z.string(),
+});
+
 export const EventMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("order.paid"), order_id: z.string(), user_id: z.string(), paid_at: z.string() }),
+  RedemptionRecordedSchema,
+  ScanRejectedSchema,
 ]);
 
 export type EventMessage = z.infer<typeof EventMessageSchema>;
+export type RedemptionRecorded = z.infer<typeof RedemptionRecordedSchema>;
+export type ScanRejected = z.infer<typeof ScanRejectedSchema>;

@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { appendAudit } from "../db/audit";
 import { createProduct, listActiveProducts, updateProduct } from "../db/catalog";
 import { getDb } from "../db/client";
 import { requireOperator } from "../http/auth";
@@ -82,8 +83,11 @@ export const catalogRoutes = createRouter()
     createRoute({
       method: "get",
       path: "/catalog",
+      operationId: "listCatalog",
       tags: ["Catalog"],
       summary: "Products for sale, with live availability",
+      description:
+        "Public. Active products only; `available = sellable − reserved − sold` at the time of the read.",
       responses: {
         200: json(z.object({ products: z.array(ProductSchema) }).openapi("Catalog"), "The catalog"),
       },
@@ -94,19 +98,29 @@ export const catalogRoutes = createRouter()
     createRoute({
       method: "post",
       path: "/admin/products",
+      operationId: "createProduct",
       tags: ["Admin"],
       summary: "Create a product",
+      description: "Role `admin`. Priced in the deployment currency; each function name appears once.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("admin")] as const,
       request: { body: jsonBody(NewProductSchema) },
       responses: {
         201: json(AdminProductSchema, "Created"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "service_unavailable"),
       },
     }),
     async (c) => {
       const config = c.get("config");
-      const product = await createProduct(getDb(c.env.DB), c.req.valid("json"), config.currency, new Date());
+      const db = getDb(c.env.DB);
+      const now = new Date();
+      const input = c.req.valid("json");
+      const product = await createProduct(db, input, config.currency, now);
+      await appendAudit(
+        db,
+        { actor: c.get("operator").operatorId, action: "product.create", target: product.id, details: input },
+        now,
+      );
       return c.json(product, 201);
     },
   )
@@ -114,8 +128,11 @@ export const catalogRoutes = createRouter()
     createRoute({
       method: "patch",
       path: "/admin/products/{id}",
+      operationId: "updateProduct",
       tags: ["Admin"],
-      summary: "Change a product; sellable can never go below reserved + sold",
+      summary: "Change a product",
+      description:
+        "Role `admin`. `sellable` can never be set below `reserved + sold` (409 `sellable_below_committed`).",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("admin")] as const,
       request: { params: ProductIdParam, body: jsonBody(ProductPatchSchema) },
@@ -127,15 +144,24 @@ export const catalogRoutes = createRouter()
           "forbidden",
           "not_found",
           "sellable_below_committed",
+          "service_unavailable",
         ),
       },
     }),
     async (c) => {
-      const product = await updateProduct(
-        getDb(c.env.DB),
-        c.req.valid("param").id,
-        c.req.valid("json"),
-        new Date(),
+      const db = getDb(c.env.DB);
+      const now = new Date();
+      const changes = c.req.valid("json");
+      const product = await updateProduct(db, c.req.valid("param").id, changes, now);
+      await appendAudit(
+        db,
+        {
+          actor: c.get("operator").operatorId,
+          action: "product.update",
+          target: product.id,
+          details: changes,
+        },
+        now,
       );
       return c.json(product, 200);
     },

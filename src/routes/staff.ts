@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { OPERATOR_TOKEN_TTL_SECONDS, signOperatorToken } from "../auth/operator-token";
 import { decoyPasswordHash, hashPassword, verifyPassword } from "../auth/password";
+import { appendAudit } from "../db/audit";
 import { getDb } from "../db/client";
 import {
   clearFailedLogins,
@@ -67,6 +68,7 @@ export const staffRoutes = createRouter()
     createRoute({
       method: "post",
       path: "/operators/login",
+      operationId: "loginOperator",
       tags: ["Staff"],
       summary: "Exchange staff credentials for an operator token",
       description:
@@ -75,7 +77,7 @@ export const staffRoutes = createRouter()
       request: { body: jsonBody(LoginSchema) },
       responses: {
         200: json(LoginResultSchema, "Logged in"),
-        ...problems(...BODY_PROBLEMS, "invalid_credentials", "too_many_attempts"),
+        ...problems(...BODY_PROBLEMS, "invalid_credentials", "too_many_attempts", "service_unavailable"),
       },
     }),
     async (c) => {
@@ -84,6 +86,11 @@ export const staffRoutes = createRouter()
       const now = new Date();
       const retryAfter = await loginRetryAfterSeconds(db, username, now);
       if (retryAfter > 0) {
+        await appendAudit(
+          db,
+          { actor: username, action: "operator.login_failed", details: { reason: "too_many_attempts" } },
+          now,
+        );
         throw new ApiError(
           "too_many_attempts",
           "Too many failed logins; try again later",
@@ -98,9 +105,30 @@ export const staffRoutes = createRouter()
       const valid = await verifyPassword(password, operator?.passwordHash ?? (await decoyPasswordHash()));
       if (!operator || !valid || !operator.active) {
         await recordFailedLogin(db, username, now);
+        const reason = !operator ? "unknown_username" : !valid ? "wrong_password" : "operator_inactive";
+        await appendAudit(
+          db,
+          {
+            actor: username,
+            action: "operator.login_failed",
+            target: operator?.id ?? null,
+            details: { reason },
+          },
+          now,
+        );
         throw new ApiError("invalid_credentials");
       }
       await clearFailedLogins(db, username);
+      await appendAudit(
+        db,
+        {
+          actor: operator.id,
+          action: "operator.login",
+          target: operator.id,
+          details: { username: operator.username },
+        },
+        now,
+      );
       const token = await signOperatorToken(
         c.get("config"),
         {
@@ -119,27 +147,48 @@ export const staffRoutes = createRouter()
     createRoute({
       method: "post",
       path: "/admin/operators",
+      operationId: "createOperator",
       tags: ["Admin"],
       summary: "Create a staff operator",
+      description: "Role `admin`. Passwords are stored as PBKDF2-SHA256 hashes and never returned.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("admin")] as const,
       request: { body: jsonBody(NewOperatorSchema) },
       responses: {
         201: json(OperatorSchema, "Created"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "username_taken"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "unauthenticated",
+          "forbidden",
+          "username_taken",
+          "service_unavailable",
+        ),
       },
     }),
     async (c) => {
       const input = c.req.valid("json");
+      const db = getDb(c.env.DB);
+      const now = new Date();
       const row = await insertOperator(
-        getDb(c.env.DB),
+        db,
         {
           username: input.username,
           passwordHash: await hashPassword(input.password),
           roles: [...new Set(input.roles)],
           eventIds: [...new Set(input.event_ids)],
         },
-        new Date(),
+        now,
+      );
+      // The password stays out of the details: the log is kept forever.
+      await appendAudit(
+        db,
+        {
+          actor: c.get("operator").operatorId,
+          action: "operator.create",
+          target: row.id,
+          details: { username: row.username, roles: row.roles, event_ids: row.eventIds },
+        },
+        now,
       );
       return c.json(
         {

@@ -6,12 +6,13 @@ import {
   TICKET_QR_TYP,
 } from "../auth/qr-token";
 import { getDb } from "../db/client";
-import { findTicketOwner, listTicketsForUser, MAX_TICKETS_LISTED } from "../db/tickets";
+import { findTicketOwner, MAX_TICKETS_LISTED } from "../db/tickets";
 import { parseTicketCode } from "../domain/ticket-code";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { createRouter } from "../http/context";
 import { IsoTimestamp, json, problems } from "../http/schemas";
+import { listTicketsWithLiveUses } from "../services/my-tickets";
 import { TICKET_STATUSES } from "../types/domain";
 
 const TICKET_CODE_EXAMPLE = "7KX2M9QD4RT6WJ";
@@ -75,7 +76,7 @@ export const ticketRoutes = createRouter()
         ...problems("unauthenticated"),
       },
     }),
-    async (c) => c.json({ tickets: await listTicketsForUser(getDb(c.env.DB), c.get("buyerId")) }, 200),
+    async (c) => c.json({ tickets: await listTicketsWithLiveUses(c.env, c.get("buyerId")) }, 200),
   )
   .openapi(
     createRoute({

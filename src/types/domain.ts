@@ -54,3 +54,84 @@ export interface Order {
 export type Caller =
   | { kind: "buyer"; userId: string }
   | { kind: "operator"; operatorId: string; roles: OperatorRole[]; eventIds: string[] };
+
+export const DEVICE_KINDS = ["gate", "pos"] as const;
+export type DeviceKind = (typeof DEVICE_KINDS)[number];
+
+/** A registered gate scanner or POS terminal. `functions: null` lets a gate validate every function. */
+export interface Device {
+  device_id: string;
+  kind: DeviceKind;
+  location_id: string | null;
+  event_id: string | null;
+  functions: string[] | null;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An operator working a device: scans and POS calls name the session they run under. */
+export interface ValidatorSession {
+  session_id: string;
+  operator_id: string;
+  device_id: string;
+  kind: DeviceKind;
+  location_id: string | null;
+  event_id: string | null;
+  opened_at: string;
+  expires_at: string;
+  closed_at: string | null;
+}
+
+/**
+ * One entry of the append-only audit log. `hash` is SHA-256 (hex) over the canonical serialization of
+ * (seq, id, ts, actor, action, target, details, prev_hash); `prev_hash` is the previous entry's hash.
+ */
+export interface AuditEntry {
+  seq: number;
+  id: string;
+  ts: string;
+  /** An operator id, or the submitted username for a failed login. */
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export const TICKET_STATUSES = ["ACTIVE", "USED_UP"] as const;
+/** Derived from the entitlements: a ticket is USED_UP when no function has a use left. */
+export type TicketStatus = (typeof TICKET_STATUSES)[number];
+
+/** What one ticket may still open: `remaining_uses` of `total_uses` for one function. */
+export interface Entitlement {
+  function: string;
+  total_uses: number;
+  remaining_uses: number;
+}
+
+export interface Ticket {
+  code: string;
+  order_id: string;
+  product_id: string;
+  product_name: string;
+  status: TicketStatus;
+  issued_at: string;
+  entitlements: Entitlement[];
+}
+
+export const PAYMENT_STATUSES = ["SUCCESS", "FAILED"] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+/** A payment gateway's event, as signed in the webhook body. */
+export interface PaymentEvent {
+  payment_id: string;
+  reference: string;
+  status: PaymentStatus;
+  amount_cents: number;
+  currency: string;
+}
+
+export const WEBHOOK_OUTCOMES = ["processed", "duplicate", "ignored"] as const;
+export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];

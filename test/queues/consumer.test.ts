@@ -31,7 +31,7 @@ function recordingMailer(failures = 0) {
  * An order with its `order.paid` message. The order is created through the API but not paid through the
  * webhook, so no real queue delivery races the test's own batches.
  */
-async function paidMessage(): Promise<EventMessage> {
+async function paidMessage(): Promise<Extract<EventMessage, { type: "order.paid" }>> {
   const product = await seedProduct({ price_cents: 1_200 });
   const order = await pendingOrder(uniqueUser(), [{ product_id: product.id, quantity: 2 }]);
   const row = await db().query.orders.findFirst({ where: (orders, { eq }) => eq(orders.id, order.order_id) });

@@ -1,0 +1,194 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../db/client";
+import { aggregateRedemptions } from "../db/redemptions";
+import { parseReportRange } from "../domain/report-range";
+import { ApiError } from "../errors";
+import { requireOperator } from "../http/auth";
+import { createRouter } from "../http/context";
+import { IsoTimestamp, json, problems } from "../http/schemas";
+import { CSV_CONTENT_TYPE, EXPORT_NAME_PATTERN, redemptionsCsv } from "../reports/daily-export";
+
+/** Aggregate rows per JSON report; a range with more groups than this says so with `truncated`. */
+export const MAX_REPORT_ROWS = 5_000;
+/** Exports listed per page. */
+const EXPORTS_PAGE_SIZE = 100;
+
+const RangeQuery = {
+  from: z
+    .string()
+    .min(10)
+    .max(40)
+    .openapi({ example: "2026-11-01", description: "Inclusive: date or RFC 3339" }),
+  to: z
+    .string()
+    .min(10)
+    .max(40)
+    .openapi({
+      example: "2026-11-30",
+      description: "Exclusive timestamp, or a date whose whole day is included",
+    }),
+  format: z
+    .enum(["json", "csv"])
+    .optional()
+    .openapi({ description: "`csv` (or `Accept: text/csv`) streams raw events" }),
+};
+
+const RedemptionReportSchema = z
+  .object({
+    from: IsoTimestamp,
+    to: IsoTimestamp,
+    rows: z.array(
+      z.object({
+        day: z.string().openapi({ example: "2026-11-21" }),
+        function: z.string(),
+        location_id: z.string().nullable(),
+        redemptions: z.number().int(),
+      }),
+    ),
+    total: z.number().int(),
+    truncated: z.boolean().openapi({ description: `true when more than ${MAX_REPORT_ROWS} groups matched` }),
+  })
+  .openapi("RedemptionReport");
+
+const ExportListSchema = z
+  .object({
+    exports: z.array(
+      z.object({
+        name: z.string().openapi({ example: "redemptions-2026-11-20.csv" }),
+        size: z.number().int(),
+        uploaded_at: IsoTimestamp,
+      }),
+    ),
+    next_cursor: z.string().nullable(),
+  })
+  .openapi("ExportList");
+
+const csvContent = { "text/csv": { schema: z.string().openapi({ format: "binary" }) } };
+
+function wantsCsv(format: string | undefined, accept: string | undefined): boolean {
+  return format === "csv" || (format === undefined && /\btext\/csv\b/.test(accept ?? ""));
+}
+
+export const reportRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/reports/redemptions",
+      operationId: "reportRedemptions",
+      tags: ["Reports"],
+      summary: "Redemptions per day, function and location (or the raw events as CSV)",
+      description:
+        "Role `analyst` or `admin`. A redemption appears within seconds of its scan. The range spans at most " +
+        "366 days; CSV is streamed page by page, never built in memory.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("analyst")] as const,
+      request: {
+        query: z.object({
+          ...RangeQuery,
+          function: z.string().min(1).max(32).optional(),
+          location_id: z.string().min(1).max(64).optional(),
+        }),
+      },
+      responses: {
+        200: {
+          description: "The report",
+          content: { "application/json": { schema: RedemptionReportSchema }, ...csvContent },
+        },
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const range = parseReportRange(query.from, query.to);
+      const filter = { ...range, fn: query.function, locationId: query.location_id };
+      const db = getDb(c.env.DB);
+      if (wantsCsv(query.format, c.req.header("accept"))) {
+        return c.body(redemptionsCsv(db, filter), 200, {
+          "content-type": CSV_CONTENT_TYPE,
+          "content-disposition": `attachment; filename="redemptions-${range.fromIso.slice(0, 10)}.csv"`,
+        });
+      }
+      const rows = await aggregateRedemptions(db, filter, MAX_REPORT_ROWS + 1);
+      const truncated = rows.length > MAX_REPORT_ROWS;
+      const shown = truncated ? rows.slice(0, MAX_REPORT_ROWS) : rows;
+      return c.json(
+        {
+          from: range.fromIso,
+          to: range.toIso,
+          rows: shown,
+          total: shown.reduce((sum, row) => sum + row.redemptions, 0),
+          truncated,
+        },
+        200,
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/reports/exports",
+      operationId: "listExports",
+      tags: ["Reports"],
+      summary: "Scheduled CSV exports in the EXPORTS bucket",
+      description: "Role `analyst` or `admin`. Newest names sort last; page with `cursor`.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("analyst")] as const,
+      request: { query: z.object({ cursor: z.string().max(1_024).optional() }) },
+      responses: {
+        200: json(ExportListSchema, "One page of exports"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const listing = await c.env.EXPORTS.list({
+        limit: EXPORTS_PAGE_SIZE,
+        cursor: c.req.valid("query").cursor,
+      });
+      return c.json(
+        {
+          exports: listing.objects.map((object) => ({
+            name: object.key,
+            size: object.size,
+            uploaded_at: object.uploaded.toISOString(),
+          })),
+          next_cursor: listing.truncated ? listing.cursor : null,
+        },
+        200,
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/reports/exports/{name}",
+      operationId: "downloadExport",
+      tags: ["Reports"],
+      summary: "Download one export",
+      description: "Role `analyst` or `admin`. Streams the CSV from R2.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("analyst")] as const,
+      request: {
+        params: z.object({
+          name: z
+            .string()
+            .regex(EXPORT_NAME_PATTERN)
+            .openapi({ param: { name: "name", in: "path" }, example: "redemptions-2026-11-20.csv" }),
+        }),
+      },
+      responses: {
+        200: { description: "The CSV", content: csvContent },
+        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found"),
+      },
+    }),
+    async (c) => {
+      const name = c.req.valid("param").name;
+      const object = await c.env.EXPORTS.get(name);
+      if (!object) throw new ApiError("not_found", "No such export");
+      return c.body(object.body, 200, {
+        "content-type": CSV_CONTENT_TYPE,
+        "content-length": String(object.size),
+        "content-disposition": `attachment; filename="${name}"`,
+        etag: object.httpEtag,
+      });
+    },
+  );

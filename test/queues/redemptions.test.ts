@@ -1,0 +1,74 @@
+import { createMessageBatch } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { describe, it } from "vitest";
+import { verifyAuditChain } from "../../src/db/audit";
+import { auditLog, redemptions, ticketEntitlements } from "../../src/db/schema";
+import { consumeEvents } from "../../src/queues/consumer";
+import { createMailer } from "../../src/queues/mailer";
+import type { RedemptionRecorded } from "../../src/queues/messages";
+import { db } from "../support/fixtures";
+import { paidTicket } from "../support/tickets";
+
+let seq = 0;
+const deliver = (bodies: unknown[]) =>
+  consumeEvents(
+    createMessageBatch(
+      "passes-events",
+      bodies.map((body) => ({ id: `r-${++seq}`, timestamp: new Date(), attempts: 1, body })),
+    ),
+    { db: db(), mailer: createMailer(env) },
+  );
+
+function event(
+  code: string,
+  remaining: number,
+  overrides: Partial<RedemptionRecorded> = {},
+): RedemptionRecorded {
+  return {
+    type: "redemption.recorded",
+    redemption_id: `red_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`,
+    ticket_code: code,
+    function: "bus",
+    remaining_uses: remaining,
+    operator_id: "opr_q",
+    session_id: "ses_q",
+    device_id: "dev-q",
+    location_id: "loc-q",
+    ts: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+describe("queue consumer: redemption.recorded", () => {
+  it("a redelivered event writes one redemption and one audit entry", async ({ expect }) => {
+    const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
+    const once = event(ticket.code, 9);
+    await deliver([once, once]);
+    await deliver([once]);
+    const rows = await db().select().from(redemptions).where(eq(redemptions.id, once.redemption_id));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      operatorId: "opr_q",
+      sessionId: "ses_q",
+      deviceId: "dev-q",
+      locationId: "loc-q",
+    });
+    const audits = await db()
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.id, `aud_${once.redemption_id}`));
+    expect(audits).toHaveLength(1);
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
+  });
+
+  it("events applied out of order leave the read model at the lowest count", async ({ expect }) => {
+    const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
+    await deliver([event(ticket.code, 7), event(ticket.code, 9), event(ticket.code, 8)]);
+    const [row] = await db()
+      .select()
+      .from(ticketEntitlements)
+      .where(eq(ticketEntitlements.ticketCode, ticket.code));
+    expect(row?.remainingUses).toBe(7);
+  });
+});
