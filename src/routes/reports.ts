@@ -19,14 +19,10 @@ const RangeQuery = {
     .min(10)
     .max(40)
     .openapi({ example: "2026-11-01", description: "Inclusive: date or RFC 3339" }),
-  to: z
-    .string()
-    .min(10)
-    .max(40)
-    .openapi({
-      example: "2026-11-30",
-      description: "Exclusive timestamp, or a date whose whole day is included",
-    }),
+  to: z.string().min(10).max(40).openapi({
+    example: "2026-11-30",
+    description: "Exclusive timestamp, or a date whose whole day is included",
+  }),
   format: z
     .enum(["json", "csv"])
     .optional()
