@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
+import { buildWeb } from "./scripts/build-web.mjs";
 
 /** A fresh signing key per test run: tests read it from env, never from a checked-in file. */
 function testQrSigningJwk(kid: string): string {
@@ -9,6 +10,9 @@ function testQrSigningJwk(kid: string): string {
 }
 
 export default defineConfig(async () => {
+  // wrangler.toml serves web/dist as static assets, and the runtime refuses an assets directory that
+  // does not exist: build the pages first.
+  await buildWeb();
   const migrations = await readD1Migrations("./migrations");
   return {
     plugins: [
@@ -30,6 +34,8 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
+      // The browser tests run in Node with their own config (vitest.e2e.config.ts).
+      exclude: [...configDefaults.exclude, "test/e2e/**"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       testTimeout: 30_000,
       hookTimeout: 30_000,

@@ -1,6 +1,7 @@
 // `npm run dev [-- --port N]`: one command from a fresh clone to a running, migrated, seeded API.
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
+import { buildWeb } from "./build-web.mjs";
 import { seedLocalDatabase } from "./seed.mjs";
 
 const wrangler = "wrangler";
@@ -15,6 +16,8 @@ if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
   console.log("Created .dev.vars from .dev.vars.example (local secrets only).");
 }
+// The reference pages are served from web/dist: built now, rebuilt on every change while dev runs.
+await buildWeb({ watch: true });
 run(wrangler, ["d1", "migrations", "apply", "DB", "--local"]);
 await seedLocalDatabase();
 

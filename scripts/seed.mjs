@@ -39,35 +39,30 @@ export function seedSql(now = new Date().toISOString()) {
       ]),
     )}, 1000, 0, 0, 1, ${quote(now)}, ${quote(now)}) ON CONFLICT DO NOTHING;`,
   );
+  statements.push(
+    `INSERT INTO devices (id, kind, location_id, event_id, functions, active, created_at, updated_at) VALUES ('dev-gate-1', 'gate', 'loc-pier-1', NULL, NULL, 1, ${quote(now)}, ${quote(now)}) ON CONFLICT DO NOTHING;`,
+    `INSERT INTO devices (id, kind, location_id, event_id, functions, active, created_at, updated_at) VALUES ('dev-pos-1', 'pos', NULL, 'evt-demo', NULL, 1, ${quote(now)}, ${quote(now)}) ON CONFLICT DO NOTHING;`,
+  );
   return `${statements.join("\n")}\n`;
 }
 
-/** Tables that later slices add (devices) are seeded only once their migration exists. */
-function optionalSql(now) {
-  return [
-    `INSERT INTO devices (id, kind, location_id, event_id, functions, active, created_at, updated_at) VALUES ('dev-gate-1', 'gate', 'loc-pier-1', NULL, NULL, 1, ${quote(now)}, ${quote(now)}) ON CONFLICT DO NOTHING;`,
-    `INSERT INTO devices (id, kind, location_id, event_id, functions, active, created_at, updated_at) VALUES ('dev-pos-1', 'pos', NULL, 'evt-demo', NULL, 1, ${quote(now)}, ${quote(now)}) ON CONFLICT DO NOTHING;`,
-  ].join("\n");
-}
-
-function execute(sql) {
+function execute(sql, persistTo) {
   const dir = mkdtempSync(join(tmpdir(), "passes-seed-"));
   const file = join(dir, "seed.sql");
   writeFileSync(file, sql);
-  return spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--file", file], { encoding: "utf8" });
+  const persist = persistTo ? ["--persist-to", persistTo] : [];
+  return spawnSync("wrangler", ["d1", "execute", "DB", "--local", ...persist, "--file", file], {
+    encoding: "utf8",
+  });
 }
 
-export async function seedLocalDatabase() {
+/** `persistTo`: a local state directory as wrangler's `--persist-to` takes it (default: .wrangler/state). */
+export async function seedLocalDatabase({ persistTo } = {}) {
   const now = new Date().toISOString();
-  const result = execute(seedSql(now));
+  const result = execute(seedSql(now), persistTo);
   if (result.status !== 0) {
     process.stderr.write(result.stderr || result.stdout);
     throw new Error("seeding the local D1 failed");
-  }
-  const optional = execute(optionalSql(now));
-  if (optional.status !== 0 && !/no such table: devices/.test(`${optional.stderr}${optional.stdout}`)) {
-    process.stderr.write(optional.stderr || optional.stdout);
-    throw new Error("seeding devices failed");
   }
   console.log(
     "Seeded local D1: operators admin-demo, gate-demo, pos-demo, analyst-demo; Harbour Pass; devices.",

@@ -7,6 +7,7 @@ import { ApiError, problemResponse, toApiError } from "./errors";
 import type { AppEnv } from "./http/context";
 import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
+import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
 import { orderRoutes } from "./routes/orders";
 import { paymentRoutes } from "./routes/payments";
@@ -76,6 +77,11 @@ export function buildApp() {
   app.route("/", sessionRoutes);
   app.route("/", auditRoutes);
   app.route("/", reportRoutes);
+  // Local-development helpers for the reference pages: 404 unless ENVIRONMENT is "development".
+  app.route(
+    "/",
+    devRoutes((request, env, ctx) => app.fetch(request, env, ctx)),
+  );
 
   app.openAPIRegistry.registerComponent("securitySchemes", "buyerToken", {
     type: "http",

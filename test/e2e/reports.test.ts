@@ -1,0 +1,89 @@
+import { readFileSync } from "node:fs";
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, inject, it } from "vitest";
+import { call, DEMO_PASSWORD, demoBuyer, paidTicket, staffToken } from "./support/api";
+import { documentWidth, launchBrowser, openPage, PHONE_VIEWPORT, screenshot } from "./support/browser";
+
+const base = inject("baseUrl");
+/** The contract: a redemption is in the reports within 10 s of its scan. */
+const REPORT_DELAY_MS = 10_000;
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser.close();
+});
+
+/** One accepted ferry scan at dev-gate-1, made through the API. Only this file scans ferries. */
+async function ferryScan(): Promise<string> {
+  const buyer = await demoBuyer(base);
+  const ticket = await paidTicket(base, buyer);
+  const qr = await call<{ token: string }>(base, "POST", `/tickets/${ticket.code}/qr-token`, {
+    token: buyer,
+  });
+  const gate = await staffToken(base, "gate-demo");
+  const session = await call<{ session_id: string }>(base, "POST", "/validators/sessions", {
+    token: gate,
+    body: { device_id: "dev-gate-1" },
+  });
+  const scan = await call(base, "POST", "/tickets/scan", {
+    token: gate,
+    body: { qr_token: qr.body.token, function: "ferry", session_id: session.body.session_id },
+  });
+  if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`);
+  return ticket.code;
+}
+
+describe("reports page, in Chromium", () => {
+  it("an analyst sees a fresh redemption in the chart, filters it, and downloads it as CSV", async ({
+    expect,
+  }) => {
+    const ticketCode = await ferryScan();
+    const { page, errors } = await openPage(browser, `${base}/reports`);
+    await page.getByLabel("Username").fill("analyst-demo");
+    await page.getByLabel("Password").fill(DEMO_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Redemptions per day and function" }).waitFor();
+    await page.getByText(/^No exports yet/).waitFor();
+
+    await page.getByLabel("Function", { exact: true }).fill("ferry");
+    await page.getByLabel("Location", { exact: true }).fill("loc-pier-1");
+    const deadline = Date.now() + REPORT_DELAY_MS;
+    let total = "";
+    while (Date.now() < deadline) {
+      const answer = page.waitForResponse(
+        (response) => new URL(response.url()).pathname === "/reports/redemptions",
+      );
+      await page.getByRole("button", { name: "Show" }).click();
+      await answer;
+      total = (await page.locator("#total").textContent()) ?? "";
+      if (total === "1 redemption") break;
+      await page.waitForTimeout(500);
+    }
+    expect(total).toBe("1 redemption");
+    expect(await page.locator("#chart svg rect").count()).toBe(1);
+    expect(await page.locator("#chart svg").getAttribute("aria-label")).toMatch(/1 in total$/);
+    expect(await page.locator("#legend").textContent()).toBe("ferry");
+    expect(await page.locator("#rows").textContent()).toMatch(/ferryloc-pier-11$/);
+    expect(await documentWidth(page)).toBeLessThanOrEqual(PHONE_VIEWPORT.width);
+    await screenshot(page, "reports-1-phone");
+
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Download CSV" }).click();
+    const file = await download;
+    expect(file.suggestedFilename()).toMatch(/^redemptions-\d{4}-\d{2}-\d{2}\.csv$/);
+    const csv = readFileSync((await file.path()) ?? "", "utf8");
+    expect(csv.split("\n")[0]).toContain("ticket_code");
+    expect(csv).toContain(ticketCode);
+
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByLabel("Function", { exact: true }).fill("");
+    await page.getByLabel("Location", { exact: true }).fill("");
+    await page.getByRole("button", { name: "Show" }).click();
+    await page.waitForFunction(() => (document.querySelectorAll("#chart svg rect").length ?? 0) >= 1);
+    await screenshot(page, "reports-2-desktop");
+    expect(errors).toEqual([]);
+  });
+});
