@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, inject, it } from "vitest";
-import { DEMO_PASSWORD, demoBuyer, paidTicket } from "./support/api";
+import { call, DEMO_PASSWORD, demoBuyer, HARBOUR_PASS, paidTicket } from "./support/api";
 import {
   ARTIFACTS_DIR,
   documentWidth,
@@ -116,6 +116,37 @@ describe("buyer app and gate, in Chromium", () => {
     }
     expect(buyer.errors).toEqual([]);
     expect(gate.errors.filter((error) => !expectedRefusal(error))).toEqual([]);
+  });
+
+  it("a checkout retried after a lost answer reuses its Idempotency-Key and reserves once", async ({
+    expect,
+  }) => {
+    const available = async () =>
+      (
+        await call<{ products: { id: string; available: number }[] }>(base, "GET", "/catalog")
+      ).body.products.find((product) => product.id === HARBOUR_PASS)?.available ?? 0;
+    const before = await available();
+    const buyer = await openPage(browser, `${base}/#id_token=${await demoBuyer(base)}`);
+    const { page } = buyer;
+    const keys: string[] = [];
+    // The first order reaches the server and is made, but its answer never arrives.
+    await page.route("**/orders", async (route) => {
+      keys.push(route.request().headers()["idempotency-key"] ?? "");
+      if (keys.length > 1) return route.continue();
+      await route.fetch();
+      await route.abort("connectionreset");
+    });
+    await page.getByRole("button", { name: "Buy Harbour Pass" }).click();
+    const retry = page.getByRole("button", { name: "Retry order" });
+    await retry.waitFor();
+    expect(await page.locator("#checkout-status").textContent()).toContain("Retrying is safe");
+    await retry.click();
+    await page.getByRole("button", { name: "Simulate payment" }).waitFor();
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+    expect(await available()).toBe(before - 1);
+    await screenshot(page, "buyer-6-order-retried");
+    expect(buyer.errors.filter((error) => !/net::ERR_CONNECTION_RESET/.test(error))).toEqual([]);
   });
 
   it("the QR code refreshes itself before it expires, counting down", async ({ expect }) => {
