@@ -142,10 +142,15 @@ byId("csv-button").addEventListener("click", (event) => {
 
 // ——— Report ———
 
+/** Answers can arrive out of order (filters changed mid-flight): only the latest request's is shown. */
+let reportRequest = 0;
+
 async function loadReport(): Promise<void> {
+  const request = ++reportRequest;
   say(reportStatus, "Loading…");
   try {
     const { data } = await api<Report>("GET", "/reports/redemptions", { token, query: query() });
+    if (request !== reportRequest) return;
     byId("total").textContent = `${data.total} redemption${data.total === 1 ? "" : "s"}`;
     renderChart(data);
     renderTable(data.rows);
@@ -153,7 +158,7 @@ async function loadReport(): Promise<void> {
     render(byId("function-list"), ...functions.map((name) => h("option", { value: name })));
     say(reportStatus, data.truncated ? "Showing the first groups only: narrow the filters" : "", "info");
   } catch (error) {
-    handleError(error, reportStatus);
+    if (request === reportRequest) handleError(error, reportStatus);
   }
 }
 
