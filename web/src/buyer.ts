@@ -491,10 +491,15 @@ async function fetchTickets(): Promise<Ticket[]> {
   return (await buyerApi<{ tickets: Ticket[] }>("GET", "/my/tickets")).data.tickets;
 }
 
+/** Sequence numbers of list reads: a slower, older answer must not overwrite a newer one. */
+const latest = { tickets: 0, wallet: 0 };
+
 async function loadTickets(): Promise<void> {
+  const request = ++latest.tickets;
   const status = byId("tickets-status");
   try {
     const tickets = await fetchTickets();
+    if (request !== latest.tickets) return;
     render(byId("tickets"), ...tickets.map(ticketCard));
     if (tickets.length === 0) say(status, "No tickets yet: buy a pass first.");
   } catch (error) {
@@ -659,9 +664,11 @@ async function fetchWallet(): Promise<Wallet> {
 }
 
 async function loadWallet(): Promise<void> {
+  const request = ++latest.wallet;
   const status = byId("wallet-status");
   try {
     const wallet = await fetchWallet();
+    if (request !== latest.wallet) return;
     byId("balance").textContent = money(wallet.balance_cents, wallet.currency);
     const held = wallet.held_cents
       ? `${money(wallet.held_cents, wallet.currency)} held for a pending order · `
