@@ -5,17 +5,20 @@ import { requestId } from "hono/request-id";
 import { loadConfig } from "./env";
 import { ApiError, problemResponse, toApiError } from "./errors";
 import type { AppEnv } from "./http/context";
+import { adminWalletRoutes } from "./routes/admin-wallets";
 import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
 import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
 import { orderRoutes } from "./routes/orders";
 import { paymentRoutes } from "./routes/payments";
+import { posRoutes } from "./routes/pos";
 import { reportRoutes } from "./routes/reports";
 import { scanRoutes } from "./routes/scan";
 import { sessionRoutes } from "./routes/sessions";
 import { staffRoutes } from "./routes/staff";
 import { ticketRoutes } from "./routes/tickets";
+import { walletRoutes } from "./routes/wallet";
 import { wellKnownRoutes } from "./routes/well-known";
 
 /** The contract's body limit: anything larger is a 413 before it is parsed. */
@@ -77,6 +80,9 @@ export function buildApp() {
   app.route("/", sessionRoutes);
   app.route("/", auditRoutes);
   app.route("/", reportRoutes);
+  app.route("/", walletRoutes);
+  app.route("/", posRoutes);
+  app.route("/", adminWalletRoutes);
   // Local-development helpers for the reference pages: 404 unless ENVIRONMENT is "development".
   app.route(
     "/",

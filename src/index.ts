@@ -1,14 +1,15 @@
 import { buildApp } from "./app";
 import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
-import { sweepExpiredOrders } from "./db/orders";
+import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
 import { drainOutbox } from "./db/outbox";
 import { previousUtcDay } from "./domain/report-range";
 import type { Env } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
 import { consumeEvents } from "./queues/consumer";
 import { createMailer } from "./queues/mailer";
-import { exportRedemptionsDay } from "./reports/daily-export";
+import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
+import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
 
 export { TicketObject } from "./objects/ticket";
 export { WalletObject } from "./objects/wallet";
@@ -25,7 +26,7 @@ export default {
     const now = new Date(controller.scheduledTime);
     if (controller.cron === CRON_EVERY_MINUTE) {
       const db = getDb(env.DB);
-      await sweepExpiredOrders(db, now);
+      await sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS);
       await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
       // Events whose send failed after their batch committed.
       await drainOutbox(db, env.EVENTS, now);
@@ -34,6 +35,8 @@ export default {
       const day = previousUtcDay(now);
       const exported = await exportRedemptionsDay(getDb(env.DB), env.EXPORTS, day);
       console.log(JSON.stringify({ level: "info", msg: "daily export written", ...exported }));
+      const transactions = await exportTransactionsDay(getDb(env.DB), env.EXPORTS, day);
+      console.log(JSON.stringify({ level: "info", msg: "daily export written", ...transactions }));
     }
   },
 

@@ -12,6 +12,10 @@ export const TICKET_QR_TYP = "ticket-qr+jwt";
 export const TICKET_QR_AUDIENCE = "gate";
 /** Short enough that a screenshot is useless within a minute; the contract caps it at 60 s. */
 export const TICKET_QR_TTL_SECONDS = 30;
+export const WALLET_QR_TYP = "wallet-qr+jwt";
+export const WALLET_QR_AUDIENCE = "pos";
+/** Long enough to walk up to a till after opening the app, short enough that a screenshot soon dies. */
+export const WALLET_QR_TTL_SECONDS = 90;
 /** Seconds of clock skew tolerated between the signer and a verifying gate. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 /** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
@@ -124,6 +128,25 @@ export function signTicketQrToken(config: Config, ticketCode: string, now: Date)
       audience: TICKET_QR_AUDIENCE,
       subject: ticketCode,
       ttlSeconds: TICKET_QR_TTL_SECONDS,
+    },
+    now,
+  );
+}
+
+/** A QR token for the caller's wallet, for a POS till: `sub` is the user id, plus a random `nonce`. */
+export function signWalletQrToken(config: Config, userId: string, now: Date) {
+  const nonce = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+  return signQrToken(
+    config,
+    {
+      typ: WALLET_QR_TYP,
+      audience: WALLET_QR_AUDIENCE,
+      subject: userId,
+      ttlSeconds: WALLET_QR_TTL_SECONDS,
+      claims: { nonce },
     },
     now,
   );

@@ -235,3 +235,99 @@ export const redemptions = sqliteTable("redemptions", {
   locationId: text("location_id"),
   ts: text("ts").notNull(),
 });
+
+// The credits wallet (migrations/0005). The balance, refund totals and held amounts are maintained by
+// triggers on the ledger and holds, never written from code.
+
+export const walletLedger = sqliteTable(
+  "wallet_ledger",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull(),
+    type: text("type", { enum: ["PURCHASE", "DEDUCT", "REFUND", "ADJUSTMENT"] }).notNull(),
+    direction: text("direction", { enum: ["credit", "debit"] }).notNull(),
+    amountCents: integer("amount_cents").notNull(),
+    currency: text("currency").notNull(),
+    reference: text("reference"),
+    idempotencyKey: text("idempotency_key").notNull(),
+    reversalOf: text("reversal_of"),
+    eventId: text("event_id"),
+    createdAt: text("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+  },
+  (t) => [
+    unique().on(t.userId, t.idempotencyKey),
+    index("wallet_ledger_by_user").on(t.userId, t.createdAt, t.id),
+    index("wallet_ledger_by_time").on(t.createdAt, t.id),
+  ],
+);
+
+export const walletBalances = sqliteTable(
+  "wallet_balances",
+  {
+    userId: text("user_id").primaryKey(),
+    balanceCents: integer("balance_cents").notNull().default(0),
+    heldCents: integer("held_cents").notNull().default(0),
+    currency: text("currency").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [
+    check("wallet_balance_not_negative", sql`${t.balanceCents} >= 0`),
+    check("wallet_holds_within_balance", sql`${t.heldCents} >= 0 AND ${t.heldCents} <= ${t.balanceCents}`),
+  ],
+);
+
+export const walletRefundTotals = sqliteTable(
+  "wallet_refund_totals",
+  {
+    deductId: text("deduct_id").primaryKey(),
+    originalCents: integer("original_cents").notNull(),
+    refundedCents: integer("refunded_cents").notNull().default(0),
+  },
+  (t) => [check("wallet_refund_within_original", sql`${t.refundedCents} <= ${t.originalCents}`)],
+);
+
+export const walletHolds = sqliteTable("wallet_holds", {
+  id: text("id").primaryKey(),
+  userId: text("user_id").notNull(),
+  orderId: text("order_id").notNull().unique(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  status: text("status", { enum: ["PENDING", "POSTED", "VOIDED"] }).notNull(),
+  createdAt: text("created_at").notNull(),
+  resolvedAt: text("resolved_at"),
+});
+
+export const walletTopups = sqliteTable(
+  "wallet_topups",
+  {
+    id: text("id").primaryKey(),
+    userId: text("user_id").notNull(),
+    amountCents: integer("amount_cents").notNull(),
+    currency: text("currency").notNull(),
+    status: text("status", { enum: ["PENDING_PAYMENT", "PAID", "FAILED"] }).notNull(),
+    idempotencyKey: text("idempotency_key").notNull(),
+    createdAt: text("created_at").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [unique().on(t.userId, t.idempotencyKey)],
+);
+
+export const walletReceipts = sqliteTable(
+  "wallet_receipts",
+  {
+    id: text("id").primaryKey(),
+    transactionId: text("transaction_id").notNull().unique(),
+    userId: text("user_id").notNull(),
+    kind: text("kind", { enum: ["TOPUP", "DEDUCTION"] }).notNull(),
+    amountCents: integer("amount_cents").notNull(),
+    currency: text("currency").notNull(),
+    reference: text("reference"),
+    eventId: text("event_id"),
+    deviceId: text("device_id"),
+    createdAt: text("created_at").notNull(),
+    writtenAt: text("written_at").notNull(),
+    mailedAt: text("mailed_at"),
+  },
+  (t) => [index("wallet_receipts_by_user_event").on(t.userId, t.eventId, t.createdAt)],
+);

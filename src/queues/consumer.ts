@@ -3,12 +3,14 @@ import type { Db } from "../db/client";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
 import { recordRedemptionStatement } from "../db/redemptions";
 import { lowerRemainingUsesStatement } from "../db/tickets";
+import { markWalletReceiptMailed, writeWalletReceipt } from "../db/wallet";
 import type { Mailer } from "./mailer";
 import {
   type EventMessage,
   EventMessageSchema,
   type RedemptionRecorded,
   type ScanRejected,
+  type WalletTransactionPosted,
 } from "./messages";
 
 export interface ConsumerDependencies {
@@ -98,6 +100,34 @@ async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencie
   );
 }
 
+/**
+ * `wallet.topped_up` / `wallet.deducted`: one receipt per transaction (id derived from it), mailed until the
+ * mailer has accepted it once. The message carries everything the receipt holds, so no read of the ledger.
+ */
+async function onWalletTransactionPosted(
+  message: WalletTransactionPosted,
+  { db, mailer, now = () => new Date() }: ConsumerDependencies,
+): Promise<void> {
+  const receipt = await writeWalletReceipt(
+    db,
+    {
+      transactionId: message.transaction_id,
+      userId: message.user_id,
+      kind: message.type === "wallet.topped_up" ? "TOPUP" : "DEDUCTION",
+      amountCents: message.amount_cents,
+      currency: message.currency,
+      reference: message.reference,
+      eventId: message.event_id,
+      deviceId: message.device_id,
+      createdAt: message.created_at,
+    },
+    now(),
+  );
+  if (!receipt || receipt.mailedAt) return;
+  await mailer.sendReceipt(receipt);
+  await markWalletReceiptMailed(db, receipt.id, now());
+}
+
 async function handleEvent(message: EventMessage, dependencies: ConsumerDependencies): Promise<void> {
   switch (message.type) {
     case "order.paid":
@@ -106,6 +136,9 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
       return onRedemptionRecorded(message, dependencies);
     case "scan.rejected":
       return onScanRejected(message, dependencies);
+    case "wallet.topped_up":
+    case "wallet.deducted":
+      return onWalletTransactionPosted(message, dependencies);
     default: {
       // A new message type without a handler here fails to compile instead of being acked unhandled.
       const unhandled: never = message;

@@ -1,9 +1,13 @@
 import type { Receipt } from "../db/receipts";
+import type { WalletReceiptRow } from "../db/wallet";
 import type { Env } from "../env";
+
+/** An order's receipt, or a wallet top-up's or POS deduction's (those carry `transactionId`). */
+export type MailableReceipt = Receipt | WalletReceiptRow;
 
 /** Where receipts go once written. The consumer calls it at least once per receipt, so it may see repeats. */
 export interface Mailer {
-  sendReceipt(receipt: Receipt): Promise<void>;
+  sendReceipt(receipt: MailableReceipt): Promise<void>;
 }
 
 /**

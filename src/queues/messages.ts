@@ -30,12 +30,27 @@ const ScanRejectedSchema = z.object({
   ts: z.string(),
 });
 
+/** A committed wallet transaction that gets a receipt: a top-up's PURCHASE or a POS DEDUCT. */
+const WalletTransactionPostedSchema = z.object({
+  type: z.enum(["wallet.topped_up", "wallet.deducted"]),
+  transaction_id: z.string(),
+  user_id: z.string(),
+  amount_cents: z.number().int().min(1),
+  currency: z.string(),
+  reference: z.string().nullable(),
+  event_id: z.string().nullable(),
+  device_id: z.string().nullable(),
+  created_at: z.string(),
+});
+
 export const EventMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("order.paid"), order_id: z.string(), user_id: z.string(), paid_at: z.string() }),
   RedemptionRecordedSchema,
   ScanRejectedSchema,
+  WalletTransactionPostedSchema,
 ]);
 
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 export type RedemptionRecorded = z.infer<typeof RedemptionRecordedSchema>;
 export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
+export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;

@@ -5,6 +5,13 @@ import {
   type RedemptionCursor,
   redemptionCsvFields,
 } from "../db/redemptions";
+import {
+  LEDGER_CSV_HEADER,
+  type LedgerCursor,
+  type LedgerReportFilter,
+  ledgerCsvFields,
+  pageLedger,
+} from "../db/wallet";
 import { dayRange } from "../domain/report-range";
 import { csvLine, csvStream } from "./csv";
 import { writeStreamToR2 } from "./r2-csv";
@@ -32,6 +39,22 @@ export function redemptionsCsv(db: Db, filter: Parameters<typeof pageRedemptions
 export async function exportRedemptionsDay(db: Db, bucket: R2Bucket, day: string) {
   const name = exportName("redemptions", day);
   const { bytes } = await writeStreamToR2(bucket, name, redemptionsCsv(db, dayRange(day)), {
+    contentType: CSV_CONTENT_TYPE,
+  });
+  return { name, bytes };
+}
+
+export function transactionsCsv(db: Db, filter: LedgerReportFilter) {
+  return csvStream<LedgerCursor>(LEDGER_CSV_HEADER, async (after) => {
+    const page = await pageLedger(db, filter, after, EXPORT_PAGE_ROWS);
+    return { lines: page.rows.map((row) => csvLine(ledgerCsvFields(row))), next: page.next };
+  });
+}
+
+/** Exports one UTC day of wallet ledger rows to `transactions-<day>.csv`; re-running writes the same object. */
+export async function exportTransactionsDay(db: Db, bucket: R2Bucket, day: string) {
+  const name = exportName("transactions", day);
+  const { bytes } = await writeStreamToR2(bucket, name, transactionsCsv(db, dayRange(day)), {
     contentType: CSV_CONTENT_TYPE,
   });
   return { name, bytes };

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
 import { expireOrder, findOrderWithItems, toOrder } from "../db/orders";
+import { MAX_ORDER_CREDITS_CENTS } from "../domain/ledger";
 import { isHoldExpired, MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
@@ -8,6 +9,7 @@ import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
 import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import { reserveOrder } from "../services/reserve-order";
+import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
 import { ORDER_STATUSES, type Order } from "../types/domain";
 
 const OrderItemSchema = z.object({
@@ -45,6 +47,18 @@ const NewOrderSchema = z
       )
       .min(1)
       .max(MAX_ITEMS_PER_ORDER),
+    credits_cents: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_ORDER_CREDITS_CENTS)
+      .optional()
+      .openapi({
+        description:
+          "Wallet credit to pay with, at most the order total. Part of the total: held now (the order's " +
+          "`amount_due_cents` is the rest, paid by card) and posted when the card payment succeeds, released " +
+          "if it fails or the order expires. The whole total: the order is PAID at once, tickets issued.",
+      }),
   })
   .strict()
   .openapi("NewOrder", { description: "Duplicate lines of one product are merged." });
@@ -67,7 +81,10 @@ export const orderRoutes = createRouter()
       summary: "Create an order and reserve its inventory (idempotent)",
       description:
         "Reserves inventory atomically (`reserved + sold ≤ sellable` holds under any concurrency) for " +
-        "`ORDER_HOLD_SECONDS`; an unpaid order then becomes `EXPIRED` and releases its reservation.",
+        "`ORDER_HOLD_SECONDS`; an unpaid order then becomes `EXPIRED` and releases its reservation. " +
+        "`credits_cents` pays part or all of it from the caller's wallet: more than the available credit " +
+        "(balance minus what pending orders hold) is 402 `insufficient_funds` with `balance_cents` and " +
+        "`available_cents`, stored as the key's outcome like any other business failure.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       request: { headers: IdempotencyKeyHeader, body: jsonBody(NewOrderSchema) },
@@ -80,6 +97,7 @@ export const orderRoutes = createRouter()
           "unauthenticated",
           "sold_out",
           "product_inactive",
+          "insufficient_funds",
           "idempotency_in_progress",
           "idempotency_key_reused",
           "unknown_product",
@@ -99,9 +117,11 @@ export const orderRoutes = createRouter()
             userId,
             idempotencyKey: key,
             items: mergeOrderItems(body.items),
+            creditsCents: body.credits_cents,
             currency: config.currency,
             holdSeconds: config.orderHoldSeconds,
             claim,
+            events: c.env.EVENTS,
           });
           return { status: 201, body: order };
         },
@@ -135,7 +155,7 @@ export const orderRoutes = createRouter()
       const now = new Date();
       if (isHoldExpired(order, now)) {
         // The sweep may not have run yet: settle the expiry now so the answer is never stale.
-        await expireOrder(db, orderId, found.items, now);
+        await expireOrder(db, orderId, found.items, now, ORDER_EXPIRY_EXTENSIONS);
         const refreshed = await findOrderWithItems(db, orderId);
         if (refreshed) order = toOrder(refreshed.row, refreshed.items);
       }

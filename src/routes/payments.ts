@@ -96,7 +96,9 @@ export const paymentRoutes = router.openapi(
       "and issues its tickets before the 200 returns. A SUCCESS whose amount or currency does not match " +
       "`amount_due_cents` is refused (422) and recorded for review. A SUCCESS for an order that is no longer " +
       "pending (expired, failed, or paid by another payment) is `ignored` and recorded as needing a refund. " +
-      "A FAILED payment marks a pending order PAYMENT_FAILED and releases its reservation.",
+      "A FAILED payment marks a pending order PAYMENT_FAILED and releases its reservation and credit hold. " +
+      "For a wallet top-up (`top_…`), a SUCCESS posts exactly one PURCHASE to the wallet and a FAILED marks " +
+      "the top-up FAILED; the same duplicate, mismatch and settled-already rules apply.",
     request: {
       headers: WebhookHeadersSchema,
       body: {
@@ -134,7 +136,7 @@ export const paymentRoutes = router.openapi(
     );
     const event = parsePaymentEvent(body);
     const outcome = await applyPaymentEvent(
-      { db: getDb(c.env.DB), events: c.env.EVENTS },
+      { db: getDb(c.env.DB), events: c.env.EVENTS, wallets: c.env.WALLETS },
       { webhookId, event, receivedAt: now },
     );
     return c.json({ received: true as const, outcome }, 200);

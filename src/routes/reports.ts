@@ -1,17 +1,29 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
 import { aggregateRedemptions } from "../db/redemptions";
+import { decodeLedgerCursor, encodeLedgerCursor, pageLedger, toWalletTransaction } from "../db/wallet";
 import { parseReportRange } from "../domain/report-range";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { IsoTimestamp, json, problems } from "../http/schemas";
-import { CSV_CONTENT_TYPE, EXPORT_NAME_PATTERN, redemptionsCsv } from "../reports/daily-export";
+import {
+  CSV_CONTENT_TYPE,
+  EXPORT_NAME_PATTERN,
+  redemptionsCsv,
+  transactionsCsv,
+} from "../reports/daily-export";
+import { LEDGER_TYPES } from "../types/domain";
+import { WalletTransactionSchema } from "./wallet";
 
 /** Aggregate rows per JSON report; a range with more groups than this says so with `truncated`. */
 export const MAX_REPORT_ROWS = 5_000;
 /** Exports listed per page. */
 const EXPORTS_PAGE_SIZE = 100;
+/** Ledger rows per JSON page of the transactions report (CSV streams every row, a page at a time). */
+export const TRANSACTIONS_REPORT_PAGE_SIZE = 500;
+/** Longer than any cursor this API hands out. */
+const MAX_CURSOR_LENGTH = 512;
 
 const RangeQuery = {
   from: z
@@ -45,6 +57,18 @@ const RedemptionReportSchema = z
     truncated: z.boolean().openapi({ description: `true when more than ${MAX_REPORT_ROWS} groups matched` }),
   })
   .openapi("RedemptionReport");
+
+const TransactionReportSchema = z
+  .object({
+    from: IsoTimestamp,
+    to: IsoTimestamp,
+    transactions: z.array(WalletTransactionSchema),
+    next_cursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
+  })
+  .openapi("TransactionReport");
 
 const ExportListSchema = z
   .object({
@@ -114,6 +138,67 @@ export const reportRoutes = createRouter()
           rows: shown,
           total: shown.reduce((sum, row) => sum + row.redemptions, 0),
           truncated,
+        },
+        200,
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/reports/transactions",
+      operationId: "reportTransactions",
+      tags: ["Reports"],
+      summary: "Wallet ledger rows in a time range (or all of them as CSV)",
+      description:
+        "Role `analyst` or `admin`. Rows with `from <= created_at < to`, oldest first, optionally of one " +
+        "`type` or one POS `event_id`. JSON is keyset-paged " +
+        `(${TRANSACTIONS_REPORT_PAGE_SIZE} rows, follow \`next_cursor\`); CSV streams every row page by page, ` +
+        "never built in memory. The range spans at most 366 days.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("analyst")] as const,
+      request: {
+        query: z.object({
+          ...RangeQuery,
+          type: z.enum(LEDGER_TYPES).optional(),
+          event_id: z.string().min(1).max(64).optional(),
+          cursor: z.string().min(1).max(MAX_CURSOR_LENGTH).optional().openapi({
+            description: "JSON only: `next_cursor` from the previous page",
+          }),
+        }),
+      },
+      responses: {
+        200: {
+          description: "The report",
+          content: { "application/json": { schema: TransactionReportSchema }, ...csvContent },
+        },
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const range = parseReportRange(query.from, query.to);
+      const filter = { ...range, type: query.type, eventId: query.event_id };
+      const db = getDb(c.env.DB);
+      if (wantsCsv(query.format, c.req.header("accept"))) {
+        return c.body(transactionsCsv(db, filter), 200, {
+          "content-type": CSV_CONTENT_TYPE,
+          "content-disposition": `attachment; filename="transactions-${range.fromIso.slice(0, 10)}.csv"`,
+        });
+      }
+      const after = query.cursor === undefined ? undefined : decodeLedgerCursor(query.cursor);
+      if (query.cursor !== undefined && !after) {
+        throw new ApiError("validation_failed", "cursor is not one this API issued", {
+          errors: [{ path: "cursor", message: "Not a cursor from a previous page" }],
+        });
+      }
+      const page = await pageLedger(db, filter, after, TRANSACTIONS_REPORT_PAGE_SIZE);
+      return c.json(
+        {
+          from: range.fromIso,
+          to: range.toIso,
+          transactions: page.rows.map(toWalletTransaction),
+          next_cursor: page.next ? encodeLedgerCursor(page.next) : null,
         },
         200,
       );

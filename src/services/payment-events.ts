@@ -1,14 +1,18 @@
 import type { Db } from "../db/client";
 import type { PaymentDelivery } from "../db/payments";
 import { ApiError } from "../errors";
+import type { WalletObject } from "../objects/wallet";
 import type { EventMessage } from "../queues/messages";
 import type { WebhookOutcome } from "../types/domain";
 import { settleOrderPayment } from "./settle-order-payment";
+import { settleTopupPayment } from "./wallet-topups";
 
 /** What applying a payment needs: the database and the queue its follow-up events go to. */
 export interface PaymentContext {
   db: Db;
   events: Queue<EventMessage>;
+  /** The wallets, which post top-ups; only `top_` references need it. */
+  wallets?: DurableObjectNamespace<WalletObject>;
 }
 
 export type PaymentReferenceHandler = (
@@ -17,11 +21,13 @@ export type PaymentReferenceHandler = (
 ) => Promise<WebhookOutcome>;
 
 /**
- * Which kind of thing a payment pays for, by the prefix of its reference. `top_` (wallet top-ups) is
- * registered here by the wallet slice; until then its references are unknown like any other.
+ * Which kind of thing a payment pays for, by the prefix of its reference: orders and wallet top-ups.
  * A Map, not an object literal, so that a reference such as `constructor_x` finds nothing.
  */
-const REFERENCE_HANDLERS = new Map<string, PaymentReferenceHandler>([["ord", settleOrderPayment]]);
+const REFERENCE_HANDLERS = new Map<string, PaymentReferenceHandler>([
+  ["ord", settleOrderPayment],
+  ["top", settleTopupPayment],
+]);
 
 /** Applies a verified gateway event to whatever its reference names; an unknown reference is a 404. */
 export async function applyPaymentEvent(

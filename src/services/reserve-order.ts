@@ -1,5 +1,5 @@
-import { availableUnits, findProductsByIds } from "../db/catalog";
-import type { Db } from "../db/client";
+import { availableUnits, findProductsByIds, inventory } from "../db/catalog";
+import type { Db, Statement } from "../db/client";
 import { atomically } from "../db/client";
 import {
   createOrderStatements,
@@ -7,27 +7,42 @@ import {
   findOrderWithItems,
   isDuplicateOrderKey,
   isInventoryExceeded,
+  settleOrderStatements,
   toOrder,
 } from "../db/orders";
+import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "../db/outbox";
+import { issueTicketsStatements } from "../db/tickets";
+import { isWalletShort, readWallet } from "../db/wallet";
+import { planOrderCredits } from "../domain/ledger";
 import { orderTotalCents, type PricedLine, type RequestedItem } from "../domain/orders";
 import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
 import { newId } from "../ids";
+import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
+import { holdOrderCreditsStatement, payOrderWithCreditsStatement } from "./wallet-holds";
 
 export interface ReserveOrderInput {
   userId: string;
   idempotencyKey: string;
   items: RequestedItem[];
+  /** Wallet credit to pay with: part of the total (held until the card pays) or all of it (paid now). */
+  creditsCents?: number;
   currency: string;
   holdSeconds: number;
   claim: IdempotencyClaim;
+  /** Where `order.paid` goes when credits pay the whole order at once. */
+  events: Queue<EventMessage>;
 }
 
 /**
  * Prices the items at current catalog prices and creates a pending order with its inventory reserved,
  * in one batch that also stores the idempotent response. Not enough stock → `sold_out` naming the first
  * product that is short, with what is left of it.
+ *
+ * With `creditsCents`, the same batch also holds that much of the wallet (partial payment) or deducts the
+ * whole total, settles the order PAID and issues its tickets (full payment). The wallet's CHECKs guard
+ * both: more than the available credit → `insufficient_funds` with the balance, and nothing is written.
  */
 export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Order> {
   const rows = await findProductsByIds(
@@ -59,17 +74,48 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
 
   const now = new Date();
   const totalCents = orderTotalCents(lines);
-  const { row, statements } = createOrderStatements(db, {
+  const credits = planOrderCredits(totalCents, input.creditsCents);
+  // Fail fast without a write; the wallet's CHECKs in the batch below are the real guard.
+  if (credits.appliedCents > 0) {
+    const wallet = await readWallet(db, input.userId, input.currency);
+    if (wallet.available_cents < credits.appliedCents) throw insufficientFunds(wallet);
+  }
+  const created = createOrderStatements(db, {
     id: newId("ord"),
     userId: input.userId,
     idempotencyKey: input.idempotencyKey,
     lines,
     totalCents,
-    creditsAppliedCents: 0,
+    creditsAppliedCents: credits.appliedCents,
     currency: input.currency,
     now,
     holdSeconds: input.holdSeconds,
   });
+  let row = created.row;
+  const statements: Statement[] = [...created.statements];
+  let paid: OutboxEntry | undefined;
+  if (credits.kind === "partial") {
+    statements.push(holdOrderCreditsStatement(db, row, now));
+  } else if (credits.kind === "full") {
+    paid = {
+      id: `order.paid:${row.id}`,
+      message: { type: "order.paid", order_id: row.id, user_id: row.userId, paid_at: now.toISOString() },
+    };
+    const tickets = issueTicketsStatements(db, {
+      orderId: row.id,
+      userId: row.userId,
+      lines: lines.map((line) => ({ productId: line.product_id, quantity: line.quantity })),
+      now,
+    });
+    statements.push(
+      ...settleOrderStatements(db, row.id, "PAID", now),
+      ...lines.map((line) => inventory.commit(db, line.product_id, line.quantity, now)),
+      payOrderWithCreditsStatement(db, row, now),
+      ...tickets.statements,
+      outboxStatement(db, paid, now),
+    );
+    row = { ...row, status: "PAID" };
+  }
   const order = toOrder(
     row,
     lines.map((line) => ({
@@ -82,8 +128,12 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
 
   try {
     await atomically(db, [...statements, input.claim.complete({ status: 201, body: order })]);
+    // Issuance has committed; what follows it (the receipt) fans out through the queue.
+    if (paid) await publishOutboxEntry(db, input.events, paid, now);
     return order;
   } catch (error) {
+    // Before the inventory check: its pattern matches any CHECK, the wallet's included.
+    if (isWalletShort(error)) throw insufficientFunds(await readWallet(db, input.userId, input.currency));
     if (isInventoryExceeded(error)) throw await soldOutAfterRace(db, lines);
     if (isDuplicateOrderKey(error)) {
       // The key already made an order (its stored response may have been purged): answer with that order.
@@ -94,6 +144,13 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     }
     throw error;
   }
+}
+
+function insufficientFunds(wallet: { balance_cents: number; available_cents: number }): ApiError {
+  return new ApiError("insufficient_funds", "Not enough wallet credit for credits_cents", {
+    balance_cents: wallet.balance_cents,
+    available_cents: wallet.available_cents,
+  });
 }
 
 function soldOut(productId: string, available: number): ApiError {

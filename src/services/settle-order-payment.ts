@@ -19,6 +19,11 @@ import { assertTransition, canTransition, isHoldExpired } from "../domain/orders
 import { ApiError } from "../errors";
 import type { OrderStatus, WebhookOutcome } from "../types/domain";
 import type { PaymentContext } from "./payment-events";
+import {
+  ORDER_EXPIRY_EXTENSIONS,
+  postOrderCreditsStatements,
+  voidOrderCreditsStatements,
+} from "./wallet-holds";
 
 /**
  * Reads of the order before giving up. Every state but PENDING_PAYMENT is terminal, so one lost race
@@ -32,12 +37,14 @@ type OrderWithItems = NonNullable<Awaited<ReturnType<typeof findOrderWithItems>>
 /**
  * Applies a gateway event to an order, exactly once however many deliveries arrive, in parallel or not.
  *
- * - SUCCESS for a pending order → PAID, inventory committed, tickets issued: one atomic batch, together
- *   with the payment row whose unique keys make any other delivery of the payment roll back.
+ * - SUCCESS for a pending order → PAID, inventory committed, tickets issued, its credit hold (if any)
+ *   posted as a DEDUCT: one atomic batch, together with the payment row whose unique keys make any other
+ *   delivery of the payment roll back.
  * - SUCCESS whose amount or currency differs from what is due → recorded for review, 422, nothing else.
  * - SUCCESS for an order that is no longer pending (expired, failed, paid by another payment) → recorded
  *   as needing a refund, `ignored`.
- * - FAILED for a pending order → PAYMENT_FAILED and the reservation released; otherwise `ignored`.
+ * - FAILED for a pending order → PAYMENT_FAILED, the reservation and credit hold released; otherwise
+ *   `ignored`.
  */
 export async function settleOrderPayment(
   context: PaymentContext,
@@ -69,7 +76,7 @@ export async function settleOrderPayment(
     if (!found) throw new Error(`order ${event.reference} disappeared`);
     if (isHoldExpired(toOrder(found.row, found.items), now)) {
       // The sweep has not reached it yet, but the hold has lapsed: the order is expired, not payable.
-      await expireOrder(db, found.row.id, found.items, now);
+      await expireOrder(db, found.row.id, found.items, now, ORDER_EXPIRY_EXTENSIONS);
       continue;
     }
     if (!canTransition(found.row.status, target)) return recordIgnoredPayment(context, delivery);
@@ -121,6 +128,7 @@ async function payOrder(context: PaymentContext, delivery: PaymentDelivery, foun
     recordPaymentStatement(db, delivery, "processed", false),
     ...settleOrderStatements(db, order.id, "PAID", now),
     ...items.map((item) => inventory.commit(db, item.productId, item.quantity, now)),
+    ...postOrderCreditsStatements(db, order, now),
     ...tickets.statements,
     outboxStatement(db, paid, now),
   ]);
@@ -138,6 +146,7 @@ async function failOrder(context: PaymentContext, delivery: PaymentDelivery, fou
     recordPaymentStatement(db, delivery, "processed", false),
     ...settleOrderStatements(db, order.id, "PAYMENT_FAILED", now),
     ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
+    ...voidOrderCreditsStatements(db, order, now),
   ]);
 }
 

@@ -135,3 +135,58 @@ export interface PaymentEvent {
 
 export const WEBHOOK_OUTCOMES = ["processed", "duplicate", "ignored"] as const;
 export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+
+export const LEDGER_TYPES = ["PURCHASE", "DEDUCT", "REFUND", "ADJUSTMENT"] as const;
+export type LedgerType = (typeof LEDGER_TYPES)[number];
+
+/** Which way a ledger row moves the balance. PURCHASE and REFUND always credit, DEDUCT always debits. */
+export const LEDGER_DIRECTIONS = ["credit", "debit"] as const;
+export type LedgerDirection = (typeof LEDGER_DIRECTIONS)[number];
+
+/** One append-only row of the credits ledger. `amount_cents` is always positive; `direction` gives the sign. */
+export interface WalletTransaction {
+  id: string;
+  user_id: string;
+  type: LedgerType;
+  direction: LedgerDirection;
+  amount_cents: number;
+  currency: string;
+  reference: string | null;
+  reversal_of: string | null;
+  event_id: string | null;
+  created_at: string;
+  created_by: string;
+}
+
+/** A wallet as its owner sees it: `available_cents = balance_cents − held_cents`. */
+export interface WalletSummary {
+  balance_cents: number;
+  held_cents: number;
+  available_cents: number;
+  currency: string;
+  /** null for a wallet that has never moved. */
+  updated_at: string | null;
+}
+
+export const TOPUP_STATUSES = ["PENDING_PAYMENT", "PAID", "FAILED"] as const;
+export type TopupStatus = (typeof TOPUP_STATUSES)[number];
+
+export interface Topup {
+  topup_id: string;
+  status: TopupStatus;
+  amount_cents: number;
+  currency: string;
+  created_at: string;
+}
+
+/** Credit set aside for a pending order paid partly by card. */
+export const HOLD_STATUSES = ["PENDING", "POSTED", "VOIDED"] as const;
+export type HoldStatus = (typeof HOLD_STATUSES)[number];
+
+/** The receipt a POS deduction produces, as the till shows it. */
+export interface PosReceipt {
+  id: string;
+  event_id: string;
+  device_id: string;
+  created_at: string;
+}

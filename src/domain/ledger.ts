@@ -1,0 +1,109 @@
+// Pure rules of the credits ledger, shared by the stores, the wallet's Durable Object and the tests.
+
+import { ApiError } from "../errors";
+import type { LedgerDirection, LedgerType } from "../types/domain";
+
+/** The largest single POS deduction: a till sells drinks and merchandise, not cars. */
+export const MAX_POS_DEDUCTION_CENTS = 100_000;
+/** The largest single admin adjustment; larger corrections are split so each is reviewed. */
+export const MAX_ADJUSTMENT_CENTS = 1_000_000;
+/** Free text a till attaches to a deduction (its own sale id). */
+export const MAX_POS_REFERENCE_LENGTH = 128;
+/** Why a refund or adjustment was made; kept in the audit log forever. */
+export const MAX_REASON_LENGTH = 500;
+/** The highest `credits_cents` an order may ask for; the order's total is the real bound. */
+export const MAX_ORDER_CREDITS_CENTS = 10_000_000;
+
+/** The direction a row of this type moves the balance; ADJUSTMENT takes the one it was asked for. */
+export function directionOf(type: LedgerType, adjustment?: LedgerDirection): LedgerDirection {
+  switch (type) {
+    case "PURCHASE":
+    case "REFUND":
+      return "credit";
+    case "DEDUCT":
+      return "debit";
+    case "ADJUSTMENT":
+      if (!adjustment) throw new Error("an ADJUSTMENT needs a direction");
+      return adjustment;
+  }
+}
+
+/** What a row adds to the balance: positive for credits, negative for debits. */
+export function signedAmountCents(row: { direction: LedgerDirection; amount_cents: number }): number {
+  return row.direction === "credit" ? row.amount_cents : -row.amount_cents;
+}
+
+/** The balance a ledger adds up to; the database keeps `wallet_balances` equal to this. */
+export function ledgerBalanceCents(
+  rows: readonly { direction: LedgerDirection; amount_cents: number }[],
+): number {
+  return rows.reduce((sum, row) => sum + signedAmountCents(row), 0);
+}
+
+export function availableCents(wallet: { balance_cents: number; held_cents: number }): number {
+  return wallet.balance_cents - wallet.held_cents;
+}
+
+/**
+ * The ledger's idempotency keys, one namespace per operation and caller, so that two callers (or one
+ * caller's two operations) that happen to pick the same Idempotency-Key never collide on one wallet.
+ */
+export const ledgerKeys = {
+  topup: (topupId: string) => `topup:${topupId}`,
+  order: (orderId: string) => `order:${orderId}`,
+  posDeduction: (operatorId: string, key: string) => `pos.deduct:${operatorId}:${key}`,
+  posRefund: (operatorId: string, key: string) => `pos.refund:${operatorId}:${key}`,
+  adjustment: (operatorId: string, key: string) => `adjust:${operatorId}:${key}`,
+};
+
+/** Who wrote a row: the buyer, a staff operator, or the payment system acting on a webhook. */
+export const ledgerActors = {
+  user: (userId: string) => `user:${userId}`,
+  operator: (operatorId: string) => `operator:${operatorId}`,
+  payments: "system:payments",
+};
+
+/** One receipt per transaction: its id is derived from the transaction's, so redelivery writes nothing new. */
+export function receiptIdForTransaction(transactionId: string): string {
+  return `rct_${transactionId.replace(/^txn_/, "")}`;
+}
+
+/** One hold per order, under an id derived from the order's. */
+export function holdIdForOrder(orderId: string): string {
+  return `hld_${orderId.replace(/^ord_/, "")}`;
+}
+
+export type OrderCredits =
+  | { kind: "none"; appliedCents: 0 }
+  | { kind: "partial"; appliedCents: number }
+  | { kind: "full"; appliedCents: number };
+
+/**
+ * How an order's credits pay for it: not at all, part (a hold now, posted with the card payment), or the
+ * whole total (paid at once). Asking for more than the total is a validation failure, not a silent cap:
+ * the buyer said how much to spend and we will not spend a different amount.
+ */
+export function planOrderCredits(totalCents: number, creditsCents: number | undefined): OrderCredits {
+  if (creditsCents === undefined || creditsCents === 0) return { kind: "none", appliedCents: 0 };
+  if (creditsCents > totalCents) {
+    throw new ApiError("validation_failed", "credits_cents exceeds the order total", {
+      errors: [{ path: "credits_cents", message: `At most the order total (${totalCents})` }],
+    });
+  }
+  return creditsCents === totalCents
+    ? { kind: "full", appliedCents: creditsCents }
+    : { kind: "partial", appliedCents: creditsCents };
+}
+
+/**
+ * What a refund of a deduction may still return. `requested` undefined means "whatever is left". Returns
+ * the amount to refund, or null when that would exceed the original (including when nothing is left).
+ */
+export function refundAmountCents(
+  totals: { original_cents: number; refunded_cents: number },
+  requested: number | undefined,
+): number | null {
+  const remaining = totals.original_cents - totals.refunded_cents;
+  const amount = requested ?? remaining;
+  return amount >= 1 && amount <= remaining ? amount : null;
+}

@@ -1,0 +1,289 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { getDb } from "../db/client";
+import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
+import { requireOperator } from "../http/auth";
+import { type AppEnv, asRouteResponse, createRouter } from "../http/context";
+import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
+import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  deductAtPos,
+  findRefundableDeduction,
+  lookupWallet,
+  type PosContext,
+  refundDeduction,
+  requirePosSession,
+  TOPUP_PATH,
+} from "../services/wallet-pos";
+import { TransactionWithoutUser } from "./wallet";
+
+/** Far above any token we sign (a few hundred characters); the verifier refuses long ones before parsing. */
+const MAX_QR_TOKEN_FIELD_LENGTH = 4_096;
+/** Ids this API hands out are well inside this. */
+const MAX_ID_LENGTH = 64;
+
+const QrTokenField = z
+  .string()
+  .min(1)
+  .max(MAX_QR_TOKEN_FIELD_LENGTH)
+  .openapi({ description: "The token from the buyer's `POST /wallet/qr-token`" });
+const SessionIdField = z.string().min(1).max(MAX_ID_LENGTH).openapi({ example: "ses_4m6p8r0t2v4x6z8b0d2f" });
+const WalletRefField = z.string().openapi({
+  example: "wal_3f7k9m1p5r7t9v1x3z5b7d9g",
+  description: "Opaque and stable per wallet and event; never the user id",
+});
+
+const WalletLookupSchema = z
+  .object({ qr_token: QrTokenField, session_id: SessionIdField })
+  .strict()
+  .openapi("PosWalletLookupRequest");
+
+const PosWalletSchema = z
+  .object({
+    wallet_ref: WalletRefField,
+    balance_cents: z.number().int(),
+    available_cents: z.number().int().openapi({ description: "What a deduction may take now" }),
+    currency: z.string().openapi({ example: "EUR" }),
+    last_receipt: z
+      .object({
+        id: z.string().openapi({ example: "rct_5k7m9p1r3t5v7x9z1b3d" }),
+        transaction_id: z.string(),
+        amount_cents: z.number().int(),
+        event_id: z.string(),
+        device_id: z.string().nullable(),
+        created_at: IsoTimestamp,
+      })
+      .optional()
+      .openapi({ description: "The wallet's latest POS receipt at this till's event, when there is one" }),
+  })
+  .openapi("PosWallet");
+
+const DeductionRequestSchema = z
+  .object({
+    qr_token: QrTokenField,
+    amount_cents: z.number().int().min(1).max(MAX_POS_DEDUCTION_CENTS).openapi({ example: 450 }),
+    reference: z
+      .string()
+      .min(1)
+      .max(MAX_POS_REFERENCE_LENGTH)
+      .optional()
+      .openapi({ description: "The till's own sale reference", example: "till-7/sale-1042" }),
+    session_id: SessionIdField,
+  })
+  .strict()
+  .openapi("PosDeductionRequest");
+
+const ReceiptSchema = z
+  .object({
+    id: z.string().openapi({ example: "rct_5k7m9p1r3t5v7x9z1b3d" }),
+    event_id: z.string(),
+    device_id: z.string(),
+    created_at: IsoTimestamp,
+  })
+  .openapi("PosReceipt");
+
+const DeductionSchema = z
+  .object({
+    transaction_id: z.string().openapi({ example: "txn_5k7m9p1r3t5v7x9z1b3d" }),
+    amount_cents: z.number().int(),
+    balance_cents: z
+      .number()
+      .int()
+      .openapi({ description: "The wallet's balance right after this deduction" }),
+    available_cents: z.number().int(),
+    currency: z.string(),
+    receipt: ReceiptSchema,
+  })
+  .openapi("PosDeduction");
+
+const RefundRequestSchema = z
+  .object({
+    amount_cents: z.number().int().min(1).max(MAX_POS_DEDUCTION_CENTS).optional().openapi({
+      description: "Defaults to whatever of the deduction is not refunded yet",
+    }),
+    reason: z.string().trim().min(1).max(MAX_REASON_LENGTH).openapi({ example: "Drink spilled" }),
+  })
+  .strict()
+  .openapi("PosRefundRequest");
+
+const RefundSchema = z
+  .object({ ...TransactionWithoutUser, wallet_ref: WalletRefField.nullable() })
+  .openapi("PosRefund", { description: "The REFUND ledger row, with `reversal_of` naming the deduction" });
+
+const TransactionIdParam = z.object({
+  transaction_id: z
+    .string()
+    .min(1)
+    .max(MAX_ID_LENGTH)
+    .openapi({ param: { name: "transaction_id", in: "path" }, example: "txn_5k7m9p1r3t5v7x9z1b3d" }),
+});
+
+function posContext(c: Context<AppEnv>): PosContext {
+  return {
+    env: c.env,
+    db: getDb(c.env.DB),
+    config: c.get("config"),
+    operator: c.get("operator"),
+    now: new Date(),
+  };
+}
+
+export const posRoutes = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/pos/wallet-lookup",
+      operationId: "lookupPosWallet",
+      tags: ["POS"],
+      summary: "What a till may see of the wallet behind a wallet QR token",
+      description:
+        "Operator with role `pos` and an open POS session. Answers an opaque `wallet_ref`, the balance and " +
+        "the last receipt at the session's event: never the history or the user id. Does not spend the " +
+        "token's jti. Audited.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("pos")] as const,
+      request: { body: jsonBody(WalletLookupSchema) },
+      responses: {
+        200: json(PosWalletSchema, "The wallet, as a till sees it"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "unauthenticated",
+          "forbidden",
+          "session_invalid",
+          "token_invalid",
+          "token_expired",
+          "service_unavailable",
+        ),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const context = posContext(c);
+      const session = await requirePosSession(context, body.session_id);
+      const view = await lookupWallet(context, session, body.qr_token);
+      return c.json(view, 200, { "cache-control": "no-store" });
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/pos/deductions",
+      operationId: "createPosDeduction",
+      tags: ["POS"],
+      summary: "Deduct credit from a wallet at a till (idempotent)",
+      description:
+        "Operator with role `pos` and an open POS session, whose event becomes the deduction's `event_id`. " +
+        "Deductions of one wallet run one at a time, in arrival order, and never overdraw it. The first " +
+        "success spends the token's jti: the same token under another Idempotency-Key is 409 " +
+        "`token_replayed`. Too little credit is 402 `insufficient_funds` with `balance_cents`, " +
+        `\`available_cents\` and \`topup_url\` (\`PUBLIC_BASE_URL\` + \`${TOPUP_PATH}\`). A refusal is stored ` +
+        "as the key's outcome: a retry with the same key is refused the same way, even after a top-up. Audited.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("pos")] as const,
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(DeductionRequestSchema) },
+      responses: {
+        201: json(DeductionSchema, "Deducted (or replayed, with `idempotent-replayed: true`)"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "idempotency_key_missing",
+          "idempotency_key_invalid",
+          "unauthenticated",
+          "insufficient_funds",
+          "forbidden",
+          "session_invalid",
+          "token_replayed",
+          "idempotency_in_progress",
+          "idempotency_key_reused",
+          "token_invalid",
+          "token_expired",
+          "service_unavailable",
+        ),
+      },
+    }),
+    async (c) => {
+      const key = parseIdempotencyKey(c.req.header("idempotency-key"));
+      const body = c.req.valid("json");
+      const context = posContext(c);
+      const session = await requirePosSession(context, body.session_id);
+      const response = await runIdempotent(
+        {
+          db: context.db,
+          scope: `operator:${context.operator.operatorId}|pos.deductions`,
+          key,
+          request: body,
+          now: context.now,
+        },
+        async () => {
+          const deduction = await deductAtPos(context, session, {
+            qrToken: body.qr_token,
+            amountCents: body.amount_cents,
+            reference: body.reference ?? null,
+            idempotencyKey: key,
+          });
+          return { status: 201, body: deduction };
+        },
+      );
+      return asRouteResponse(response);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/pos/deductions/{transaction_id}/refund",
+      operationId: "refundPosDeduction",
+      tags: ["POS"],
+      summary: "Refund (part of) a POS deduction (idempotent)",
+      description:
+        "Role `pos` with the deduction's event among the operator's `event_ids`, or `admin`; a deduction at " +
+        "another event answers 404 like a missing one. Without `amount_cents`, refunds what is left of the " +
+        "deduction. Refunds of one deduction never add up to more than it: 409 `refund_exceeds_original`, " +
+        "with `refundable_cents`. Audited with the refund.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("pos")] as const,
+      request: {
+        params: TransactionIdParam,
+        headers: IdempotencyKeyHeader,
+        body: jsonBody(RefundRequestSchema),
+      },
+      responses: {
+        201: json(RefundSchema, "Refunded (or replayed, with `idempotent-replayed: true`)"),
+        ...problems(
+          ...BODY_PROBLEMS,
+          "idempotency_key_missing",
+          "idempotency_key_invalid",
+          "unauthenticated",
+          "forbidden",
+          "not_found",
+          "refund_exceeds_original",
+          "idempotency_in_progress",
+          "idempotency_key_reused",
+          "service_unavailable",
+        ),
+      },
+    }),
+    async (c) => {
+      const key = parseIdempotencyKey(c.req.header("idempotency-key"));
+      const { transaction_id: transactionId } = c.req.valid("param");
+      const body = c.req.valid("json");
+      const context = posContext(c);
+      const deduction = await findRefundableDeduction(context.db, context.operator, transactionId);
+      const response = await runIdempotent(
+        {
+          db: context.db,
+          scope: `operator:${context.operator.operatorId}|pos.refunds`,
+          key,
+          request: { transaction_id: transactionId, ...body },
+          now: context.now,
+        },
+        async () => {
+          const refund = await refundDeduction(context, deduction, {
+            amountCents: body.amount_cents,
+            reason: body.reason,
+            idempotencyKey: key,
+          });
+          return { status: 201, body: refund };
+        },
+      );
+      return asRouteResponse(response);
+    },
+  );

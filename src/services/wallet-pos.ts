@@ -1,0 +1,275 @@
+import type { OperatorClaims } from "../auth/operator-token";
+import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP } from "../auth/qr-token";
+import { walletRef } from "../auth/wallet-ref";
+import { appendAudit } from "../db/audit";
+import type { Db } from "../db/client";
+import { findLedgerEntry, type LedgerRow, lastPosReceipt, readWallet } from "../db/wallet";
+import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
+import type { Config, Env } from "../env";
+import { ApiError } from "../errors";
+import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
+import type { PosReceipt, WalletTransaction } from "../types/domain";
+import { requireOpenSession } from "./validator-sessions";
+
+/** Where a till sends a customer whose wallet is short: the buyer app's wallet page. */
+export const TOPUP_PATH = "/#wallet";
+
+export interface PosContext {
+  env: Env;
+  db: Db;
+  config: Config;
+  operator: OperatorClaims;
+  now: Date;
+}
+
+/** The open POS session a till works under, with the event its deductions belong to. */
+export interface PosSession {
+  sessionId: string;
+  deviceId: string;
+  eventId: string;
+}
+
+/** 403 `session_invalid` unless `sessionId` is the caller's open POS session on an active device. */
+export async function requirePosSession(context: PosContext, sessionId: string): Promise<PosSession> {
+  const { session } = await requireOpenSession(context.db, {
+    sessionId,
+    operatorId: context.operator.operatorId,
+    kind: "pos",
+    now: context.now,
+  });
+  // Opening a POS session requires an event (the device's), so this only guards a hand-edited row.
+  if (session.event_id === null) throw new ApiError("session_invalid", "The POS session has no event");
+  return { sessionId: session.session_id, deviceId: session.device_id, eventId: session.event_id };
+}
+
+/**
+ * A wallet QR token: typ, audience, issuer and algorithm pinned, so a ticket's gate token is refused
+ * here (`token_invalid`) exactly as a wallet token is refused at the gate.
+ */
+export async function verifyWalletQrToken(config: Config, token: string): Promise<VerifiedQrToken> {
+  const verified = await verifyQrToken(config, token, { typ: WALLET_QR_TYP, audience: WALLET_QR_AUDIENCE });
+  if (typeof verified.payload.nonce !== "string" || verified.payload.nonce.length === 0) {
+    throw new ApiError("token_invalid", "Token has no nonce");
+  }
+  return verified;
+}
+
+const walletObject = (env: Env, userId: string) => env.WALLETS.get(env.WALLETS.idFromName(userId));
+
+export interface PosWalletView {
+  wallet_ref: string;
+  balance_cents: number;
+  available_cents: number;
+  currency: string;
+  last_receipt?: LastReceipt;
+}
+
+/** The wallet's latest POS receipt at the till's event: enough to answer "did that go through?". */
+export interface LastReceipt {
+  id: string;
+  transaction_id: string;
+  amount_cents: number;
+  event_id: string;
+  device_id: string | null;
+  created_at: string;
+}
+
+/**
+ * What a till may see of a wallet: an opaque reference, the balance and the last receipt at its own
+ * event. Never the history, never the user id. Does not spend the token. Audited.
+ */
+export async function lookupWallet(
+  context: PosContext,
+  session: PosSession,
+  qrToken: string,
+): Promise<PosWalletView> {
+  const { db, config, operator, now } = context;
+  const token = await verifyWalletQrToken(config, qrToken);
+  const userId = token.subject;
+  const [wallet, receipt, ref] = await Promise.all([
+    readWallet(db, userId, config.currency),
+    lastPosReceipt(db, userId, session.eventId),
+    walletRef(config, session.eventId, userId),
+  ]);
+  await appendAudit(
+    db,
+    {
+      actor: operator.operatorId,
+      action: "pos.wallet_lookup",
+      target: `wallet:${userId}`,
+      details: {
+        wallet_ref: ref,
+        session_id: session.sessionId,
+        device_id: session.deviceId,
+        event_id: session.eventId,
+      },
+    },
+    now,
+  );
+  return {
+    wallet_ref: ref,
+    balance_cents: wallet.balance_cents,
+    available_cents: wallet.available_cents,
+    currency: wallet.currency,
+    ...(receipt && {
+      last_receipt: {
+        id: receipt.id,
+        transaction_id: receipt.transactionId,
+        amount_cents: receipt.amountCents,
+        event_id: session.eventId,
+        device_id: receipt.deviceId,
+        created_at: receipt.createdAt,
+      },
+    }),
+  };
+}
+
+export interface DeductionRequest {
+  qrToken: string;
+  amountCents: number;
+  reference: string | null;
+  idempotencyKey: string;
+}
+
+export interface PosDeduction {
+  transaction_id: string;
+  amount_cents: number;
+  balance_cents: number;
+  available_cents: number;
+  currency: string;
+  receipt: PosReceipt;
+}
+
+/**
+ * Deducts at a till through the wallet's object, which takes the wallet's requests one at a time. A
+ * refusal (bad or spent token, too little credit) is audited and thrown as the contract's problem; the
+ * caller's runIdempotent stores it, so a retry with the same key is refused the same way.
+ */
+export async function deductAtPos(
+  context: PosContext,
+  session: PosSession,
+  request: DeductionRequest,
+): Promise<PosDeduction> {
+  const { env, config, operator } = context;
+  let userId: string | null = null;
+  try {
+    const token = await verifyWalletQrToken(config, request.qrToken);
+    userId = token.subject;
+    const result = await walletObject(env, userId).deduct({
+      userId,
+      ledgerKey: ledgerKeys.posDeduction(operator.operatorId, request.idempotencyKey),
+      amountCents: request.amountCents,
+      currency: config.currency,
+      reference: request.reference,
+      jti: token.jti,
+      tokenExpiresAt: token.expiresAt,
+      operatorId: operator.operatorId,
+      sessionId: session.sessionId,
+      deviceId: session.deviceId,
+      eventId: session.eventId,
+    });
+    if (!result.ok) throw deductionRefused(config, result);
+    const { transaction } = result;
+    return {
+      transaction_id: transaction.id,
+      amount_cents: transaction.amount_cents,
+      balance_cents: result.balanceCents,
+      available_cents: result.availableCents,
+      currency: transaction.currency,
+      receipt: {
+        id: receiptIdForTransaction(transaction.id),
+        event_id: session.eventId,
+        device_id: session.deviceId,
+        created_at: transaction.created_at,
+      },
+    };
+  } catch (error) {
+    if (error instanceof ApiError && error.status < 500) {
+      await appendAudit(
+        context.db,
+        {
+          actor: operator.operatorId,
+          action: "pos.deduct",
+          target: userId === null ? null : `wallet:${userId}`,
+          details: {
+            result: "rejected",
+            code: error.code,
+            amount_cents: request.amountCents,
+            session_id: session.sessionId,
+            device_id: session.deviceId,
+            event_id: session.eventId,
+          },
+        },
+        context.now,
+      );
+    }
+    throw error;
+  }
+}
+
+function deductionRefused(config: Config, result: Exclude<PosDeductionResult, WalletPosting>): ApiError {
+  switch (result.code) {
+    case "insufficient_funds":
+      return new ApiError("insufficient_funds", "Not enough credit in the wallet", {
+        balance_cents: result.balanceCents,
+        available_cents: result.availableCents,
+        topup_url: new URL(TOPUP_PATH, config.publicBaseUrl).toString(),
+      });
+    case "token_replayed":
+      return new ApiError("token_replayed", "This wallet token already paid; ask for a fresh one");
+    case "token_expired":
+      return new ApiError("token_expired");
+    case "idempotency_key_reused":
+      return new ApiError("idempotency_key_reused");
+  }
+}
+
+/**
+ * The deduction a caller may refund: a DEDUCT at one of the operator's events, or any DEDUCT for an admin.
+ * Anything else, including someone else's event, answers exactly like a missing transaction.
+ */
+export async function findRefundableDeduction(
+  db: Db,
+  operator: OperatorClaims,
+  transactionId: string,
+): Promise<LedgerRow> {
+  const row = await findLedgerEntry(db, transactionId);
+  const allowed =
+    row?.type === "DEDUCT" &&
+    (operator.roles.includes("admin") || (row.eventId !== null && operator.eventIds.includes(row.eventId)));
+  if (!row || !allowed) throw new ApiError("not_found", "No such deduction");
+  return row;
+}
+
+export type PosRefund = Omit<WalletTransaction, "user_id"> & { wallet_ref: string | null };
+
+/** Refunds (part of) a deduction through the wallet's object; over the original → 409. Audited with the refund. */
+export async function refundDeduction(
+  context: PosContext,
+  deduction: LedgerRow,
+  request: { amountCents?: number; reason: string; idempotencyKey: string },
+): Promise<PosRefund> {
+  const { env, config, operator } = context;
+  const result: RefundResult = await walletObject(env, deduction.userId).refund({
+    userId: deduction.userId,
+    deductionId: deduction.id,
+    amountCents: request.amountCents,
+    ledgerKey: ledgerKeys.posRefund(operator.operatorId, request.idempotencyKey),
+    currency: deduction.currency,
+    reference: deduction.reference,
+    eventId: deduction.eventId,
+    operatorId: operator.operatorId,
+    reason: request.reason,
+  });
+  if (!result.ok) {
+    if (result.code === "idempotency_key_reused") throw new ApiError("idempotency_key_reused");
+    throw new ApiError("refund_exceeds_original", "Refunds of a deduction never add up to more than it", {
+      refundable_cents: result.refundableCents,
+    });
+  }
+  const { user_id: userId, ...row } = result.transaction;
+  return {
+    ...row,
+    wallet_ref: deduction.eventId === null ? null : await walletRef(config, deduction.eventId, userId),
+  };
+}

@@ -1,0 +1,115 @@
+import { atomically, type Db } from "../db/client";
+import {
+  isDuplicatePayment,
+  type PaymentDelivery,
+  recordAmountMismatch,
+  recordPaymentStatement,
+} from "../db/payments";
+import {
+  findTopup,
+  findTopupByKey,
+  insertTopupStatement,
+  isDuplicateTopupKey,
+  isTopupAlreadySettled,
+  settleTopupStatement,
+  toTopup,
+} from "../db/wallet";
+import { ApiError } from "../errors";
+import type { IdempotencyClaim } from "../http/idempotency";
+import type { Topup, WebhookOutcome } from "../types/domain";
+import type { PaymentContext } from "./payment-events";
+
+export interface CreateTopupInput {
+  userId: string;
+  amountCents: number;
+  currency: string;
+  idempotencyKey: string;
+  claim: IdempotencyClaim;
+  now: Date;
+}
+
+/**
+ * Records a buyer's request for credit, pending its payment, in one batch with the stored 201. The
+ * gateway is then handed `topup_id` as the payment's reference.
+ */
+export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topup> {
+  const { row, statement } = insertTopupStatement(db, input);
+  const topup = toTopup(row);
+  try {
+    await atomically(db, [input.claim.complete({ status: 201, body: topup }), statement]);
+    return topup;
+  } catch (error) {
+    if (!isDuplicateTopupKey(error)) throw error;
+    // The key already made a top-up (its stored response may have been purged): answer with that one.
+    const existing = await findTopupByKey(db, input.userId, input.idempotencyKey);
+    if (existing) return toTopup(existing);
+    throw new ApiError("idempotency_in_progress");
+  }
+}
+
+/**
+ * Applies a gateway event to a top-up, exactly once however many deliveries arrive:
+ *
+ * - SUCCESS for a pending top-up → one PURCHASE row and the top-up PAID, posted through the user's wallet
+ *   object in one batch with the payment row (whose unique keys turn any other delivery into `duplicate`).
+ * - SUCCESS with another amount or currency → recorded for review, 422, nothing else.
+ * - FAILED for a pending top-up → FAILED.
+ * - Anything for a settled top-up → recorded and `ignored` (a SUCCESS flagged as needing a refund).
+ */
+export async function settleTopupPayment(
+  context: PaymentContext,
+  delivery: PaymentDelivery,
+): Promise<WebhookOutcome> {
+  const { db } = context;
+  const { event, receivedAt: now } = delivery;
+  const topup = await findTopup(db, event.reference);
+  if (!topup) throw new ApiError("reference_not_found", "No order or top-up has this reference");
+
+  if (
+    event.status === "SUCCESS" &&
+    (event.amount_cents !== topup.amountCents || event.currency !== topup.currency)
+  ) {
+    await recordAmountMismatch(db, delivery, { amountCents: topup.amountCents, currency: topup.currency });
+    throw new ApiError("amount_mismatch", "The payment does not match the top-up; recorded for review", {
+      expected_amount_cents: topup.amountCents,
+      expected_currency: topup.currency,
+    });
+  }
+  if (topup.status !== "PENDING_PAYMENT") return recordIgnoredPayment(db, delivery);
+
+  if (event.status === "FAILED") {
+    try {
+      await atomically(db, [
+        recordPaymentStatement(db, delivery, "processed", false),
+        settleTopupStatement(db, topup.id, "FAILED", now),
+      ]);
+      return "processed";
+    } catch (error) {
+      if (isDuplicatePayment(error)) return "duplicate";
+      if (isTopupAlreadySettled(error)) return recordIgnoredPayment(db, delivery);
+      throw error;
+    }
+  }
+
+  if (!context.wallets) throw new Error("settleTopupPayment needs the WALLETS namespace");
+  const wallet = context.wallets.get(context.wallets.idFromName(topup.userId));
+  const outcome = await wallet.postTopup({
+    userId: topup.userId,
+    topupId: topup.id,
+    amountCents: topup.amountCents,
+    currency: topup.currency,
+    delivery,
+  });
+  return outcome === "already_settled" ? recordIgnoredPayment(db, delivery) : outcome;
+}
+
+/** The top-up is already settled: keep the payment (deduplicated; money received is flagged for refund). */
+async function recordIgnoredPayment(db: Db, delivery: PaymentDelivery): Promise<WebhookOutcome> {
+  try {
+    await recordPaymentStatement(db, delivery, "ignored", delivery.event.status === "SUCCESS").run();
+    return "ignored";
+  } catch (error) {
+    if (isDuplicatePayment(error)) return "duplicate";
+    throw error;
+  }
+}

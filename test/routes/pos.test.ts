@@ -1,0 +1,373 @@
+import { env } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
+import { describe, it } from "vitest";
+import { signWalletQrToken } from "../../src/auth/qr-token";
+import { auditLog, walletReceipts } from "../../src/db/schema";
+import { loadConfig } from "../../src/env";
+import { db, operatorToken } from "../support/fixtures";
+import { callJson } from "../support/http";
+import { openSession, registeredDevice } from "../support/staff";
+import { gateSession, paidTicket, qrToken } from "../support/tickets";
+import {
+  type DeductionBody,
+  deduct,
+  fundedWallet,
+  posTill,
+  refund,
+  storedWallet,
+  type Till,
+  topUp,
+  walletOf,
+  walletQr,
+} from "../support/wallet";
+
+interface LookupBody {
+  wallet_ref: string;
+  balance_cents: number;
+  available_cents: number;
+  currency: string;
+  last_receipt?: { id: string; transaction_id: string; amount_cents: number; device_id: string | null };
+  code?: string;
+}
+
+function lookup(till: Till, qr: string) {
+  return callJson<LookupBody>("POST", "/pos/wallet-lookup", {
+    token: till.token,
+    body: { qr_token: qr, session_id: till.sessionId },
+  });
+}
+
+/** Polls until `read` gives a value, for what the queue writes a moment after the response. */
+async function eventually<T>(read: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("POST /pos/wallet-lookup", () => {
+  it("shows an opaque ref, the balance and the last receipt, never history; does not spend the token", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(2_000);
+    const till = await posTill();
+    const qr = await walletQr(token);
+    const first = await lookup(till, qr);
+    expect(first.status).toBe(200);
+    expect(Object.keys(first.body).sort()).toEqual([
+      "available_cents",
+      "balance_cents",
+      "currency",
+      "wallet_ref",
+    ]);
+    expect(first.body).toMatchObject({ balance_cents: 2_000, available_cents: 2_000, currency: "EUR" });
+    expect(first.body.wallet_ref).toMatch(/^wal_[0-9a-z]{24}$/);
+    expect(JSON.stringify(first.body)).not.toContain(userId);
+    // Stable at one event, unlinkable across events.
+    expect((await lookup(till, await walletQr(token))).body.wallet_ref).toBe(first.body.wallet_ref);
+    const elsewhere = await posTill();
+    expect((await lookup(elsewhere, await walletQr(token))).body.wallet_ref).not.toBe(first.body.wallet_ref);
+
+    // The looked-up token still pays.
+    const paid = await deduct(till, qr, 450);
+    expect(paid.status).toBe(201);
+    const receipt = await eventually(
+      async () =>
+        (
+          await db()
+            .select()
+            .from(walletReceipts)
+            .where(eq(walletReceipts.transactionId, paid.body.transaction_id))
+        )[0],
+    );
+    expect(receipt).toMatchObject({ id: paid.body.receipt.id, kind: "DEDUCTION", deviceId: till.deviceId });
+    const after = await lookup(till, await walletQr(token));
+    expect(after.body).toMatchObject({
+      balance_cents: 1_550,
+      last_receipt: {
+        id: paid.body.receipt.id,
+        transaction_id: paid.body.transaction_id,
+        amount_cents: 450,
+        device_id: till.deviceId,
+      },
+    });
+    // Another event's till sees no receipt from this one.
+    expect((await lookup(elsewhere, await walletQr(token))).body.last_receipt).toBeUndefined();
+
+    const audited = await db()
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.wallet_lookup")));
+    expect(audited.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("needs a POS operator with their own open POS session", async ({ expect }) => {
+    const { token } = await fundedWallet(0);
+    const qr = await walletQr(token);
+    const till = await posTill();
+    expect(
+      (
+        await callJson("POST", "/pos/wallet-lookup", {
+          token,
+          body: { qr_token: qr, session_id: till.sessionId },
+        })
+      ).status,
+    ).toBe(401);
+    const gate = await gateSession();
+    const asGate = await callJson("POST", "/pos/wallet-lookup", {
+      token: gate.token,
+      body: { qr_token: qr, session_id: gate.sessionId },
+    });
+    expect(asGate.status).toBe(403);
+    const other = await posTill(till.eventId);
+    const notMine = await callJson("POST", "/pos/wallet-lookup", {
+      token: other.token,
+      body: { qr_token: qr, session_id: till.sessionId },
+    });
+    expect(notMine).toMatchObject({ status: 403, body: { code: "session_invalid" } });
+    // A gate session is not a POS session, even for an operator holding both roles.
+    const both = await operatorToken(["pos", "gate"], [till.eventId]);
+    const gateDevice = await registeredDevice({ kind: "gate", location_id: "loc-x" });
+    const gateSessionOfBoth = await openSession(both.token, { device_id: gateDevice });
+    const wrongKind = await callJson("POST", "/pos/wallet-lookup", {
+      token: both.token,
+      body: { qr_token: qr, session_id: gateSessionOfBoth.body.session_id },
+    });
+    expect(wrongKind).toMatchObject({ status: 403, body: { code: "session_invalid" } });
+  });
+});
+
+describe("POST /pos/deductions: concurrency", () => {
+  it("balance b, N parallel deductions of a, each with its own token: exactly ⌊b/a⌋ succeed, the rest 402", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(1_000);
+    const till = await posTill();
+    const tokens = await Promise.all(Array.from({ length: 9 }, () => walletQr(token)));
+    const results = await Promise.all(tokens.map((qr) => deduct(till, qr, 300)));
+    const ok = results.filter((r) => r.status === 201);
+    const refused = results.filter((r) => r.status === 402);
+    expect(ok).toHaveLength(3);
+    expect(refused).toHaveLength(6);
+    // Serialized per wallet: the successes saw the balance step down one deduction at a time.
+    expect(ok.map((r) => r.body.balance_cents).sort((a, b) => a - b)).toEqual([100, 400, 700]);
+    for (const r of refused) {
+      expect(r.body).toMatchObject({ code: "insufficient_funds", balance_cents: 100, available_cents: 100 });
+      expect(r.body.topup_url).toMatch(/^https?:\/\/.+#wallet$/);
+    }
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 100, ledgerSumCents: 100 });
+    expect((await walletOf(token)).balance_cents).toBe(100);
+  });
+
+  it("one key sent 10 times at once: one ledger row; overlaps are 409 in progress, then replays are identical", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(5_000);
+    const till = await posTill();
+    const qr = await walletQr(token);
+    const key = crypto.randomUUID();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => deduct(till, qr, 700, { key, reference: "sale-1" })),
+    );
+    const created = results.filter((r) => r.status === 201);
+    const busy = results.filter((r) => r.status === 409);
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    expect(created.length + busy.length).toBe(10);
+    for (const r of busy) expect(r.body.code).toBe("idempotency_in_progress");
+    const first = created[0]?.body as DeductionBody;
+    for (const r of created) expect(r.body).toEqual(first);
+    const replay = await deduct(till, qr, 700, { key, reference: "sale-1" });
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(first);
+    expect(first).toMatchObject({
+      amount_cents: 700,
+      balance_cents: 4_300,
+      receipt: { event_id: till.eventId },
+    });
+
+    const reused = await deduct(till, qr, 701, { key, reference: "sale-1" });
+    expect(reused).toMatchObject({ status: 422, body: { code: "idempotency_key_reused" } });
+    const stored = await storedWallet(userId);
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(1);
+    expect(stored).toMatchObject({ balanceCents: 4_300, ledgerSumCents: 4_300 });
+  });
+
+  it("insufficient, then a top-up, then the same key: still insufficient (a new attempt needs a new key)", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(500);
+    const till = await posTill();
+    const qr = await walletQr(token);
+    const key = crypto.randomUUID();
+    const short = await deduct(till, qr, 800, { key });
+    expect(short).toMatchObject({ status: 402, body: { code: "insufficient_funds", balance_cents: 500 } });
+    await topUp(userId, 1_000);
+    const retried = await deduct(till, qr, 800, { key });
+    expect(retried.status).toBe(402);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
+    expect(retried.body).toEqual(short.body);
+    // The refused attempt did not spend the token: a new key with it goes through.
+    const fresh = await deduct(till, qr, 800);
+    expect(fresh).toMatchObject({ status: 201, body: { balance_cents: 700 } });
+  });
+});
+
+describe("POST /pos/deductions: tokens", () => {
+  it("a token that paid once is token_replayed under any other key", async ({ expect }) => {
+    const { userId, token } = await fundedWallet(2_000);
+    const till = await posTill();
+    const qr = await walletQr(token);
+    expect((await deduct(till, qr, 100)).status).toBe(201);
+    const again = await deduct(till, qr, 100);
+    expect(again).toMatchObject({ status: 409, body: { code: "token_replayed" } });
+    // Also from another till of another event.
+    expect((await deduct(await posTill(), qr, 100)).body.code).toBe("token_replayed");
+    expect((await storedWallet(userId)).balanceCents).toBe(1_900);
+  });
+
+  it("a ticket's gate token is token_invalid at a till; an expired wallet token is token_expired", async ({
+    expect,
+  }) => {
+    const { userId } = await fundedWallet(1_000);
+    const till = await posTill();
+    const ticket = await paidTicket([{ function: "bus", uses: 2 }]);
+    const ticketToken = await qrToken(ticket);
+    expect((await deduct(till, ticketToken, 100)).body.code).toBe("token_invalid");
+    expect((await lookup(till, ticketToken)).body.code).toBe("token_invalid");
+    expect((await deduct(till, "not.a.token", 100)).body.code).toBe("token_invalid");
+
+    const stale = await signWalletQrToken(loadConfig(env), userId, new Date(Date.now() - 10 * 60_000));
+    const expired = await deduct(till, stale.token, 100);
+    expect(expired).toMatchObject({ status: 422, body: { code: "token_expired" } });
+    expect((await storedWallet(userId)).balanceCents).toBe(1_000);
+
+    const refusals = await db()
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.deduct")));
+    expect(refusals.map((row) => JSON.parse(row.details).code).sort()).toEqual([
+      "token_expired",
+      "token_invalid",
+      "token_invalid",
+    ]);
+  });
+
+  it("a deduction is audited with its till, and its receipt goes out through the queue", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(1_000);
+    const till = await posTill();
+    const paid = await deduct(till, await walletQr(token), 250, { reference: "till-1/sale-9" });
+    expect(paid.body.receipt).toMatchObject({ event_id: till.eventId, device_id: till.deviceId });
+    expect(paid.body.receipt.id).toBe(paid.body.transaction_id.replace(/^txn_/, "rct_"));
+    const [entry] = await db().select().from(auditLog).where(eq(auditLog.target, paid.body.transaction_id));
+    expect(entry).toMatchObject({ actor: till.operatorId, action: "pos.deduct" });
+    expect(JSON.parse(entry?.details ?? "{}")).toMatchObject({
+      result: "accepted",
+      user_id: userId,
+      amount_cents: 250,
+      session_id: till.sessionId,
+      device_id: till.deviceId,
+      event_id: till.eventId,
+      reference: "till-1/sale-9",
+    });
+    const receipt = await eventually(
+      async () =>
+        (await db().select().from(walletReceipts).where(eq(walletReceipts.id, paid.body.receipt.id)))[0],
+    );
+    expect(receipt).toMatchObject({ amountCents: 250, eventId: till.eventId, reference: "till-1/sale-9" });
+    const [ledgerRow] = (await storedWallet(userId)).ledger.filter((row) => row.type === "DEDUCT");
+    expect(ledgerRow).toMatchObject({ eventId: till.eventId, createdBy: `operator:${till.operatorId}` });
+  });
+});
+
+describe("POST /pos/deductions/{id}/refund", () => {
+  async function deduction(amountCents: number, till?: Till) {
+    const { userId, token } = await fundedWallet(5_000);
+    const at = till ?? (await posTill());
+    const paid = await deduct(at, await walletQr(token), amountCents);
+    if (paid.status !== 201) throw new Error(`deduction failed: ${paid.status}`);
+    return { userId, token, till: at, id: paid.body.transaction_id };
+  }
+
+  it("partial + partial up to the original; one more cent is 409; the balance comes back exactly", async ({
+    expect,
+  }) => {
+    const { userId, till, id } = await deduction(1_000);
+    const first = await refund(till.token, id, { amount_cents: 300 });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({
+      type: "REFUND",
+      direction: "credit",
+      amount_cents: 300,
+      reversal_of: id,
+      event_id: till.eventId,
+    });
+    expect(first.body.user_id).toBeUndefined();
+    expect(first.body.wallet_ref).toMatch(/^wal_/);
+    expect((await refund(till.token, id, { amount_cents: 700 })).status).toBe(201);
+    const over = await refund(till.token, id, { amount_cents: 1 });
+    expect(over).toMatchObject({
+      status: 409,
+      body: { code: "refund_exceeds_original", refundable_cents: 0 },
+    });
+    const stored = await storedWallet(userId);
+    expect(stored).toMatchObject({ balanceCents: 5_000, ledgerSumCents: 5_000 });
+    const audited = await db().select().from(auditLog).where(eq(auditLog.target, first.body.id));
+    expect(audited[0]).toMatchObject({ action: "pos.refund", actor: till.operatorId });
+    expect(JSON.parse(audited[0]?.details ?? "{}")).toMatchObject({ reason: "test refund", reversal_of: id });
+  });
+
+  it("without an amount refunds what is left; a second full reversal is refused; idempotent per key", async ({
+    expect,
+  }) => {
+    const { till, id } = await deduction(800);
+    expect((await refund(till.token, id, { amount_cents: 200 })).status).toBe(201);
+    const key = crypto.randomUUID();
+    const rest = await refund(till.token, id, {}, key);
+    expect(rest).toMatchObject({ status: 201, body: { amount_cents: 600 } });
+    const replay = await refund(till.token, id, {}, key);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(rest.body);
+    expect((await refund(till.token, id)).body.code).toBe("refund_exceeds_original");
+    expect((await refund(till.token, id, { amount_cents: 5 }, key)).body.code).toBe("idempotency_key_reused");
+  });
+
+  it("concurrent refunds racing past the original never exceed it", async ({ expect }) => {
+    const { userId, till, id } = await deduction(1_000);
+    const admin = await operatorToken(["admin"]);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        refund(i % 2 === 0 ? till.token : admin.token, id, { amount_cents: 300 }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(3);
+    const refused = results.filter((r) => r.status === 409);
+    expect(refused).toHaveLength(5);
+    for (const r of refused) expect(r.body.code).toBe("refund_exceeds_original");
+    const refunds = (await storedWallet(userId)).ledger.filter((row) => row.type === "REFUND");
+    expect(refunds.reduce((sum, row) => sum + row.amountCents, 0)).toBe(900);
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 4_900, ledgerSumCents: 4_900 });
+  });
+
+  it("someone else's event is 404; an admin may refund any deduction; only deductions are refundable", async ({
+    expect,
+  }) => {
+    const { userId, till, id } = await deduction(500);
+    const otherEvent = await posTill();
+    expect((await refund(otherEvent.token, id)).status).toBe(404);
+    const sameEventOtherOperator = await operatorToken(["pos"], [till.eventId]);
+    expect((await refund(sameEventOtherOperator.token, id, { amount_cents: 100 })).status).toBe(201);
+    const admin = await operatorToken(["admin"]);
+    expect((await refund(admin.token, id)).body).toMatchObject({ amount_cents: 400, reversal_of: id });
+
+    const purchase = (await storedWallet(userId)).ledger.find((row) => row.type === "PURCHASE");
+    expect((await refund(admin.token, purchase?.id ?? "")).status).toBe(404);
+    expect((await refund(admin.token, "txn_doesnotexist")).status).toBe(404);
+    const gate = await operatorToken(["gate"]);
+    expect((await refund(gate.token, id)).status).toBe(403);
+  });
+});

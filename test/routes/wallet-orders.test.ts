@@ -1,0 +1,296 @@
+import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { describe, it } from "vitest";
+import { CRON_EVERY_MINUTE } from "../../src/cron";
+import { EXPIRY_SWEEP_BATCH, findOrderWithItems, sweepExpiredOrders } from "../../src/db/orders";
+import { outbox, payments, products, walletHolds } from "../../src/db/schema";
+import { settleOrderPayment } from "../../src/services/settle-order-payment";
+import { ORDER_EXPIRY_EXTENSIONS } from "../../src/services/wallet-holds";
+import { db, seedProduct } from "../support/fixtures";
+import { callJson } from "../support/http";
+import { deduct, fundedWallet, posTill, storedWallet, topUp, walletOf, walletQr } from "../support/wallet";
+import { deliver, newMessageId, type PendingOrder, paymentFor } from "../support/webhooks";
+import { runCron } from "../support/worker";
+
+interface OrderBody extends PendingOrder {
+  total_cents: number;
+  credits_applied_cents: number;
+  code?: string;
+  balance_cents?: number;
+  available_cents?: number;
+}
+
+const PRICE_CENTS = 2_500;
+
+async function creditOrder(
+  token: string,
+  productId: string,
+  creditsCents: number,
+  key = crypto.randomUUID(),
+) {
+  const response = await callJson<OrderBody>("POST", "/orders", {
+    token,
+    idempotencyKey: key,
+    body: { items: [{ product_id: productId, quantity: 1 }], credits_cents: creditsCents },
+  });
+  return { ...response, body: { ...response.body, token } };
+}
+
+async function holdOf(orderId: string) {
+  return db().query.walletHolds.findFirst({ where: eq(walletHolds.orderId, orderId) });
+}
+
+async function orderStatus(orderId: string) {
+  return (await findOrderWithItems(db(), orderId))?.row.status;
+}
+
+async function inventoryOf(productId: string) {
+  const row = await db().query.products.findFirst({ where: eq(products.id, productId) });
+  return { reserved: row?.reserved, sold: row?.sold };
+}
+
+/** Runs the sweep until it finds nothing more to expire at `now` (other tests' lapsed orders included). */
+async function sweepAt(now: Date) {
+  while ((await sweepExpiredOrders(db(), now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS)) > 0);
+}
+
+const later = (order: { expires_at: string }) => new Date(Date.parse(order.expires_at) + 60_000);
+
+describe("POST /orders with credits covering the whole total", () => {
+  it("is PAID at once: tickets visible, one DEDUCT referencing the order, inventory sold", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(3_000);
+    const created = await creditOrder(token, product.id, PRICE_CENTS);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      status: "PAID",
+      total_cents: PRICE_CENTS,
+      credits_applied_cents: PRICE_CENTS,
+      amount_due_cents: 0,
+    });
+    const orderId = created.body.order_id;
+    const mine = await callJson<{ tickets: { order_id: string }[] }>("GET", "/my/tickets", { token });
+    expect(mine.body.tickets.filter((ticket) => ticket.order_id === orderId)).toHaveLength(1);
+    expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 1 });
+    const stored = await storedWallet(userId);
+    const deducts = stored.ledger.filter((row) => row.type === "DEDUCT");
+    expect(deducts).toEqual([
+      expect.objectContaining({
+        reference: orderId,
+        amountCents: PRICE_CENTS,
+        idempotencyKey: `order:${orderId}`,
+      }),
+    ]);
+    expect(stored).toMatchObject({ balanceCents: 500, heldCents: 0, ledgerSumCents: 500 });
+    expect((await callJson<OrderBody>("GET", `/orders/${orderId}`, { token })).body.status).toBe("PAID");
+    const paid = await db().query.outbox.findFirst({ where: eq(outbox.id, `order.paid:${orderId}`) });
+    expect(paid?.sentAt).toBeTruthy();
+    // Paid already: a card payment for it is ignored and flagged.
+    const late = await deliver<{ outcome: string }>(paymentFor({ ...created.body, amount_due_cents: 0 }));
+    expect(late.body.outcome).toBe("ignored");
+  });
+
+  it("more than the available credit → 402 with the balance, stored as the key's outcome; nothing written", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(1_000);
+    const key = crypto.randomUUID();
+    const short = await creditOrder(token, product.id, PRICE_CENTS, key);
+    expect(short.status).toBe(402);
+    expect(short.body).toMatchObject({
+      code: "insufficient_funds",
+      balance_cents: 1_000,
+      available_cents: 1_000,
+    });
+    await topUp(userId, 5_000);
+    const retried = await creditOrder(token, product.id, PRICE_CENTS, key);
+    expect(retried.status).toBe(402);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
+    expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
+    expect((await storedWallet(userId)).holds).toEqual([]);
+
+    const tooMuch = await creditOrder(token, product.id, PRICE_CENTS + 1);
+    expect(tooMuch).toMatchObject({ status: 400, body: { code: "validation_failed" } });
+    for (const credits of [0, -1, 1.5]) {
+      expect((await creditOrder(token, product.id, credits)).status, String(credits)).toBe(400);
+    }
+  });
+});
+
+describe("POST /orders with credits covering part of the total", () => {
+  it("holds the credits; the card payment posts the hold inside the PAID batch", async ({ expect }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(1_500);
+    const created = await creditOrder(token, product.id, 1_000);
+    expect(created.body).toMatchObject({
+      status: "PENDING_PAYMENT",
+      credits_applied_cents: 1_000,
+      amount_due_cents: 1_500,
+    });
+    expect(await walletOf(token)).toMatchObject({
+      balance_cents: 1_500,
+      held_cents: 1_000,
+      available_cents: 500,
+    });
+    expect((await holdOf(created.body.order_id))?.status).toBe("PENDING");
+
+    // The gateway is asked for amount_due_cents, not the total.
+    const wrong = await deliver(paymentFor({ ...created.body, amount_due_cents: PRICE_CENTS }));
+    expect(wrong).toMatchObject({
+      status: 422,
+      body: { code: "amount_mismatch", expected_amount_cents: 1_500 },
+    });
+    const paid = await deliver<{ outcome: string }>(paymentFor(created.body));
+    expect(paid.body.outcome).toBe("processed");
+    expect(await orderStatus(created.body.order_id)).toBe("PAID");
+    expect((await holdOf(created.body.order_id))?.status).toBe("POSTED");
+    const stored = await storedWallet(userId);
+    expect(stored).toMatchObject({
+      balanceCents: 500,
+      heldCents: 0,
+      ledgerSumCents: 500,
+      pendingHoldCents: 0,
+    });
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toEqual([
+      expect.objectContaining({
+        reference: created.body.order_id,
+        amountCents: 1_000,
+        createdBy: "system:payments",
+      }),
+    ]);
+    // A redelivery posts nothing more.
+    expect((await deliver<{ outcome: string }>(paymentFor(created.body))).body.outcome).toBe("ignored");
+    expect((await storedWallet(userId)).ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(1);
+  });
+
+  it("FAILED voids the hold in the settlement batch", async ({ expect }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(1_000);
+    const created = await creditOrder(token, product.id, 800);
+    const failed = await deliver<{ outcome: string }>(paymentFor(created.body, { status: "FAILED" }));
+    expect(failed.body.outcome).toBe("processed");
+    expect(await orderStatus(created.body.order_id)).toBe("PAYMENT_FAILED");
+    expect((await holdOf(created.body.order_id))?.status).toBe("VOIDED");
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 1_000,
+      heldCents: 0,
+      ledgerSumCents: 1_000,
+    });
+    expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
+  });
+
+  it("expiry voids the hold: through the sweep, the cron, and a payment arriving after the lapse", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 10 });
+    const { userId, token } = await fundedWallet(3_000);
+    const swept = [
+      await creditOrder(token, product.id, 700),
+      await creditOrder(token, product.id, 900),
+      await creditOrder(token, product.id, 1_100),
+    ];
+    expect((await storedWallet(userId)).heldCents).toBe(2_700);
+
+    await sweepAt(later(swept[2]?.body ?? { expires_at: "" }));
+    for (const order of swept) {
+      expect(await orderStatus(order.body.order_id)).toBe("EXPIRED");
+      expect((await holdOf(order.body.order_id))?.status).toBe("VOIDED");
+    }
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 3_000, heldCents: 0 });
+
+    const viaCron = await creditOrder(token, product.id, 1_000);
+    await runCron(CRON_EVERY_MINUTE, later(viaCron.body).getTime());
+    expect((await holdOf(viaCron.body.order_id))?.status).toBe("VOIDED");
+
+    const viaWebhook = await creditOrder(token, product.id, 1_000);
+    const outcome = await settleOrderPayment(
+      { db: db(), events: env.EVENTS },
+      { webhookId: newMessageId(), event: paymentFor(viaWebhook.body), receivedAt: later(viaWebhook.body) },
+    );
+    expect(outcome).toBe("ignored");
+    expect((await holdOf(viaWebhook.body.order_id))?.status).toBe("VOIDED");
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 3_000,
+      heldCents: 0,
+      ledgerSumCents: 3_000,
+    });
+  });
+
+  it("holds compete for the balance like deductions: parallel orders never hold more than it", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 50 });
+    const { userId, token } = await fundedWallet(1_000);
+    const results = await Promise.all(Array.from({ length: 6 }, () => creditOrder(token, product.id, 300)));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(3);
+    expect(results.filter((r) => r.status === 402)).toHaveLength(3);
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 1_000,
+      heldCents: 900,
+      pendingHoldCents: 900,
+    });
+    expect(await inventoryOf(product.id)).toEqual({ reserved: 3, sold: 0 });
+    // Held credit is not spendable at a till either.
+    const till = await posTill();
+    const refused = await deduct(till, await walletQr(token), 101);
+    expect(refused.body).toMatchObject({
+      code: "insufficient_funds",
+      balance_cents: 1_000,
+      available_cents: 100,
+    });
+    expect((await deduct(till, await walletQr(token), 100)).status).toBe(201);
+  });
+});
+
+describe("a hold is resolved exactly once", () => {
+  it("FAILED racing the expiry sweep: one of them wins, the hold is voided once", async ({ expect }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 20 });
+    const { userId, token } = await fundedWallet(5_000);
+    for (let round = 0; round < 4; round++) {
+      const created = await creditOrder(token, product.id, 1_000);
+      const [failed] = await Promise.all([
+        deliver<{ outcome: string }>(paymentFor(created.body, { status: "FAILED" })),
+        sweepAt(later(created.body)),
+      ]);
+      const status = await orderStatus(created.body.order_id);
+      expect(["PAYMENT_FAILED", "EXPIRED"]).toContain(status);
+      expect(failed.body.outcome).toBe(status === "PAYMENT_FAILED" ? "processed" : "ignored");
+      expect((await holdOf(created.body.order_id))?.status).toBe("VOIDED");
+      expect(await storedWallet(userId)).toMatchObject({ balanceCents: 5_000, heldCents: 0 });
+    }
+  });
+
+  it("SUCCESS racing the expiry sweep: posted or voided, never both", async ({ expect }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 20 });
+    const { userId, token } = await fundedWallet(8_000);
+    let balance = 8_000;
+    for (let round = 0; round < 4; round++) {
+      const created = await creditOrder(token, product.id, 1_000);
+      const payment = paymentFor(created.body);
+      const [paid] = await Promise.all([deliver<{ outcome: string }>(payment), sweepAt(later(created.body))]);
+      const status = await orderStatus(created.body.order_id);
+      const hold = await holdOf(created.body.order_id);
+      const stored = await storedWallet(userId);
+      const deducts = stored.ledger.filter((row) => row.reference === created.body.order_id);
+      if (status === "PAID") {
+        balance -= 1_000;
+        expect(paid.body.outcome).toBe("processed");
+        expect(hold?.status).toBe("POSTED");
+        expect(deducts).toHaveLength(1);
+      } else {
+        expect(status).toBe("EXPIRED");
+        expect(paid.body.outcome).toBe("ignored");
+        expect(hold?.status).toBe("VOIDED");
+        expect(deducts).toHaveLength(0);
+        const row = await db().query.payments.findFirst({
+          where: eq(payments.paymentId, payment.payment_id),
+        });
+        expect(row?.needsRefund).toBe(true);
+      }
+      expect(stored).toMatchObject({ balanceCents: balance, heldCents: 0, ledgerSumCents: balance });
+    }
+  });
+});
