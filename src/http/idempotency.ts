@@ -1,5 +1,5 @@
 import { and, eq, lt, sql } from "drizzle-orm";
-import type { Db, Statement } from "../db/client";
+import { type Db, isConstraintError, type Statement } from "../db/client";
 import { idempotencyRecords } from "../db/schema";
 import { ApiError, PROBLEM_CONTENT_TYPE, problemBody } from "../errors";
 
@@ -31,8 +31,8 @@ export interface IdempotentOutcome {
 }
 
 /**
- * Handed to the operation while it holds the key. An operation whose effect is a D1 batch adds
- * `complete(outcome)` to that batch, so the effect and its stored response commit together: there is
+ * Handed to the operation while it holds the key. An operation whose effect is a D1 batch puts
+ * `complete(outcome)` FIRST in that batch, so the effect and its stored response commit together: there is
  * no instant at which the effect exists but a retry would not see it.
  */
 export class IdempotencyClaim {
@@ -41,6 +41,8 @@ export class IdempotencyClaim {
     readonly scope: string,
     readonly key: string,
     private readonly db: Db,
+    /** Set for a claim that inserts its record with the effect instead of finishing a locked one. */
+    private readonly optimistic?: { requestHash: string; now: Date },
   ) {}
 
   complete(outcome: IdempotentOutcome): Statement {
@@ -53,10 +55,31 @@ export class IdempotencyClaim {
     await this.completion(outcome).run();
   }
 
+  /** Optimistic claims only: stores the outcome unless another request stored one first. */
+  async storeIfAbsent(outcome: IdempotentOutcome): Promise<boolean> {
+    const completion = this.completion(outcome);
+    if (!("onConflictDoNothing" in completion)) throw new Error("storeIfAbsent needs an optimistic claim");
+    return (await completion.onConflictDoNothing().run()).meta.changes === 1;
+  }
+
   private completion(outcome: IdempotentOutcome) {
+    const response = { responseStatus: outcome.status, responseBody: JSON.stringify(outcome.body) };
+    if (this.optimistic) {
+      // A plain insert: if the key is already taken, the primary key throws and the batch rolls back.
+      const createdAt = this.optimistic.now.toISOString();
+      return this.db.insert(idempotencyRecords).values({
+        scope: this.scope,
+        idempotencyKey: this.key,
+        requestHash: this.optimistic.requestHash,
+        state: "DONE",
+        createdAt,
+        lockedUntil: createdAt,
+        ...response,
+      });
+    }
     return this.db
       .update(idempotencyRecords)
-      .set({ state: "DONE", responseStatus: outcome.status, responseBody: JSON.stringify(outcome.body) })
+      .set({ state: "DONE", ...response })
       .where(and(eq(idempotencyRecords.scope, this.scope), eq(idempotencyRecords.idempotencyKey, this.key)));
   }
 }
@@ -72,6 +95,24 @@ function respond(outcome: IdempotentOutcome, replayed: boolean): Response {
   };
   if (replayed) headers[REPLAYED_HEADER] = "true";
   return new Response(JSON.stringify(outcome.body), { status: outcome.status, headers });
+}
+
+type IdempotencyRecord = typeof idempotencyRecords.$inferSelect;
+
+function findRecord(db: Db, scope: string, key: string): Promise<IdempotencyRecord | undefined> {
+  return db.query.idempotencyRecords.findFirst({
+    where: and(eq(idempotencyRecords.scope, scope), eq(idempotencyRecords.idempotencyKey, key)),
+  });
+}
+
+/** The stored response for a finished request with the same fingerprint; 422 for another request. */
+function replayOf(record: IdempotencyRecord, requestHash: string): Response | undefined {
+  if (record.requestHash !== requestHash) throw new ApiError("idempotency_key_reused");
+  if (record.state !== "DONE") return undefined;
+  return respond(
+    { status: record.responseStatus ?? 500, body: JSON.parse(record.responseBody ?? "null") },
+    true,
+  );
 }
 
 export interface IdempotentRequest {
@@ -110,17 +151,10 @@ export async function runIdempotent(
     .run();
 
   if (inserted.meta.changes === 0) {
-    const existing = await db.query.idempotencyRecords.findFirst({
-      where: and(eq(idempotencyRecords.scope, scope), eq(idempotencyRecords.idempotencyKey, key)),
-    });
+    const existing = await findRecord(db, scope, key);
     if (!existing) throw new ApiError("idempotency_in_progress", "Retry shortly");
-    if (existing.requestHash !== requestHash) throw new ApiError("idempotency_key_reused");
-    if (existing.state === "DONE") {
-      return respond(
-        { status: existing.responseStatus ?? 500, body: JSON.parse(existing.responseBody ?? "null") },
-        true,
-      );
-    }
+    const replay = replayOf(existing, requestHash);
+    if (replay) return replay;
     // Still running, unless its holder crashed: take over only a lock that has lapsed, and only once.
     const takeover = await db
       .update(idempotencyRecords)
@@ -162,6 +196,46 @@ export async function runIdempotent(
     throw error;
   }
   if (!claim.completedInBatch) await claim.store(outcome);
+  return respond(outcome, false);
+}
+
+const isKeyTaken = (error: unknown) =>
+  isConstraintError(error, /idempotency_records\.(scope|idempotency_key)/);
+
+/** The stored answer for a key that is already taken: a replay, a reuse (422) or still running (409). */
+async function answerForTakenKey(db: Db, scope: string, key: string, requestHash: string): Promise<Response> {
+  const existing = await findRecord(db, scope, key);
+  const replay = existing && replayOf(existing, requestHash);
+  if (!replay) throw new ApiError("idempotency_in_progress", "Retry shortly");
+  return replay;
+}
+
+/**
+ * The same contract as `runIdempotent`, in one round trip less, for operations whose effect is a single D1
+ * batch: nothing is written before the operation; its batch inserts the key's record (first) together
+ * with the effect. A retry, or a concurrent duplicate, fails on the record's primary key and is answered
+ * with the stored outcome, so duplicates that overlap are replays rather than 409s. Business failures are
+ * stored with an insert that yields to whichever request stored first.
+ */
+export async function runIdempotentInBatch(
+  { db, scope, key, request, now }: IdempotentRequest,
+  operation: (claim: IdempotencyClaim) => Promise<IdempotentOutcome>,
+): Promise<Response> {
+  const requestHash = await sha256Hex(JSON.stringify(request));
+  const claim = new IdempotencyClaim(scope, key, db, { requestHash, now });
+  let outcome: IdempotentOutcome;
+  try {
+    outcome = await operation(claim);
+  } catch (error) {
+    if (isKeyTaken(error)) return answerForTakenKey(db, scope, key, requestHash);
+    if (!(error instanceof ApiError) || error.status >= 500 || error.code === "idempotency_in_progress")
+      throw error;
+    outcome = { status: error.status, body: problemBody(error.code, error.message, error.extensions) };
+    if (!(await claim.storeIfAbsent(outcome))) return answerForTakenKey(db, scope, key, requestHash);
+    return respond(outcome, false);
+  }
+  if (!claim.completedInBatch)
+    throw new Error("invariant: an in-batch idempotent operation must commit its claim");
   return respond(outcome, false);
 }
 

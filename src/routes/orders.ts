@@ -6,7 +6,7 @@ import { isHoldExpired, MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderIt
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
-import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
+import { parseIdempotencyKey, runIdempotentInBatch } from "../http/idempotency";
 import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import { reserveOrder } from "../services/reserve-order";
 import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
@@ -110,7 +110,7 @@ export const orderRoutes = createRouter()
       const body = c.req.valid("json");
       const db = getDb(c.env.DB);
       const config = c.get("config");
-      const response = await runIdempotent(
+      const response = await runIdempotentInBatch(
         { db, scope: `buyer:${userId}|orders.create`, key, request: body, now: new Date() },
         async (claim) => {
           const order = await reserveOrder(db, {

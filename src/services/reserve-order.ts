@@ -127,7 +127,8 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   );
 
   try {
-    await atomically(db, [...statements, input.claim.complete({ status: 201, body: order })]);
+    // The claim goes first: a taken key must fail on its record before any other constraint is judged.
+    await atomically(db, [input.claim.complete({ status: 201, body: order }), ...statements]);
     // Issuance has committed; what follows it (the receipt) fans out through the queue.
     if (paid) await publishOutboxEntry(db, input.events, paid, now);
     return order;
