@@ -4,6 +4,7 @@ import { registerDevice, setDeviceActive } from "../db/devices";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import { forgetDeviceSessions } from "../services/session-cache";
 import { DEVICE_KINDS } from "../types/domain";
 import { ProductFunctionSchema } from "./catalog";
 
@@ -118,6 +119,8 @@ export const deviceRoutes = createRouter()
         c.get("operator").operatorId,
         new Date(),
       );
+      // Sessions on this device that this isolate cached are judged afresh from D1 on their next use.
+      forgetDeviceSessions(device.device_id);
       return c.json(device, 200);
     },
   );

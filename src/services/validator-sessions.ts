@@ -14,6 +14,7 @@ import {
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { Device, DeviceKind, ValidatorSession } from "../types/domain";
+import { cachedSession, cacheSession, forgetSession } from "./session-cache";
 
 /** A session covers one shift and a half: long enough never to lapse mid-shift, short enough to go stale. */
 export const VALIDATOR_SESSION_SECONDS = 12 * 60 * 60;
@@ -103,6 +104,7 @@ export async function closeValidatorSession(db: Db, request: CloseSessionRequest
   if (!row || (row.operatorId !== operator.operatorId && !isAdmin(operator))) {
     throw new ApiError("not_found", "No such session");
   }
+  forgetSession(row.id);
   if (row.closedAt !== null) return toValidatorSession(row);
 
   // Never before opened_at (the table's CHECK), even if this isolate's clock trails the one that opened it.
@@ -128,6 +130,8 @@ export async function closeValidatorSession(db: Db, request: CloseSessionRequest
     }
     throw error;
   }
+  // Again after the commit: a scan in this isolate may have cached the session while the close ran.
+  forgetSession(row.id);
   return toValidatorSession({ ...row, closedAt });
 }
 
@@ -162,12 +166,18 @@ export interface RequireOpenSessionRequest {
 }
 
 /**
- * The check every scan and POS request makes, in one D1 query (session ⋈ device ⋈ operator). Throws
+ * The check every scan and POS request makes, in one D1 query (session ⋈ device ⋈ operator), reused for a
+ * few seconds per isolate (see session-cache.ts). Throws
  * 403 `session_invalid` when the session does not exist or is not the caller's (same answer for both),
  * is closed or expired, is of the other kind, or its device or operator has since been deactivated.
  */
 export async function requireOpenSession(db: Db, request: RequireOpenSessionRequest): Promise<OpenSession> {
-  const found = await findSessionWithDevice(db, request.sessionId);
+  const nowMs = request.now.getTime();
+  let found = cachedSession(request.sessionId, nowMs);
+  if (!found) {
+    found = await findSessionWithDevice(db, request.sessionId);
+    if (found && !sessionProblem(found, request)) cacheSession(found, nowMs);
+  }
   const problem = sessionProblem(found, request);
   if (!found || problem) throw new ApiError("session_invalid", problem);
   return { session: toValidatorSession(found.session), device: toDevice(found.device) };

@@ -1,0 +1,40 @@
+import type { SessionWithDevice } from "../db/validator-sessions";
+
+/**
+ * How long an isolate reuses a session it has looked up. Every scan and POS request checks its session;
+ * without this, that is one D1 round trip on the gate's critical path. The checks that depend on time
+ * (expiry) are still judged on every request; only a close or deactivation made through ANOTHER isolate
+ * can take up to this long to be seen (the isolate that made it forgets the entry at once).
+ */
+export const SESSION_CACHE_MS = 5_000;
+/** Bounds the memory one isolate spends on this: far more sessions than one isolate serves at once. */
+const SESSION_CACHE_MAX_ENTRIES = 5_000;
+
+const entries = new Map<string, { found: SessionWithDevice; cachedAtMs: number }>();
+
+export function cachedSession(sessionId: string, nowMs: number): SessionWithDevice | undefined {
+  const entry = entries.get(sessionId);
+  if (!entry) return undefined;
+  if (nowMs - entry.cachedAtMs >= SESSION_CACHE_MS || nowMs < entry.cachedAtMs) {
+    entries.delete(sessionId);
+    return undefined;
+  }
+  return entry.found;
+}
+
+export function cacheSession(found: SessionWithDevice, nowMs: number): void {
+  if (entries.size >= SESSION_CACHE_MAX_ENTRIES) {
+    // Maps iterate in insertion order: drop the oldest entry.
+    const oldest = entries.keys().next().value;
+    if (oldest !== undefined) entries.delete(oldest);
+  }
+  entries.set(found.session.id, { found, cachedAtMs: nowMs });
+}
+
+export function forgetSession(sessionId: string): void {
+  entries.delete(sessionId);
+}
+
+export function forgetDeviceSessions(deviceId: string): void {
+  for (const [id, entry] of entries) if (entry.found.device.id === deviceId) entries.delete(id);
+}
