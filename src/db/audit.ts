@@ -116,35 +116,61 @@ export async function appendAudit(
   now: Date,
   alongside: Statement[] = [],
 ): Promise<AuditEntry> {
-  const details = canonicalJson(record.details ?? {});
-  if (details.length > MAX_AUDIT_DETAILS_CHARS) {
-    throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
-  }
-  const nowIso = now.toISOString();
+  const [entry] = await appendAuditEntries(db, [{ record, now }], alongside);
+  if (!entry) throw new Error("invariant: one record appends one entry");
+  return entry;
+}
+
+/**
+ * Appends several entries, chained to each other in order, with one tail read and one batch: what a queue
+ * consumer uses to record a whole batch of scans without racing itself for the tail once per scan. A
+ * deterministic `id` already in the log (a redelivery) fails the whole batch; for a single record that
+ * is answered with the stored entry, and callers with several retry them one by one.
+ */
+export async function appendAuditEntries(
+  db: Db,
+  records: { record: AuditRecord; now: Date }[],
+  alongside: Statement[] = [],
+): Promise<AuditEntry[]> {
+  const prepared = records.map(({ record, now }) => {
+    const details = canonicalJson(record.details ?? {});
+    if (details.length > MAX_AUDIT_DETAILS_CHARS) {
+      throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
+    }
+    return { record, details, nowIso: now.toISOString(), id: record.id ?? newId("aud") };
+  });
   for (let attempt = 1; ; attempt++) {
     const [tail] = await db
       .select({ seq: auditLog.seq, ts: auditLog.ts, hash: auditLog.hash })
       .from(auditLog)
       .orderBy(desc(auditLog.seq))
       .limit(1);
-    const unhashed = {
-      seq: (tail?.seq ?? 0) + 1,
-      id: record.id ?? newId("aud"),
-      ts: tail && tail.ts > nowIso ? tail.ts : nowIso,
-      actor: record.actor,
-      action: record.action,
-      target: record.target ?? null,
-      details,
-      prevHash: tail?.hash ?? AUDIT_GENESIS_HASH,
-    };
-    const row: AuditRow = { ...unhashed, hash: await auditEntryHash(unhashed) };
+    const rows: AuditRow[] = [];
+    let previous = { seq: tail?.seq ?? 0, ts: tail?.ts ?? "", hash: tail?.hash ?? AUDIT_GENESIS_HASH };
+    for (const { record, details, nowIso, id } of prepared) {
+      const unhashed = {
+        seq: previous.seq + 1,
+        id,
+        // Never step back in time along the chain, even when this isolate's clock trails the last writer's.
+        ts: previous.ts && Date.parse(previous.ts) > Date.parse(nowIso) ? previous.ts : nowIso,
+        actor: record.actor,
+        action: record.action,
+        target: record.target ?? null,
+        details,
+        prevHash: previous.hash,
+      };
+      const row: AuditRow = { ...unhashed, hash: await auditEntryHash(unhashed) };
+      rows.push(row);
+      previous = row;
+    }
     try {
-      await atomically(db, [...alongside, db.insert(auditLog).values(row)]);
-      return toAuditEntry(row);
+      await atomically(db, [...alongside, ...rows.map((row) => db.insert(auditLog).values(row))]);
+      return rows.map(toAuditEntry);
     } catch (error) {
-      if (record.id !== undefined && errorMatches(error, /UNIQUE constraint failed: audit_log\.id/)) {
-        const [existing] = await db.select().from(auditLog).where(eq(auditLog.id, record.id)).limit(1);
-        if (existing) return toAuditEntry(existing);
+      const single = prepared.length === 1 ? prepared[0] : undefined;
+      if (single?.record.id !== undefined && errorMatches(error, /UNIQUE constraint failed: audit_log\.id/)) {
+        const [existing] = await db.select().from(auditLog).where(eq(auditLog.id, single.id)).limit(1);
+        if (existing) return [toAuditEntry(existing)];
       }
       if (!isChainConflict(error)) throw error;
       if (attempt >= AUDIT_APPEND_MAX_ATTEMPTS) {

@@ -1,4 +1,4 @@
-import { appendAudit } from "../db/audit";
+import { appendAudit, appendAuditEntries } from "../db/audit";
 import type { Db } from "../db/client";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
 import { recordRedemptionStatement } from "../db/redemptions";
@@ -44,13 +44,9 @@ async function onOrderPaid(
  * batch. All three are keyed by the redemption id, and the read model only ever moves down to the
  * remaining count the event carries, so redelivery and reordering leave the same result.
  */
-async function onRedemptionRecorded(
-  message: RedemptionRecorded,
-  { db }: ConsumerDependencies,
-): Promise<void> {
-  await appendAudit(
-    db,
-    {
+function redemptionAudit(message: RedemptionRecorded) {
+  return {
+    record: {
       id: `aud_${message.redemption_id}`,
       actor: message.operator_id,
       action: "ticket.scan",
@@ -64,21 +60,58 @@ async function onRedemptionRecorded(
         location_id: message.location_id,
       },
     },
-    new Date(message.ts),
-    [
-      recordRedemptionStatement(db, {
-        id: message.redemption_id,
-        ticketCode: message.ticket_code,
-        function: message.function,
-        operatorId: message.operator_id,
-        sessionId: message.session_id,
-        deviceId: message.device_id,
-        locationId: message.location_id,
-        ts: message.ts,
-      }),
-      lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
-    ],
-  );
+    now: new Date(message.ts),
+  };
+}
+
+function redemptionStatements(db: Db, message: RedemptionRecorded) {
+  return [
+    recordRedemptionStatement(db, {
+      id: message.redemption_id,
+      ticketCode: message.ticket_code,
+      function: message.function,
+      operatorId: message.operator_id,
+      sessionId: message.session_id,
+      deviceId: message.device_id,
+      locationId: message.location_id,
+      ts: message.ts,
+    }),
+    lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
+  ];
+}
+
+async function onRedemptionRecorded(
+  message: RedemptionRecorded,
+  { db }: ConsumerDependencies,
+): Promise<void> {
+  const { record, now } = redemptionAudit(message);
+  await appendAudit(db, record, now, redemptionStatements(db, message));
+}
+
+/**
+ * A whole batch of redemptions in one D1 batch and one audit-chain append, instead of one of each per
+ * scan. If it fails (typically: one of them is a redelivery already recorded), the caller falls back to
+ * handling them one by one, where each is idempotent on its own.
+ */
+async function recordRedemptionsTogether(
+  messages: RedemptionRecorded[],
+  { db }: ConsumerDependencies,
+): Promise<boolean> {
+  if (messages.length < 2) return false;
+  try {
+    await appendAuditEntries(
+      db,
+      messages.map(redemptionAudit),
+      messages.flatMap((message) => redemptionStatements(db, message)),
+    );
+    return true;
+  } catch (error) {
+    log("info", "grouped redemptions fell back to one by one", {
+      count: messages.length,
+      error: String(error),
+    });
+    return false;
+  }
 }
 
 async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencies): Promise<void> {
@@ -157,7 +190,21 @@ export async function consumeEvents(
   batch: MessageBatch<unknown>,
   dependencies: ConsumerDependencies,
 ): Promise<void> {
+  const redemptions = batch.messages.flatMap((message) => {
+    const parsed = EventMessageSchema.safeParse(message.body);
+    return parsed.success && parsed.data.type === "redemption.recorded"
+      ? [{ message, event: parsed.data }]
+      : [];
+  });
+  const recordedTogether = await recordRedemptionsTogether(
+    redemptions.map((r) => r.event),
+    dependencies,
+  );
+  const handled = new Set(recordedTogether ? redemptions.map((r) => r.message) : []);
+  for (const message of handled) message.ack();
+
   for (const message of batch.messages) {
+    if (handled.has(message)) continue;
     const parsed = EventMessageSchema.safeParse(message.body);
     if (!parsed.success) {
       log("error", "invalid event message dropped", {

@@ -62,6 +62,24 @@ describe("queue consumer: redemption.recorded", () => {
     expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
   });
 
+  it("a batch of scans is recorded together; a batch that repeats one falls back and still records each once", async ({
+    expect,
+  }) => {
+    const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
+    const first = [event(ticket.code, 9), event(ticket.code, 8), event(ticket.code, 7)];
+    await deliver(first);
+    const second = [first[1] as RedemptionRecorded, event(ticket.code, 6), event(ticket.code, 5)];
+    await deliver(second);
+    const ids = [...first, ...second].map((e) => e.redemption_id);
+    for (const id of new Set(ids)) {
+      expect(await db().select().from(redemptions).where(eq(redemptions.id, id))).toHaveLength(1);
+      expect(await db().select().from(auditLog).where(eq(auditLog.id, `aud_${id}`))).toHaveLength(1);
+    }
+    const [row] = await db().select().from(ticketEntitlements).where(eq(ticketEntitlements.ticketCode, ticket.code));
+    expect(row?.remainingUses).toBe(5);
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
+  });
+
   it("events applied out of order leave the read model at the lowest count", async ({ expect }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
     await deliver([event(ticket.code, 7), event(ticket.code, 9), event(ticket.code, 8)]);
