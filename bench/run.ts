@@ -1,0 +1,289 @@
+// `npm run bench [-- --quick]`: throughput and latency of the hot paths as ratios against floors measured
+// in the same run on the same machine, written to a table and bench/results.json.
+
+import { writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { load, type ScenarioResult } from "./load";
+import {
+  buyerToken,
+  buyTickets,
+  createOrder,
+  gateSessionFor,
+  insertProduct,
+  insertRedemptions,
+  login,
+  type PendingOrder,
+  qrSigner,
+  signedDelivery,
+} from "./setup";
+import { startBenchWorker } from "./start";
+
+const QUICK = process.argv.includes("--quick");
+const DURATION_SECONDS = QUICK ? 5 : 15;
+const WARMUP_SECONDS = 1;
+/** Two cores run both the load generator and workerd: a few connections saturate them. */
+const CONNECTIONS = 16;
+const REPORT_CONNECTIONS = 4;
+const SCAN_TICKETS = QUICK ? 100 : 400;
+const WEBHOOK_ORDERS = QUICK ? 600 : 2_000;
+const REPORT_DAY = "2026-10-15";
+const REPORT_DAY_ROWS = 10_000;
+const REPORT_BIG_TABLE_ROWS = 1_000_000;
+
+/** Targets from the performance issue: medians of the quick run on a 2-core machine. */
+const TARGETS = {
+  scan_rps_vs_floor: { min: 0.6 },
+  scan_p99_vs_floor: { max: 2.0 },
+  hot_ticket_rps_vs_floor: { min: 0.5 },
+  deduct_rps_vs_floor: { min: 0.5 },
+  order_rps_vs_d1_floor: { min: 0.5 },
+  report_1m_vs_10k_time: { max: 1.5 },
+} as const;
+
+const results: Record<string, ScenarioResult> = {};
+const log = (message: string) => process.stderr.write(`${message}\n`);
+
+const worker = await startBenchWorker();
+const api = { url: worker.url, secrets: worker.secrets, db: worker.db };
+const base = worker.url;
+
+async function scenario(name: string, run: (seconds: number) => Promise<ScenarioResult>) {
+  log(`▶ ${name}`);
+  await run(WARMUP_SECONDS);
+  results[name] = await run(DURATION_SECONDS);
+  const r = results[name];
+  log(`  ${r.rps} rps, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors}`);
+}
+
+try {
+  // Floors: the runtime's own cost for a trivial route, one Durable Object write, one D1 update.
+  await scenario("floor", (s) =>
+    load({ url: `${base}/__bench/floor`, connections: CONNECTIONS, durationSeconds: s }),
+  );
+  // Local Durable Objects are one SQLite file each: create every object before measuring, for the floor
+  // as for the tickets, so neither scenario pays first-use costs the other does not.
+  for (let i = 0; i < SCAN_TICKETS; i++)
+    await fetch(`${base}/__bench/floor-do?index=${i}`, { method: "POST" });
+  await scenario("floor_do", (s) =>
+    load({
+      url: `${base}/__bench/floor-do?objects=${SCAN_TICKETS}`,
+      method: "POST",
+      connections: CONNECTIONS,
+      durationSeconds: s,
+    }),
+  );
+  await scenario("d1_floor", (s) =>
+    load({ url: `${base}/__bench/d1-floor`, method: "POST", connections: CONNECTIONS, durationSeconds: s }),
+  );
+
+  // Scans: across many tickets, then all on one ticket with a million uses.
+  log("… issuing tickets");
+  await insertProduct(api, "prd_bench_pass", [{ function: "bus", uses: 1_000_000 }], 1_000_000);
+  const codes = await buyTickets(api, "bench-scanner", "prd_bench_pass", SCAN_TICKETS);
+  const gate = await gateSessionFor(api);
+  const sign = await qrSigner(api);
+  const scanBody = async (code: string) =>
+    JSON.stringify({
+      qr_token: await sign("ticket-qr+jwt", code, 60),
+      function: "bus",
+      session_id: gate.sessionId,
+    });
+  // Tokens are single-use, so each request needs its own; signing them ahead keeps the client out of the way.
+  const tokenPool = async (count: number, pick: (i: number) => string) =>
+    Promise.all(Array.from({ length: count }, (_, i) => scanBody(pick(i))));
+  const scanLoad = async (seconds: number, pick: (i: number) => string) => {
+    const bodies = await tokenPool(Math.ceil(seconds * 3_000), pick);
+    let i = 0;
+    return load({
+      url: `${base}/tickets/scan`,
+      method: "POST",
+      headers: { authorization: `Bearer ${gate.token}` },
+      connections: CONNECTIONS,
+      durationSeconds: seconds,
+      next: () => ({ body: bodies[i++ % bodies.length] }),
+    });
+  };
+  for (const code of codes) {
+    await fetch(`${base}/tickets/scan`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${gate.token}` },
+      body: await scanBody(code),
+    });
+  }
+  await scenario("scan_many_tickets", (s) => scanLoad(s, (i) => codes[i % codes.length] ?? ""));
+  const hot = codes[0] ?? "";
+  await scenario("scan_hot_ticket", (s) => scanLoad(s, () => hot));
+
+  // Orders: each request a new buyer key, all on one product.
+  await insertProduct(api, "prd_bench_orders", [{ function: "bus", uses: 1 }], 100_000_000);
+  const orderToken = await buyerToken(api, "bench-orders");
+  await scenario("order_create", (s) =>
+    load({
+      url: `${base}/orders`,
+      method: "POST",
+      headers: { authorization: `Bearer ${orderToken}` },
+      connections: CONNECTIONS,
+      durationSeconds: s,
+      next: () => ({
+        headers: { "idempotency-key": crypto.randomUUID() },
+        body: JSON.stringify({ items: [{ product_id: "prd_bench_orders", quantity: 1 }] }),
+      }),
+    }),
+  );
+
+  // Webhook issuance: signed SUCCESS deliveries for pending orders of 2 tickets each.
+  log("… creating pending orders");
+  const pending: PendingOrder[] = [];
+  for (let i = 0; i < WEBHOOK_ORDERS + 200; i += 50) {
+    pending.push(
+      ...(await Promise.all(
+        Array.from({ length: 50 }, () => createOrder(api, orderToken, "prd_bench_orders", 2)),
+      )),
+    );
+  }
+  let nextOrder = 0;
+  const deliveries = (count: number) =>
+    load({
+      url: `${base}/payments/webhook`,
+      method: "POST",
+      connections: CONNECTIONS,
+      amount: count,
+      next: () => {
+        const order = pending[nextOrder++];
+        if (!order) throw new Error("bench ran out of pending orders");
+        return signedDelivery(api, {
+          payment_id: `pay_${crypto.randomUUID()}`,
+          reference: order.order_id,
+          status: "SUCCESS",
+          amount_cents: order.amount_due_cents,
+          currency: order.currency,
+        });
+      },
+    });
+  log("▶ webhook_issuance");
+  await deliveries(200);
+  results.webhook_issuance = await deliveries(WEBHOOK_ORDERS);
+  const w = results.webhook_issuance;
+  log(`  ${w.rps} rps, p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms, errors ${w.errors}`);
+
+  // A buyer looking at their tickets (5 tickets, some scanned).
+  const viewer = await buyTickets(api, "bench-viewer", "prd_bench_pass", 5);
+  const viewerToken = await buyerToken(api, "bench-viewer");
+  for (const code of viewer.slice(0, 2)) {
+    await fetch(`${base}/tickets/scan`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${gate.token}` },
+      body: await scanBody(code),
+    });
+  }
+  await scenario("my_tickets", (s) =>
+    load({
+      url: `${base}/my/tickets`,
+      headers: { authorization: `Bearer ${viewerToken}` },
+      connections: CONNECTIONS,
+      durationSeconds: s,
+    }),
+  );
+
+  // POS deductions, when the wallet slice is deployed in this build.
+  const walletProbe = await fetch(`${base}/wallet`, { headers: { authorization: `Bearer ${viewerToken}` } });
+  if (walletProbe.status === 200) {
+    const { runDeductionScenarios } = await import("./wallet-scenarios");
+    Object.assign(
+      results,
+      await runDeductionScenarios({
+        api,
+        base,
+        sign,
+        connections: CONNECTIONS,
+        seconds: DURATION_SECONDS,
+        warmup: WARMUP_SECONDS,
+        log,
+      }),
+    );
+  } else {
+    log("… wallet routes absent: POS deduction scenarios skipped");
+  }
+
+  // Reports: the same one-day query with 10k rows in the table, then with a million.
+  const analyst = await login(api, "analyst-demo");
+  const reportLoad = (s: number) =>
+    load({
+      url: `${base}/reports/redemptions?from=${REPORT_DAY}&to=${REPORT_DAY}`,
+      headers: { authorization: `Bearer ${analyst}` },
+      connections: REPORT_CONNECTIONS,
+      durationSeconds: s,
+    });
+  log("… inserting 10k redemption rows");
+  await insertRedemptions(api, REPORT_DAY, REPORT_DAY_ROWS, 0, "red_bench_a_");
+  await scenario("report_day_10k_rows", reportLoad);
+  log("… growing the table to 1M rows");
+  await insertRedemptions(api, REPORT_DAY, 0, REPORT_BIG_TABLE_ROWS - REPORT_DAY_ROWS, "red_bench_b_");
+  await scenario("report_day_1m_rows", reportLoad);
+} finally {
+  await worker.mf.dispose();
+}
+
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || b === 0 ? null : Math.round((a / b) * 100) / 100;
+const ratios: Record<keyof typeof TARGETS, number | null> = {
+  scan_rps_vs_floor: ratio(results.scan_many_tickets?.rps, results.floor_do?.rps),
+  scan_p99_vs_floor: ratio(results.scan_many_tickets?.p99_ms, results.floor_do?.p99_ms),
+  hot_ticket_rps_vs_floor: ratio(results.scan_hot_ticket?.rps, results.floor_do?.rps),
+  deduct_rps_vs_floor: ratio(results.deduct_many_wallets?.rps, results.floor_do?.rps),
+  order_rps_vs_d1_floor: ratio(results.order_create?.rps, results.d1_floor?.rps),
+  report_1m_vs_10k_time: ratio(results.report_day_1m_rows?.p50_ms, results.report_day_10k_rows?.p50_ms),
+};
+const verdicts = Object.fromEntries(
+  (Object.keys(TARGETS) as (keyof typeof TARGETS)[]).map((name) => {
+    const target: { min?: number; max?: number } = TARGETS[name];
+    const value = ratios[name];
+    const met =
+      value === null
+        ? null
+        : target.min !== undefined
+          ? value >= target.min
+          : value <= (target.max ?? Infinity);
+    return [name, { value, target, met }];
+  }),
+);
+
+const rows = Object.entries(results).map(
+  ([name, r]) =>
+    `| ${name.padEnd(22)} | ${String(r.rps).padStart(8)} | ${String(r.p50_ms).padStart(6)} | ${String(r.p99_ms).padStart(6)} | ${String(r.errors).padStart(6)} |`,
+);
+console.log(
+  `\n| scenario               |      rps | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n${rows.join("\n")}\n`,
+);
+console.log("| ratio | value | target | met |\n|---|---:|---|---|");
+for (const [name, v] of Object.entries(verdicts)) {
+  const target = "min" in v.target ? `≥ ${v.target.min}` : `≤ ${v.target.max}`;
+  console.log(
+    `| ${name} | ${v.value ?? "n/a"} | ${target} | ${v.met === null ? "n/a" : v.met ? "yes" : "NO"} |`,
+  );
+}
+
+writeFileSync(
+  "bench/results.json",
+  `${JSON.stringify(
+    {
+      generated_at: new Date().toISOString(),
+      mode: QUICK ? "quick" : "full",
+      machine: { cpus: cpus().length, node: process.version },
+      duration_seconds: DURATION_SECONDS,
+      connections: CONNECTIONS,
+      scenarios: results,
+      ratios,
+      targets: verdicts,
+    },
+    null,
+    2,
+  )}\n`,
+);
+const missed = Object.entries(verdicts)
+  .filter(([, v]) => v.met === false)
+  .map(([name]) => name);
+if (missed.length > 0) {
+  console.error(`targets missed: ${missed.join(", ")}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,91 @@
+// POS deduction scenarios: across many wallets, and many deductions from one hot wallet.
+import { load, type ScenarioResult } from "./load";
+import { type Api, buyerToken, login, signedDelivery } from "./setup";
+
+interface Context {
+  api: Api;
+  base: string;
+  sign: (typ: "ticket-qr+jwt" | "wallet-qr+jwt", subject: string, ttlSeconds: number) => Promise<string>;
+  connections: number;
+  seconds: number;
+  warmup: number;
+  log: (message: string) => void;
+}
+
+const WALLETS = 100;
+const TOPUP_CENTS = 50_000;
+
+async function fund(ctx: Context, userId: string) {
+  const token = await buyerToken(ctx.api, userId);
+  const topup = await fetch(`${ctx.base}/wallet/topups`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${token}`,
+      "idempotency-key": crypto.randomUUID(),
+    },
+    body: JSON.stringify({ amount_cents: TOPUP_CENTS }),
+  }).then((r) => r.json() as Promise<{ topup_id: string }>);
+  const delivery = signedDelivery(ctx.api, {
+    payment_id: `pay_${crypto.randomUUID()}`,
+    reference: topup.topup_id,
+    status: "SUCCESS",
+    amount_cents: TOPUP_CENTS,
+    currency: "EUR",
+  });
+  const paid = await fetch(`${ctx.base}/payments/webhook`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...delivery.headers },
+    body: delivery.body,
+  });
+  if (!paid.ok) throw new Error(`top-up webhook failed: ${paid.status}`);
+}
+
+export async function runDeductionScenarios(ctx: Context): Promise<Record<string, ScenarioResult>> {
+  const users = Array.from({ length: WALLETS }, (_, i) => `bench-wallet-${i}`);
+  ctx.log("… funding wallets");
+  for (let i = 0; i < users.length; i += 20)
+    await Promise.all(users.slice(i, i + 20).map((user) => fund(ctx, user)));
+  const pos = await login(ctx.api, "pos-demo");
+  const session = await fetch(`${ctx.base}/validators/sessions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${pos}` },
+    body: JSON.stringify({ device_id: "dev-pos-1", event_id: "evt-demo" }),
+  }).then((r) => r.json() as Promise<{ session_id: string }>);
+
+  const run = async (seconds: number, pick: (i: number) => string) => {
+    const bodies = await Promise.all(
+      Array.from({ length: Math.ceil(seconds * 2_000) }, async (_, i) =>
+        JSON.stringify({
+          qr_token: await ctx.sign("wallet-qr+jwt", pick(i), 90),
+          amount_cents: 1,
+          session_id: session.session_id,
+        }),
+      ),
+    );
+    let i = 0;
+    return load({
+      url: `${ctx.base}/pos/deductions`,
+      method: "POST",
+      headers: { authorization: `Bearer ${pos}` },
+      connections: ctx.connections,
+      durationSeconds: seconds,
+      next: () => ({
+        body: bodies[i++ % bodies.length],
+        headers: { "idempotency-key": crypto.randomUUID() },
+      }),
+    });
+  };
+  const results: Record<string, ScenarioResult> = {};
+  for (const [name, pick] of [
+    ["deduct_many_wallets", (i: number) => users[i % users.length] ?? ""],
+    ["deduct_hot_wallet", () => users[0] ?? ""],
+  ] as const) {
+    ctx.log(`▶ ${name}`);
+    await run(ctx.warmup, pick);
+    results[name] = await run(ctx.seconds, pick);
+    const r = results[name];
+    ctx.log(`  ${r.rps} rps, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors}`);
+  }
+  return results;
+}
