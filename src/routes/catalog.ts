@@ -5,6 +5,7 @@ import { getDb } from "../db/client";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import { forgetProduct } from "../services/catalog-cache";
 
 const FunctionName = z
   .string()
@@ -153,6 +154,8 @@ export const catalogRoutes = createRouter()
       const now = new Date();
       const changes = c.req.valid("json");
       const product = await updateProduct(db, c.req.valid("param").id, changes, now);
+      // Orders priced in this isolate see the change at once; elsewhere within CATALOG_CACHE_MS.
+      forgetProduct(product.id);
       await appendAudit(
         db,
         {

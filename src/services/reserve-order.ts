@@ -20,6 +20,7 @@ import type { IdempotencyClaim } from "../http/idempotency";
 import { newId } from "../ids";
 import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
+import { productsForPricing } from "./catalog-cache";
 import { holdOrderCreditsStatement, payOrderWithCreditsStatement } from "./wallet-holds";
 
 export interface ReserveOrderInput {
@@ -36,7 +37,7 @@ export interface ReserveOrderInput {
 }
 
 /**
- * Prices the items at current catalog prices and creates a pending order with its inventory reserved,
+ * Prices the items at catalog prices (at most CATALOG_CACHE_MS old) and creates a pending order with its inventory reserved,
  * in one batch that also stores the idempotent response. Not enough stock → `sold_out` naming the first
  * product that is short, with what is left of it.
  *
@@ -45,9 +46,11 @@ export interface ReserveOrderInput {
  * both: more than the available credit → `insufficient_funds` with the balance, and nothing is written.
  */
 export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Order> {
-  const rows = await findProductsByIds(
+  const now = new Date();
+  const rows = await productsForPricing(
     db,
     input.items.map((item) => item.product_id),
+    now.getTime(),
   );
   const byId = new Map(rows.map((row) => [row.id, row]));
   const lines: PricedLine[] = input.items.map((item) => {
@@ -64,15 +67,8 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     return { product_id: item.product_id, quantity: item.quantity, unit_price_cents: product.priceCents };
   });
 
-  // Fail fast without a write when the catalog already shows too little; the CHECK below is what
-  // actually guarantees the invariant under concurrency.
-  for (const line of lines) {
-    const product = byId.get(line.product_id);
-    if (product && availableUnits(product) < line.quantity)
-      throw soldOut(line.product_id, availableUnits(product));
-  }
-
-  const now = new Date();
+  // No stock check here: the rows may come from the pricing cache. The batch's CHECK is the judge, and
+  // a short product costs one failed batch and one read to name it.
   const totalCents = orderTotalCents(lines);
   const credits = planOrderCredits(totalCents, input.creditsCents);
   // Fail fast without a write; the wallet's CHECKs in the batch below are the real guard.
