@@ -9,7 +9,7 @@ export const SCAN_ID_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
 const OUTBOX_BATCH = 100;
 /** How long accepted scans may gather in the outbox before one alarm forwards them together. */
-const OUTBOX_FLUSH_DELAY_MS = 250;
+const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries an outbox that failed to send. */
 const OUTBOX_RETRY_MS = 5_000;
 
