@@ -222,12 +222,10 @@ export class WalletObject extends DurableObject<Env> {
         event_id: row.eventId,
         device_id: request.deviceId,
         created_at: row.createdAt,
-      },
-    };
-    try {
-      await appendAudit(
-        this.db,
-        {
+        // Tills deduct far faster than one global hash chain takes synchronous appends: the entry is
+        // committed here, with the deduction, and chained by the consumer in order.
+        audit: {
+          id: `aud_${row.id}`,
           actor: request.operatorId,
           action: "pos.deduct",
           target: row.id,
@@ -240,10 +238,12 @@ export class WalletObject extends DurableObject<Env> {
             session_id: request.sessionId,
             device_id: request.deviceId,
           },
+          ts: row.createdAt,
         },
-        now,
-        [statement, outboxStatement(this.db, posted, now)],
-      );
+      },
+    };
+    try {
+      await atomically(this.db, [statement, outboxStatement(this.db, posted, now)]);
     } catch (error) {
       if (isWalletShort(error)) return { result: await this.short(request) };
       const answer = await this.afterFailedPosting(error, request, sameDeduction(request));

@@ -6,6 +6,7 @@ import { lowerRemainingUsesStatement } from "../db/tickets";
 import { markWalletReceiptMailed, writeWalletReceipt } from "../db/wallet";
 import type { Mailer } from "./mailer";
 import {
+  type AuditRequest,
   type EventMessage,
   EventMessageSchema,
   type RedemptionRecorded,
@@ -141,6 +142,7 @@ async function onWalletTransactionPosted(
   message: WalletTransactionPosted,
   { db, mailer, now = () => new Date() }: ConsumerDependencies,
 ): Promise<void> {
+  if (message.audit) await appendRequestedAudit(db, message.audit);
   const receipt = await writeWalletReceipt(
     db,
     {
@@ -161,6 +163,11 @@ async function onWalletTransactionPosted(
   await markWalletReceiptMailed(db, receipt.id, now());
 }
 
+function appendRequestedAudit(db: Db, audit: AuditRequest) {
+  const { ts, ...record } = audit;
+  return appendAudit(db, record, new Date(ts));
+}
+
 async function handleEvent(message: EventMessage, dependencies: ConsumerDependencies): Promise<void> {
   switch (message.type) {
     case "order.paid":
@@ -172,6 +179,9 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
     case "wallet.topped_up":
     case "wallet.deducted":
       return onWalletTransactionPosted(message, dependencies);
+    case "audit.requested":
+      await appendRequestedAudit(dependencies.db, message.audit);
+      return;
     default: {
       // A new message type without a handler here fails to compile instead of being acked unhandled.
       const unhandled: never = message;

@@ -30,6 +30,21 @@ const ScanRejectedSchema = z.object({
   ts: z.string(),
 });
 
+/**
+ * A staff action to record in the audit log, written by the consumer so that busy request paths never
+ * race each other for the chain's tail. `id` is deterministic, so a redelivery appends nothing.
+ */
+const AuditRecordSchema = z.object({
+  id: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+  ts: z.string(),
+});
+
+const AuditRequestedSchema = z.object({ type: z.literal("audit.requested"), audit: AuditRecordSchema });
+
 /** A committed wallet transaction that gets a receipt: a top-up's PURCHASE or a POS DEDUCT. */
 const WalletTransactionPostedSchema = z.object({
   type: z.enum(["wallet.topped_up", "wallet.deducted"]),
@@ -41,6 +56,8 @@ const WalletTransactionPostedSchema = z.object({
   event_id: z.string().nullable(),
   device_id: z.string().nullable(),
   created_at: z.string(),
+  /** The staff action that made it, committed with it and appended to the audit log by the consumer. */
+  audit: AuditRecordSchema.optional(),
 });
 
 export const EventMessageSchema = z.discriminatedUnion("type", [
@@ -48,9 +65,16 @@ export const EventMessageSchema = z.discriminatedUnion("type", [
   RedemptionRecordedSchema,
   ScanRejectedSchema,
   WalletTransactionPostedSchema,
+  AuditRequestedSchema,
 ]);
 
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 export type RedemptionRecorded = z.infer<typeof RedemptionRecordedSchema>;
 export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
 export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;
+export type AuditRequest = z.infer<typeof AuditRecordSchema>;
+
+/** Queues an audit entry; awaited, so a refused send fails the request instead of losing the entry. */
+export async function requestAudit(queue: Queue<EventMessage>, audit: AuditRequest): Promise<void> {
+  await queue.send({ type: "audit.requested", audit });
+}

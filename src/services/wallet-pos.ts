@@ -1,13 +1,13 @@
 import type { OperatorClaims } from "../auth/operator-token";
 import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP } from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
-import { appendAudit } from "../db/audit";
 import type { Db } from "../db/client";
 import { findLedgerEntry, type LedgerRow, lastPosReceipt, readWallet } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import type { Config, Env } from "../env";
 import { ApiError } from "../errors";
 import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
+import { requestAudit } from "../queues/messages";
 import type { PosReceipt, WalletTransaction } from "../types/domain";
 import { requireOpenSession } from "./validator-sessions";
 
@@ -91,21 +91,19 @@ export async function lookupWallet(
     lastPosReceipt(db, userId, session.eventId),
     walletRef(config, session.eventId, userId),
   ]);
-  await appendAudit(
-    db,
-    {
-      actor: operator.operatorId,
-      action: "pos.wallet_lookup",
-      target: `wallet:${userId}`,
-      details: {
-        wallet_ref: ref,
-        session_id: session.sessionId,
-        device_id: session.deviceId,
-        event_id: session.eventId,
-      },
+  await requestAudit(context.env.EVENTS, {
+    id: `aud_lookup_${crypto.randomUUID()}`,
+    actor: operator.operatorId,
+    action: "pos.wallet_lookup",
+    target: `wallet:${userId}`,
+    details: {
+      wallet_ref: ref,
+      session_id: session.sessionId,
+      device_id: session.deviceId,
+      event_id: session.eventId,
     },
-    now,
-  );
+    ts: now.toISOString(),
+  });
   return {
     wallet_ref: ref,
     balance_cents: wallet.balance_cents,
@@ -185,23 +183,21 @@ export async function deductAtPos(
     };
   } catch (error) {
     if (error instanceof ApiError && error.status < 500) {
-      await appendAudit(
-        context.db,
-        {
-          actor: operator.operatorId,
-          action: "pos.deduct",
-          target: userId === null ? null : `wallet:${userId}`,
-          details: {
-            result: "rejected",
-            code: error.code,
-            amount_cents: request.amountCents,
-            session_id: session.sessionId,
-            device_id: session.deviceId,
-            event_id: session.eventId,
-          },
+      await requestAudit(env.EVENTS, {
+        id: `aud_refused_${crypto.randomUUID()}`,
+        actor: operator.operatorId,
+        action: "pos.deduct",
+        target: userId === null ? null : `wallet:${userId}`,
+        details: {
+          result: "rejected",
+          code: error.code,
+          amount_cents: request.amountCents,
+          session_id: session.sessionId,
+          device_id: session.deviceId,
+          event_id: session.eventId,
         },
-        context.now,
-      );
+        ts: context.now.toISOString(),
+      });
     }
     throw error;
   }

@@ -96,11 +96,15 @@ describe("POST /pos/wallet-lookup", () => {
     // Another event's till sees no receipt from this one.
     expect((await lookup(elsewhere, await walletQr(token))).body.last_receipt).toBeUndefined();
 
-    const audited = await db()
-      .select()
-      .from(auditLog)
-      .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.wallet_lookup")));
-    expect(audited.length).toBeGreaterThanOrEqual(3);
+    // Audit entries for till actions are chained by the queue consumer, a moment after the answer.
+    const audited = await eventually(async () => {
+      const rows = await db()
+        .select()
+        .from(auditLog)
+        .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.wallet_lookup")));
+      return rows.length >= 3 ? rows : undefined;
+    });
+    expect(audited?.length).toBeGreaterThanOrEqual(3);
   });
 
   it("needs a POS operator with their own open POS session", async ({ expect }) => {
@@ -244,10 +248,14 @@ describe("POST /pos/deductions: tokens", () => {
     expect(expired).toMatchObject({ status: 422, body: { code: "token_expired" } });
     expect((await storedWallet(userId)).balanceCents).toBe(1_000);
 
-    const refusals = await db()
-      .select()
-      .from(auditLog)
-      .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.deduct")));
+    const refusals =
+      (await eventually(async () => {
+        const rows = await db()
+          .select()
+          .from(auditLog)
+          .where(and(eq(auditLog.actor, till.operatorId), eq(auditLog.action, "pos.deduct")));
+        return rows.length >= 3 ? rows : undefined;
+      })) ?? [];
     expect(refusals.map((row) => JSON.parse(row.details).code).sort()).toEqual([
       "token_expired",
       "token_invalid",
@@ -263,7 +271,10 @@ describe("POST /pos/deductions: tokens", () => {
     const paid = await deduct(till, await walletQr(token), 250, { reference: "till-1/sale-9" });
     expect(paid.body.receipt).toMatchObject({ event_id: till.eventId, device_id: till.deviceId });
     expect(paid.body.receipt.id).toBe(paid.body.transaction_id.replace(/^txn_/, "rct_"));
-    const [entry] = await db().select().from(auditLog).where(eq(auditLog.target, paid.body.transaction_id));
+    const entry = await eventually(async () => {
+      const [row] = await db().select().from(auditLog).where(eq(auditLog.target, paid.body.transaction_id));
+      return row;
+    });
     expect(entry).toMatchObject({ actor: till.operatorId, action: "pos.deduct" });
     expect(JSON.parse(entry?.details ?? "{}")).toMatchObject({
       result: "accepted",
