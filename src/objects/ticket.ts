@@ -56,6 +56,9 @@ export interface TicketSnapshot {
  */
 export class TicketObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** In-memory copies of what storage already says, so a scan does not re-read them. */
+  private initializedCode: string | undefined;
+  private flushScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -91,14 +94,15 @@ export class TicketObject extends DurableObject<Env> {
 
       const jtiSpent =
         this.sql.exec("SELECT 1 FROM spent_jtis WHERE jti = ?", request.jti).toArray().length > 0;
+      const before = this.entitlements();
       const decision = decideRedemption({
-        entitlements: this.entitlements(),
+        entitlements: before,
         fn: request.fn,
         jtiSpent,
         tokenExpiresAtSeconds: request.tokenExpiresAt,
         nowMs,
       });
-      if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: this.entitlements() };
+      if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: before };
 
       const changed = this.sql.exec(
         "UPDATE entitlements SET remaining_uses = remaining_uses - 1 WHERE function = ? AND remaining_uses > 0",
@@ -118,7 +122,10 @@ export class TicketObject extends DurableObject<Env> {
         ticketCode: request.ticketCode,
         fn: request.fn,
         scannedAt,
-        entitlements: this.entitlements(),
+        // The row just changed by exactly one use; no need to read it back.
+        entitlements: before.map((e) =>
+          e.function === request.fn ? { ...e, remaining_uses: e.remaining_uses - 1 } : e,
+        ),
       };
       this.sql.exec(
         "INSERT INTO scans (scan_id, result, created_at_ms) VALUES (?, ?, ?)",
@@ -153,9 +160,11 @@ export class TicketObject extends DurableObject<Env> {
    * the alarm is durable too.
    */
   private async scheduleOutboxFlush(): Promise<void> {
+    if (this.flushScheduled) return;
     const flushAt = Date.now() + OUTBOX_FLUSH_DELAY_MS;
     const pending = await this.ctx.storage.getAlarm();
     if (pending === null || pending > flushAt) await this.ctx.storage.setAlarm(flushAt);
+    this.flushScheduled = true;
   }
 
   /** The ticket's current uses, or null when no scan has reached this object yet (D1 is then exact). */
@@ -166,6 +175,8 @@ export class TicketObject extends DurableObject<Env> {
 
   /** Forwards the outbox to the queue, then forgets jtis and scan ids that can no longer matter. */
   override async alarm(): Promise<void> {
+    // Scans from here on need a flush of their own: this run may already have read the outbox.
+    this.flushScheduled = false;
     const rows = this.sql
       .exec<{ seq: number; payload: string }>(
         "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?",
@@ -230,9 +241,11 @@ export class TicketObject extends DurableObject<Env> {
    * the inserts are idempotent, so they converge on one state.
    */
   private async ensureInitialized(code: string): Promise<boolean> {
-    const existing = this.sql.exec<{ code: string }>("SELECT code FROM ticket").toArray()[0];
-    if (existing) {
-      if (existing.code !== code) throw new Error("invariant: a ticket object serves exactly one code");
+    const existing =
+      this.initializedCode ?? this.sql.exec<{ code: string }>("SELECT code FROM ticket").toArray()[0]?.code;
+    if (existing !== undefined) {
+      if (existing !== code) throw new Error("invariant: a ticket object serves exactly one code");
+      this.initializedCode = existing;
       return true;
     }
     const { results } = await this.env.DB.prepare(
