@@ -94,8 +94,15 @@ export const isDuplicateTopupKey = (error: unknown) =>
   isConstraintError(error, /UNIQUE.*wallet_topups\.(user_id|idempotency_key)/);
 
 /** The wallet as stored; a user who never had a wallet row has a zero balance. */
-export async function readWallet(db: Db, userId: string, currency: string): Promise<WalletSummary> {
-  const [row] = await db.select().from(walletBalances).where(eq(walletBalances.userId, userId)).limit(1);
+/** The wallet's balance row as a query, to run on its own or as the last statement of a posting batch. */
+export function walletBalanceQuery(db: Db, userId: string) {
+  return db.select().from(walletBalances).where(eq(walletBalances.userId, userId)).limit(1);
+}
+
+export function toWalletSummary(
+  row: typeof walletBalances.$inferSelect | undefined,
+  currency: string,
+): WalletSummary {
   if (!row) return { balance_cents: 0, held_cents: 0, available_cents: 0, currency, updated_at: null };
   return {
     balance_cents: row.balanceCents,
@@ -104,6 +111,10 @@ export async function readWallet(db: Db, userId: string, currency: string): Prom
     currency: row.currency,
     updated_at: row.updatedAt,
   };
+}
+
+export async function readWallet(db: Db, userId: string, currency: string): Promise<WalletSummary> {
+  return toWalletSummary((await walletBalanceQuery(db, userId))[0], currency);
 }
 
 export async function findLedgerEntry(db: Db, id: string): Promise<LedgerRow | undefined> {

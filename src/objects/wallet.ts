@@ -14,11 +14,13 @@ import {
   ledgerEntry,
   readWallet,
   settleTopupStatement,
+  toWalletSummary,
   toWalletTransaction,
+  walletBalanceQuery,
 } from "../db/wallet";
 import { ledgerActors, ledgerKeys, refundAmountCents } from "../domain/ledger";
 import type { Env } from "../env";
-import type { LedgerDirection, WalletTransaction } from "../types/domain";
+import type { LedgerDirection, WalletSummary, WalletTransaction } from "../types/domain";
 
 /** Results of finished operations are kept this long, so a retried RPC gets exactly the first answer. */
 export const WALLET_OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
@@ -242,8 +244,16 @@ export class WalletObject extends DurableObject<Env> {
         },
       },
     };
+    let balanceAfter: WalletSummary;
     try {
-      await atomically(this.db, [statement, outboxStatement(this.db, posted, now)]);
+      // The balance is read in the same batch, so the answer costs no extra round trip and is exactly
+      // the state this deduction committed.
+      const [, , balance] = await this.db.batch([
+        statement,
+        outboxStatement(this.db, posted, now),
+        walletBalanceQuery(this.db, request.userId),
+      ]);
+      balanceAfter = toWalletSummary(balance[0], request.currency);
     } catch (error) {
       if (isWalletShort(error)) return { result: await this.short(request) };
       const answer = await this.afterFailedPosting(error, request, sameDeduction(request));
@@ -253,7 +263,12 @@ export class WalletObject extends DurableObject<Env> {
     }
     // Only now, with the deduction committed, is the token spent.
     this.spendJti(request.jti, request.ledgerKey, request.tokenExpiresAt);
-    const result = await this.posting(row, request.currency);
+    const result: WalletPosting = {
+      ok: true,
+      transaction: toWalletTransaction(row),
+      balanceCents: balanceAfter.balance_cents,
+      availableCents: balanceAfter.available_cents,
+    };
     this.remember(request.ledgerKey, result);
     await this.scheduleCleanup();
     return { result, publish: posted };
