@@ -65,6 +65,7 @@ export async function startBenchWorker() {
     convertV4MiniflareOptions({
       // The Worker's own logs (receipts, warnings) would drown the report.
       log: new Log(LogLevel.NONE),
+      handleStructuredLogs: () => undefined,
       host: "127.0.0.1",
       port: 0,
       modules: true,
