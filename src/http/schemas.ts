@@ -44,6 +44,14 @@ export function problems(...codes: ErrorCode[]) {
 /** Errors any JSON-body route can produce before its handler runs. */
 export const BODY_PROBLEMS: ErrorCode[] = ["validation_failed", "invalid_json", "payload_too_large"];
 
+/** Errors every route that takes an Idempotency-Key can produce (see src/http/idempotency.ts). */
+export const IDEMPOTENCY_PROBLEMS: ErrorCode[] = [
+  "idempotency_key_missing",
+  "idempotency_key_invalid",
+  "idempotency_in_progress",
+  "idempotency_key_reused",
+];
+
 export const IdempotencyKeyHeader = z.object({
   "idempotency-key": z
     .string()

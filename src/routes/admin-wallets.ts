@@ -4,7 +4,14 @@ import { MAX_ADJUSTMENT_CENTS, MAX_REASON_LENGTH } from "../domain/ledger";
 import { requireOperator } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
-import { BODY_PROBLEMS, IdempotencyKeyHeader, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IDEMPOTENCY_PROBLEMS,
+  IdempotencyKeyHeader,
+  json,
+  jsonBody,
+  problems,
+} from "../http/schemas";
 import { adjustWallet } from "../services/wallet-adjustments";
 import { LEDGER_DIRECTIONS } from "../types/domain";
 import { WalletTransactionSchema } from "./wallet";
@@ -52,13 +59,10 @@ export const adminWalletRoutes = createRouter().openapi(
       201: json(WalletTransactionSchema, "Adjusted (or replayed, with `idempotent-replayed: true`)"),
       ...problems(
         ...BODY_PROBLEMS,
-        "idempotency_key_missing",
-        "idempotency_key_invalid",
+        ...IDEMPOTENCY_PROBLEMS,
         "unauthenticated",
         "insufficient_funds",
         "forbidden",
-        "idempotency_in_progress",
-        "idempotency_key_reused",
         "service_unavailable",
       ),
     },

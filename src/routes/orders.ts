@@ -7,7 +7,15 @@ import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotentInBatch } from "../http/idempotency";
-import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IDEMPOTENCY_PROBLEMS,
+  IdempotencyKeyHeader,
+  IsoTimestamp,
+  json,
+  jsonBody,
+  problems,
+} from "../http/schemas";
 import { reserveOrder } from "../services/reserve-order";
 import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
 import { ORDER_STATUSES, type Order } from "../types/domain";
@@ -92,14 +100,11 @@ export const orderRoutes = createRouter()
         201: json(OrderSchema, "Order created (or replayed, with `idempotent-replayed: true`)"),
         ...problems(
           ...BODY_PROBLEMS,
-          "idempotency_key_missing",
-          "idempotency_key_invalid",
+          ...IDEMPOTENCY_PROBLEMS,
           "unauthenticated",
           "sold_out",
           "product_inactive",
           "insufficient_funds",
-          "idempotency_in_progress",
-          "idempotency_key_reused",
           "unknown_product",
         ),
       },

@@ -5,7 +5,15 @@ import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } 
 import { requireOperator } from "../http/auth";
 import { type AppEnv, asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
-import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IDEMPOTENCY_PROBLEMS,
+  IdempotencyKeyHeader,
+  IsoTimestamp,
+  json,
+  jsonBody,
+  problems,
+} from "../http/schemas";
 import {
   deductAtPos,
   findRefundableDeduction,
@@ -185,15 +193,12 @@ export const posRoutes = createRouter()
         201: json(DeductionSchema, "Deducted (or replayed, with `idempotent-replayed: true`)"),
         ...problems(
           ...BODY_PROBLEMS,
-          "idempotency_key_missing",
-          "idempotency_key_invalid",
+          ...IDEMPOTENCY_PROBLEMS,
           "unauthenticated",
           "insufficient_funds",
           "forbidden",
           "session_invalid",
           "token_replayed",
-          "idempotency_in_progress",
-          "idempotency_key_reused",
           "token_invalid",
           "token_expired",
           "service_unavailable",
@@ -249,14 +254,11 @@ export const posRoutes = createRouter()
         201: json(RefundSchema, "Refunded (or replayed, with `idempotent-replayed: true`)"),
         ...problems(
           ...BODY_PROBLEMS,
-          "idempotency_key_missing",
-          "idempotency_key_invalid",
+          ...IDEMPOTENCY_PROBLEMS,
           "unauthenticated",
           "forbidden",
           "not_found",
           "refund_exceeds_original",
-          "idempotency_in_progress",
-          "idempotency_key_reused",
           "service_unavailable",
         ),
       },

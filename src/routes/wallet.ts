@@ -11,7 +11,15 @@ import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
-import { BODY_PROBLEMS, IdempotencyKeyHeader, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IDEMPOTENCY_PROBLEMS,
+  IdempotencyKeyHeader,
+  IsoTimestamp,
+  json,
+  jsonBody,
+  problems,
+} from "../http/schemas";
 import { createTopup } from "../services/wallet-topups";
 import { LEDGER_DIRECTIONS, LEDGER_TYPES, TOPUP_STATUSES } from "../types/domain";
 
@@ -189,14 +197,7 @@ export const walletRoutes = createRouter()
       request: { headers: IdempotencyKeyHeader, body: jsonBody(NewTopupSchema) },
       responses: {
         201: json(TopupSchema, "Top-up created (or replayed, with `idempotent-replayed: true`)"),
-        ...problems(
-          ...BODY_PROBLEMS,
-          "idempotency_key_missing",
-          "idempotency_key_invalid",
-          "unauthenticated",
-          "idempotency_in_progress",
-          "idempotency_key_reused",
-        ),
+        ...problems(...BODY_PROBLEMS, ...IDEMPOTENCY_PROBLEMS, "unauthenticated"),
       },
     }),
     async (c) => {
