@@ -73,9 +73,17 @@ describe("queue consumer: redemption.recorded", () => {
     const ids = [...first, ...second].map((e) => e.redemption_id);
     for (const id of new Set(ids)) {
       expect(await db().select().from(redemptions).where(eq(redemptions.id, id))).toHaveLength(1);
-      expect(await db().select().from(auditLog).where(eq(auditLog.id, `aud_${id}`))).toHaveLength(1);
+      expect(
+        await db()
+          .select()
+          .from(auditLog)
+          .where(eq(auditLog.id, `aud_${id}`)),
+      ).toHaveLength(1);
     }
-    const [row] = await db().select().from(ticketEntitlements).where(eq(ticketEntitlements.ticketCode, ticket.code));
+    const [row] = await db()
+      .select()
+      .from(ticketEntitlements)
+      .where(eq(ticketEntitlements.ticketCode, ticket.code));
     expect(row?.remainingUses).toBe(5);
     expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
   });
