@@ -175,10 +175,15 @@ export class WalletObject extends DurableObject<Env> {
     return run;
   }
 
-  /** Sends the committed event outside the FIFO, so the queue's latency never holds up the next request. */
-  private async finish<T>(completed: Completed<T>): Promise<T> {
+  /**
+   * Sends the committed event after answering, outside the FIFO: neither the till nor the wallet's next
+   * request waits for the queue. The event's outbox row committed with the ledger row, and
+   * publishOutboxEntry never throws (a failed send stays in the outbox), so an event this misses (an
+   * evicted object, a queue outage) is sent by the every-minute outbox drain instead.
+   */
+  private finish<T>(completed: Completed<T>): T {
     if (completed.publish) {
-      await publishOutboxEntry(this.db, this.env.EVENTS, completed.publish, new Date());
+      this.ctx.waitUntil(publishOutboxEntry(this.db, this.env.EVENTS, completed.publish, new Date()));
     }
     return completed.result;
   }
