@@ -2,9 +2,8 @@
 // instance (`npm run dev`), then every invariant checked against what this client observed.
 // Uses the development secrets in .dev.vars to sign buyer tokens and gateway webhooks, like a real IdP and
 // gateway would; talks to nothing but the given URL.
-import { existsSync, readFileSync } from "node:fs";
-import { SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
+import { devVar, signDevBuyerToken } from "./dev-config";
 
 const arg = (name: string, fallback: string) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -15,18 +14,6 @@ const SECONDS = Number(arg("seconds", "60"));
 const WORKERS = 6;
 const DEMO_PASSWORD = "demo-password-123";
 const REPORT_VISIBILITY_MS = 10_000;
-
-function readVars(path: string): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    const match = line.match(/^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/);
-    if (match?.[1] && match[2] !== undefined) vars[match[1]] = match[2];
-  }
-  return vars;
-}
-const vars = readVars(existsSync(".dev.vars") ? ".dev.vars" : ".dev.vars.example");
-const toml = readFileSync("wrangler.toml", "utf8");
-const tomlVar = (name: string) => toml.match(new RegExp(`^${name}\\s*=\\s*"([^"]*)"`, "m"))?.[1] ?? "";
 
 // What the client saw, and every 5xx.
 const serverErrors: string[] = [];
@@ -63,21 +50,13 @@ async function api<T = Record<string, unknown>>(
   return { status: response.status, body: body as T, headers: response.headers };
 }
 
-const buyerToken = (userId: string) => {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setSubject(userId)
-    .setIssuer(vars.BUYER_JWT_ISSUER ?? tomlVar("BUYER_JWT_ISSUER"))
-    .setAudience(vars.BUYER_JWT_AUDIENCE ?? tomlVar("BUYER_JWT_AUDIENCE"))
-    .setIssuedAt(now)
-    .setExpirationTime(now + 3_600)
-    .sign(new TextEncoder().encode(vars.BUYER_JWT_SECRET));
-};
+/** Buyer tokens for the soak's clients; an hour outlives any soak run. */
+const BUYER_TOKEN_TTL_SECONDS = 3_600;
+const buyerToken = (userId: string) => signDevBuyerToken(userId, BUYER_TOKEN_TTL_SECONDS);
 
 function webhook(body: unknown, id = `msg_${crypto.randomUUID()}`) {
   const raw = JSON.stringify(body);
-  const signature = new Webhook(vars.PAYMENT_WEBHOOK_SECRET ?? "").sign(id, new Date(), raw);
+  const signature = new Webhook(devVar("PAYMENT_WEBHOOK_SECRET")).sign(id, new Date(), raw);
   return {
     raw,
     headers: {

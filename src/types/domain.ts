@@ -50,11 +50,6 @@ export interface Order {
   expires_at: string;
 }
 
-/** Who is calling: a buyer (identity provider's `sub`) or a staff operator. */
-export type Caller =
-  | { kind: "buyer"; userId: string }
-  | { kind: "operator"; operatorId: string; roles: OperatorRole[]; eventIds: string[] };
-
 export const DEVICE_KINDS = ["gate", "pos"] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
