@@ -6,6 +6,8 @@ export interface ScenarioResult {
   p99_ms: number;
   errors: number;
   requests: number;
+  /** workerd's CPU time (all threads) per request; Linux only. */
+  cpu_ms_per_request?: number;
 }
 
 export interface LoadOptions {

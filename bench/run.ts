@@ -1,9 +1,10 @@
 // `npm run bench [-- --quick]`: throughput and latency of the hot paths as ratios against floors measured
 // in the same run on the same machine, written to a table and bench/results.json.
 
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { load, type ScenarioResult } from "./load";
+import { cpuMs, findWorkerdPid, profilePath, withCpuProfile } from "./profile";
 import {
   buyerToken,
   buyTickets,
@@ -19,6 +20,10 @@ import {
 import { startBenchWorker } from "./start";
 
 const QUICK = process.argv.includes("--quick");
+/** `--profile`: also record a V8 CPU profile of each scenario into PROFILE_DIR. */
+const PROFILE = process.argv.includes("--profile");
+const PROFILE_DIR = ".wrangler/bench/profiles";
+const INSPECTOR_PORT = 9329;
 const DURATION_SECONDS = QUICK ? 5 : 15;
 const WARMUP_SECONDS = 1;
 /** Two cores run both the load generator and workerd: a few connections saturate them. */
@@ -43,16 +48,36 @@ const TARGETS = {
 const results: Record<string, ScenarioResult> = {};
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
-const worker = await startBenchWorker();
+const worker = await startBenchWorker(PROFILE ? { inspectorPort: INSPECTOR_PORT } : {});
 const api = { url: worker.url, secrets: worker.secrets, db: worker.db };
 const base = worker.url;
+const workerdPid = findWorkerdPid();
+if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true });
+
+/**
+ * Runs one measured load and records it under `name`, with workerd's CPU time per request: the cost of a
+ * request in the one currency every scenario shares, and much steadier than throughput on a noisy machine.
+ */
+async function measure(name: string, run: () => Promise<ScenarioResult>): Promise<ScenarioResult> {
+  const cpuBefore = workerdPid === null ? null : cpuMs(workerdPid);
+  const result = PROFILE
+    ? await withCpuProfile(INSPECTOR_PORT, profilePath(PROFILE_DIR, name), run)
+    : await run();
+  if (cpuBefore !== null && workerdPid !== null && result.requests > 0) {
+    result.cpu_ms_per_request = Math.round(((cpuMs(workerdPid) - cpuBefore) / result.requests) * 100) / 100;
+  }
+  results[name] = result;
+  log(
+    `  ${result.rps} rps, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}` +
+      (result.cpu_ms_per_request === undefined ? "" : `, ${result.cpu_ms_per_request} CPU ms/request`),
+  );
+  return result;
+}
 
 async function scenario(name: string, run: (seconds: number) => Promise<ScenarioResult>) {
   log(`▶ ${name}`);
   await run(WARMUP_SECONDS);
-  results[name] = await run(DURATION_SECONDS);
-  const r = results[name];
-  log(`  ${r.rps} rps, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors}`);
+  await measure(name, () => run(DURATION_SECONDS));
 }
 
 try {
@@ -162,9 +187,7 @@ try {
     });
   log("▶ webhook_issuance");
   await deliveries(200);
-  results.webhook_issuance = await deliveries(WEBHOOK_ORDERS);
-  const w = results.webhook_issuance;
-  log(`  ${w.rps} rps, p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms, errors ${w.errors}`);
+  await measure("webhook_issuance", () => deliveries(WEBHOOK_ORDERS));
 
   // A buyer looking at their tickets (5 tickets, some scanned).
   const viewer = await buyTickets(api, "bench-viewer", "prd_bench_pass", 5);
@@ -189,18 +212,16 @@ try {
   const walletProbe = await fetch(`${base}/wallet`, { headers: { authorization: `Bearer ${viewerToken}` } });
   if (walletProbe.status === 200) {
     const { runDeductionScenarios } = await import("./wallet-scenarios");
-    Object.assign(
-      results,
-      await runDeductionScenarios({
-        api,
-        base,
-        sign,
-        connections: CONNECTIONS,
-        seconds: DURATION_SECONDS,
-        warmup: WARMUP_SECONDS,
-        log,
-      }),
-    );
+    await runDeductionScenarios({
+      api,
+      base,
+      sign,
+      connections: CONNECTIONS,
+      seconds: DURATION_SECONDS,
+      warmup: WARMUP_SECONDS,
+      log,
+      measure,
+    });
   } else {
     log("… wallet routes absent: POS deduction scenarios skipped");
   }
@@ -250,10 +271,10 @@ const verdicts = Object.fromEntries(
 
 const rows = Object.entries(results).map(
   ([name, r]) =>
-    `| ${name.padEnd(22)} | ${String(r.rps).padStart(8)} | ${String(r.p50_ms).padStart(6)} | ${String(r.p99_ms).padStart(6)} | ${String(r.errors).padStart(6)} |`,
+    `| ${name.padEnd(22)} | ${String(r.rps).padStart(8)} | ${String(r.p50_ms).padStart(6)} | ${String(r.p99_ms).padStart(6)} | ${String(r.errors).padStart(6)} | ${String(r.cpu_ms_per_request ?? "n/a").padStart(11)} |`,
 );
 console.log(
-  `\n| scenario               |      rps | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n${rows.join("\n")}\n`,
+  `\n| scenario               |      rps | p50 ms | p99 ms | errors | CPU ms/req |\n|---|---:|---:|---:|---:|---:|\n${rows.join("\n")}\n`,
 );
 console.log("| ratio | value | target | met |\n|---|---:|---|---|");
 for (const [name, v] of Object.entries(verdicts)) {

@@ -55,7 +55,7 @@ async function bundle(outdir: string): Promise<string> {
   return outfile;
 }
 
-export async function startBenchWorker() {
+export async function startBenchWorker(options: { inspectorPort?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "passes-bench-"));
   // workerd resolves modules relative to the working directory, so the bundle lives inside the project.
   const scriptPath = await bundle(join(".wrangler", "bench"));
@@ -67,6 +67,7 @@ export async function startBenchWorker() {
       log: new Log(LogLevel.NONE),
       handleStructuredLogs: () => undefined,
       host: "127.0.0.1",
+      ...(options.inspectorPort !== undefined && { inspectorPort: options.inspectorPort }),
       port: 0,
       modules: true,
       scriptPath,

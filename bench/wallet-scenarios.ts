@@ -10,6 +10,8 @@ interface Context {
   seconds: number;
   warmup: number;
   log: (message: string) => void;
+  /** Runs the measured load and records it under the scenario's name. */
+  measure: (name: string, run: () => Promise<ScenarioResult>) => Promise<ScenarioResult>;
 }
 
 const WALLETS = 100;
@@ -41,7 +43,7 @@ async function fund(ctx: Context, userId: string) {
   if (!paid.ok) throw new Error(`top-up webhook failed: ${paid.status}`);
 }
 
-export async function runDeductionScenarios(ctx: Context): Promise<Record<string, ScenarioResult>> {
+export async function runDeductionScenarios(ctx: Context): Promise<void> {
   const users = Array.from({ length: WALLETS }, (_, i) => `bench-wallet-${i}`);
   ctx.log("… funding wallets");
   for (let i = 0; i < users.length; i += 20)
@@ -76,16 +78,12 @@ export async function runDeductionScenarios(ctx: Context): Promise<Record<string
       }),
     });
   };
-  const results: Record<string, ScenarioResult> = {};
   for (const [name, pick] of [
     ["deduct_many_wallets", (i: number) => users[i % users.length] ?? ""],
     ["deduct_hot_wallet", () => users[0] ?? ""],
   ] as const) {
     ctx.log(`▶ ${name}`);
     await run(ctx.warmup, pick);
-    results[name] = await run(ctx.seconds, pick);
-    const r = results[name];
-    ctx.log(`  ${r.rps} rps, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors}`);
+    await ctx.measure(name, () => run(ctx.seconds, pick));
   }
-  return results;
 }
