@@ -103,6 +103,23 @@ const isChainConflict = (error: unknown) =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * The chained rows in one statement whatever their number (one JSON parameter: D1 allows 100 bound
+ * parameters per statement, nine per row would stop at eleven). Rows go in array order, and the append
+ * trigger checks each against the row inserted just before it.
+ */
+function insertAuditRowsStatement(db: Db, rows: AuditRow[]): Statement {
+  const [only] = rows;
+  if (rows.length === 1 && only) return db.insert(auditLog).values(only);
+  // Column order follows the table definition, which INSERT … SELECT fills in order.
+  return db.insert(auditLog).select(sql`
+    SELECT json_extract(value, '$.seq'), json_extract(value, '$.id'), json_extract(value, '$.ts'),
+           json_extract(value, '$.actor'), json_extract(value, '$.action'), json_extract(value, '$.target'),
+           json_extract(value, '$.details'), json_extract(value, '$.prevHash'), json_extract(value, '$.hash')
+    FROM json_each(${JSON.stringify(rows)})
+    ORDER BY key`);
+}
+
+/**
  * Appends one entry to the hash chain: one read of the tail, one insert. When `alongside` is given, those
  * statements commit in the same batch as the entry, so an effect and its audit record exist together or
  * not at all. A writer that loses the race for the tail re-reads it and tries again (the whole batch
@@ -164,7 +181,7 @@ export async function appendAuditEntries(
       previous = row;
     }
     try {
-      await atomically(db, [...alongside, ...rows.map((row) => db.insert(auditLog).values(row))]);
+      await atomically(db, [...alongside, insertAuditRowsStatement(db, rows)]);
       return rows.map(toAuditEntry);
     } catch (error) {
       const single = prepared.length === 1 ? prepared[0] : undefined;

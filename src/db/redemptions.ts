@@ -9,6 +9,24 @@ export function recordRedemptionStatement(db: Db, row: RedemptionRow): Statement
   return db.insert(redemptions).values(row).onConflictDoNothing();
 }
 
+/**
+ * Many redemptions in ONE statement (rows travel as one JSON parameter): a queue batch of scans costs one
+ * statement to build and run instead of one per scan. Idempotent on each id like the single form.
+ */
+export function recordRedemptionsStatement(db: Db, rows: RedemptionRow[]): Statement {
+  // Column order follows the table definition, which INSERT … SELECT fills in order. `WHERE true` keeps
+  // SQLite from reading the ON CONFLICT clause as part of the SELECT's join syntax.
+  return db
+    .insert(redemptions)
+    .select(sql`
+      SELECT json_extract(value, '$.id'), json_extract(value, '$.ticketCode'),
+             json_extract(value, '$.function'), json_extract(value, '$.operatorId'),
+             json_extract(value, '$.sessionId'), json_extract(value, '$.deviceId'),
+             json_extract(value, '$.locationId'), json_extract(value, '$.ts')
+      FROM json_each(${JSON.stringify(rows)}) WHERE true`)
+    .onConflictDoNothing();
+}
+
 export interface RedemptionFilter {
   fromIso: string;
   toIso: string;

@@ -114,6 +114,30 @@ export async function findTicketOwner(db: Db, code: string): Promise<{ userId: s
  * Moves a ticket's read model down to what its Durable Object reported after a scan. MIN makes it
  * idempotent and order-insensitive: a redelivered or late event can never raise the count again.
  */
+/**
+ * The set form of lowerRemainingUsesStatement: one statement for a whole batch of scans. A ticket scanned
+ * several times in the batch moves to the lowest count it was reported at, exactly as the single form
+ * applied once per event would leave it.
+ */
+export function lowerRemainingUsesManyStatement(
+  db: Db,
+  reports: { code: string; fn: string; remainingUses: number }[],
+): Statement {
+  const reported = sql`(
+    SELECT json_extract(value, '$.code') AS code, json_extract(value, '$.fn') AS fn,
+           MIN(json_extract(value, '$.remainingUses')) AS remaining_uses
+    FROM json_each(${JSON.stringify(reports)})
+    GROUP BY 1, 2
+  ) AS reported`;
+  return db
+    .update(ticketEntitlements)
+    .set({ remainingUses: sql`MIN(${ticketEntitlements.remainingUses}, reported.remaining_uses)` })
+    .from(reported)
+    .where(
+      sql`${ticketEntitlements.ticketCode} = reported.code AND ${ticketEntitlements.function} = reported.fn`,
+    );
+}
+
 export function lowerRemainingUsesStatement(
   db: Db,
   code: string,

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, isNull, lt, sql } from "drizzle-orm";
 import { directionOf, holdIdForOrder, receiptIdForTransaction } from "../domain/ledger";
 import { newId } from "../ids";
 import type {
@@ -392,6 +392,47 @@ export async function writeWalletReceipt(
     db.select().from(walletReceipts).where(eq(walletReceipts.id, id)),
   ]);
   return stored[0];
+}
+
+/**
+ * The set form of writeWalletReceipt for a queue batch: every receipt in one statement (one JSON
+ * parameter), each written unless its transaction's receipt exists.
+ */
+export function writeWalletReceiptsStatement(db: Db, receipts: NewWalletReceipt[], now: Date): Statement {
+  const rows = receipts.map((receipt) => ({
+    id: receiptIdForTransaction(receipt.transactionId),
+    ...receipt,
+  }));
+  // Column order follows the table definition, which INSERT … SELECT fills in order. `WHERE true` keeps
+  // SQLite from reading the ON CONFLICT clause as part of the SELECT's join syntax.
+  return db
+    .insert(walletReceipts)
+    .select(sql`
+      SELECT json_extract(value, '$.id'), json_extract(value, '$.transactionId'),
+             json_extract(value, '$.userId'), json_extract(value, '$.kind'),
+             json_extract(value, '$.amountCents'), json_extract(value, '$.currency'),
+             json_extract(value, '$.reference'), json_extract(value, '$.eventId'),
+             json_extract(value, '$.deviceId'), json_extract(value, '$.createdAt'),
+             ${now.toISOString()}, NULL
+      FROM json_each(${JSON.stringify(rows)}) WHERE true`)
+    .onConflictDoNothing();
+}
+
+/** Ids travel as one JSON parameter: D1 allows 100 bound parameters per statement, a batch may hold 100. */
+const idIn = (ids: string[]) =>
+  sql`${walletReceipts.id} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`;
+
+/** Which of these receipts the mailer has not accepted yet. */
+export function unmailedWalletReceipts(db: Db, ids: string[]): Promise<WalletReceiptRow[]> {
+  return db
+    .select()
+    .from(walletReceipts)
+    .where(and(idIn(ids), isNull(walletReceipts.mailedAt)));
+}
+
+export async function markWalletReceiptsMailed(db: Db, ids: string[], now: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db.update(walletReceipts).set({ mailedAt: now.toISOString() }).where(idIn(ids)).run();
 }
 
 export async function markWalletReceiptMailed(db: Db, id: string, now: Date): Promise<void> {

@@ -1,9 +1,17 @@
 import { appendAudit, appendAuditEntries } from "../db/audit";
-import type { Db } from "../db/client";
+import { atomically, type Db } from "../db/client";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
-import { recordRedemptionStatement } from "../db/redemptions";
-import { lowerRemainingUsesStatement } from "../db/tickets";
-import { markWalletReceiptMailed, writeWalletReceipt } from "../db/wallet";
+import { type RedemptionRow, recordRedemptionStatement, recordRedemptionsStatement } from "../db/redemptions";
+import { lowerRemainingUsesManyStatement, lowerRemainingUsesStatement } from "../db/tickets";
+import {
+  markWalletReceiptMailed,
+  markWalletReceiptsMailed,
+  type NewWalletReceipt,
+  unmailedWalletReceipts,
+  writeWalletReceipt,
+  writeWalletReceiptsStatement,
+} from "../db/wallet";
+import { receiptIdForTransaction } from "../domain/ledger";
 import type { Mailer } from "./mailer";
 import {
   type AuditRequest,
@@ -65,20 +73,17 @@ function redemptionAudit(message: RedemptionRecorded) {
   };
 }
 
-function redemptionStatements(db: Db, message: RedemptionRecorded) {
-  return [
-    recordRedemptionStatement(db, {
-      id: message.redemption_id,
-      ticketCode: message.ticket_code,
-      function: message.function,
-      operatorId: message.operator_id,
-      sessionId: message.session_id,
-      deviceId: message.device_id,
-      locationId: message.location_id,
-      ts: message.ts,
-    }),
-    lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
-  ];
+function redemptionRow(message: RedemptionRecorded): RedemptionRow {
+  return {
+    id: message.redemption_id,
+    ticketCode: message.ticket_code,
+    function: message.function,
+    operatorId: message.operator_id,
+    sessionId: message.session_id,
+    deviceId: message.device_id,
+    locationId: message.location_id,
+    ts: message.ts,
+  };
 }
 
 async function onRedemptionRecorded(
@@ -86,11 +91,15 @@ async function onRedemptionRecorded(
   { db }: ConsumerDependencies,
 ): Promise<void> {
   const { record, now } = redemptionAudit(message);
-  await appendAudit(db, record, now, redemptionStatements(db, message));
+  await appendAudit(db, record, now, [
+    recordRedemptionStatement(db, redemptionRow(message)),
+    lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
+  ]);
 }
 
 /**
- * A whole batch of redemptions in one D1 batch and one audit-chain append, instead of one of each per
+ * A whole batch of redemptions in one D1 batch of three statements (the rows, the read model, the chained
+ * audit entries, each one set-based statement) and one audit-chain append, instead of statements per
  * scan. If it fails (typically: one of them is a redelivery already recorded), the caller falls back to
  * handling them one by one, where each is idempotent on its own.
  */
@@ -100,11 +109,13 @@ async function recordRedemptionsTogether(
 ): Promise<boolean> {
   if (messages.length < 2) return false;
   try {
-    await appendAuditEntries(
-      db,
-      messages.map(redemptionAudit),
-      messages.flatMap((message) => redemptionStatements(db, message)),
-    );
+    await appendAuditEntries(db, messages.map(redemptionAudit), [
+      recordRedemptionsStatement(db, messages.map(redemptionRow)),
+      lowerRemainingUsesManyStatement(
+        db,
+        messages.map((m) => ({ code: m.ticket_code, fn: m.function, remainingUses: m.remaining_uses })),
+      ),
+    ]);
     return true;
   } catch (error) {
     log("info", "grouped redemptions fell back to one by one", {
@@ -134,6 +145,20 @@ async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencie
   );
 }
 
+function walletReceiptOf(message: WalletTransactionPosted): NewWalletReceipt {
+  return {
+    transactionId: message.transaction_id,
+    userId: message.user_id,
+    kind: message.type === "wallet.topped_up" ? "TOPUP" : "DEDUCTION",
+    amountCents: message.amount_cents,
+    currency: message.currency,
+    reference: message.reference,
+    eventId: message.event_id,
+    deviceId: message.device_id,
+    createdAt: message.created_at,
+  };
+}
+
 /**
  * `wallet.topped_up` / `wallet.deducted`: one receipt per transaction (id derived from it), mailed until the
  * mailer has accepted it once. The message carries everything the receipt holds, so no read of the ledger.
@@ -143,24 +168,63 @@ async function onWalletTransactionPosted(
   { db, mailer, now = () => new Date() }: ConsumerDependencies,
 ): Promise<void> {
   if (message.audit) await appendRequestedAudit(db, message.audit);
-  const receipt = await writeWalletReceipt(
-    db,
-    {
-      transactionId: message.transaction_id,
-      userId: message.user_id,
-      kind: message.type === "wallet.topped_up" ? "TOPUP" : "DEDUCTION",
-      amountCents: message.amount_cents,
-      currency: message.currency,
-      reference: message.reference,
-      eventId: message.event_id,
-      deviceId: message.device_id,
-      createdAt: message.created_at,
-    },
-    now(),
-  );
+  const receipt = await writeWalletReceipt(db, walletReceiptOf(message), now());
   if (!receipt || receipt.mailedAt) return;
   await mailer.sendReceipt(receipt);
   await markWalletReceiptMailed(db, receipt.id, now());
+}
+
+/**
+ * A batch of wallet transactions together: their audit entries (one chained append) and receipts (one
+ * statement) in one D1 batch, one read of what is still unmailed, one mark for what the mailer took.
+ * Answers the messages fully handled. The rest (the group could not be written, typically because it
+ * repeats a redelivered entry, or the mailer refused a receipt) go through onWalletTransactionPosted one by
+ * one, which is idempotent on every step, so nothing is lost or done twice.
+ */
+async function recordWalletTransactionsTogether<M>(
+  entries: { message: M; event: WalletTransactionPosted }[],
+  { db, mailer, now = () => new Date() }: ConsumerDependencies,
+): Promise<Set<M>> {
+  if (entries.length < 2) return new Set();
+  const receiptIds = entries.map(({ event }) => receiptIdForTransaction(event.transaction_id));
+  try {
+    const receipts = writeWalletReceiptsStatement(
+      db,
+      entries.map(({ event }) => walletReceiptOf(event)),
+      now(),
+    );
+    const audits = entries.flatMap(({ event }) => {
+      if (!event.audit) return [];
+      const { ts, ...record } = event.audit;
+      return [{ record, now: new Date(ts) }];
+    });
+    if (audits.length > 0) await appendAuditEntries(db, audits, [receipts]);
+    else await atomically(db, [receipts]);
+  } catch (error) {
+    log("info", "grouped wallet transactions fell back to one by one", {
+      count: entries.length,
+      error: String(error),
+    });
+    return new Set();
+  }
+  const refused = new Set<string>();
+  try {
+    const mailed: string[] = [];
+    for (const receipt of await unmailedWalletReceipts(db, receiptIds)) {
+      try {
+        await mailer.sendReceipt(receipt);
+        mailed.push(receipt.id);
+      } catch {
+        // Left unmailed: its message goes the one-by-one way, which mails it or retries it.
+        refused.add(receipt.id);
+      }
+    }
+    await markWalletReceiptsMailed(db, mailed, now());
+  } catch (error) {
+    log("info", "grouped wallet receipts fell back to one by one", { error: String(error) });
+    return new Set();
+  }
+  return new Set(entries.filter((_, i) => !refused.has(receiptIds[i] ?? "")).map(({ message }) => message));
 }
 
 function appendRequestedAudit(db: Db, audit: AuditRequest) {
@@ -200,17 +264,25 @@ export async function consumeEvents(
   batch: MessageBatch<unknown>,
   dependencies: ConsumerDependencies,
 ): Promise<void> {
-  const redemptions = batch.messages.flatMap((message) => {
+  const redemptions: { message: Message<unknown>; event: RedemptionRecorded }[] = [];
+  const walletTransactions: { message: Message<unknown>; event: WalletTransactionPosted }[] = [];
+  for (const message of batch.messages) {
     const parsed = EventMessageSchema.safeParse(message.body);
-    return parsed.success && parsed.data.type === "redemption.recorded"
-      ? [{ message, event: parsed.data }]
-      : [];
-  });
+    if (!parsed.success) continue;
+    const event = parsed.data;
+    if (event.type === "redemption.recorded") redemptions.push({ message, event });
+    else if (event.type === "wallet.deducted" || event.type === "wallet.topped_up") {
+      walletTransactions.push({ message, event });
+    }
+  }
   const recordedTogether = await recordRedemptionsTogether(
     redemptions.map((r) => r.event),
     dependencies,
   );
   const handled = new Set(recordedTogether ? redemptions.map((r) => r.message) : []);
+  for (const message of await recordWalletTransactionsTogether(walletTransactions, dependencies)) {
+    handled.add(message);
+  }
   for (const message of handled) message.ack();
 
   for (const message of batch.messages) {

@@ -1,7 +1,7 @@
 import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
-import { describe, it } from "vitest";
+import { describe, it, vi } from "vitest";
 import { verifyAuditChain } from "../../src/db/audit";
 import { auditLog, redemptions, ticketEntitlements } from "../../src/db/schema";
 import { consumeEvents } from "../../src/queues/consumer";
@@ -10,14 +10,26 @@ import type { RedemptionRecorded } from "../../src/queues/messages";
 import { db } from "../support/fixtures";
 import { paidTicket } from "../support/tickets";
 
+/** Delivers `bodies` as one queue batch and answers how many D1 batches recording them took. */
+async function d1BatchesFor(bodies: unknown[]): Promise<number> {
+  const database = db();
+  const batches = vi.spyOn(database, "batch");
+  try {
+    await deliver(bodies, database);
+    return batches.mock.calls.length;
+  } finally {
+    batches.mockRestore();
+  }
+}
+
 let seq = 0;
-const deliver = (bodies: unknown[]) =>
+const deliver = (bodies: unknown[], database = db()) =>
   consumeEvents(
     createMessageBatch(
       "passes-events",
       bodies.map((body) => ({ id: `r-${++seq}`, timestamp: new Date(), attempts: 1, body })),
     ),
-    { db: db(), mailer: createMailer(env) },
+    { db: database, mailer: createMailer(env) },
   );
 
 function event(
@@ -67,7 +79,8 @@ describe("queue consumer: redemption.recorded", () => {
   }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
     const first = [event(ticket.code, 9), event(ticket.code, 8), event(ticket.code, 7)];
-    await deliver(first);
+    // Recorded together: one D1 batch for the three scans, not one each.
+    expect(await d1BatchesFor(first)).toBe(1);
     const second = [first[1] as RedemptionRecorded, event(ticket.code, 6), event(ticket.code, 5)];
     await deliver(second);
     const ids = [...first, ...second].map((e) => e.redemption_id);
@@ -96,5 +109,33 @@ describe("queue consumer: redemption.recorded", () => {
       .from(ticketEntitlements)
       .where(eq(ticketEntitlements.ticketCode, ticket.code));
     expect(row?.remainingUses).toBe(7);
+  });
+
+  it("one batch over several tickets and functions lowers each pair alone and chains the entries in order", async ({
+    expect,
+  }) => {
+    const a = await paidTicket([
+      { function: "bus", uses: 10 },
+      { function: "ferry", uses: 2 },
+    ]);
+    const b = await paidTicket([{ function: "bus", uses: 10 }]);
+    const batch = [
+      event(a.code, 9),
+      event(b.code, 9),
+      event(a.code, 1, { function: "ferry" }),
+      event(a.code, 8),
+      event(b.code, 8),
+    ];
+    expect(await d1BatchesFor(batch)).toBe(1);
+    const remaining = await db().select().from(ticketEntitlements);
+    const left = (code: string, fn: string) =>
+      remaining.find((row) => row.ticketCode === code && row.function === fn)?.remainingUses;
+    expect([left(a.code, "bus"), left(a.code, "ferry"), left(b.code, "bus")]).toEqual([8, 1, 8]);
+    const entries = await db().select({ id: auditLog.id, seq: auditLog.seq }).from(auditLog);
+    const chained = batch.map(
+      (e) => entries.find((entry) => entry.id === `aud_${e.redemption_id}`)?.seq ?? 0,
+    );
+    expect(chained.every((seqNo, i) => i === 0 || seqNo === (chained[i - 1] ?? 0) + 1)).toBe(true);
+    expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
   });
 });
