@@ -1,7 +1,11 @@
 // The product Worker plus the floors the benchmark compares against. Bench-only: it is bundled by
 // bench/start.ts and never deployed (wrangler.toml's main is src/index.ts).
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../src/env";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { TICKET_QR_AUDIENCE, TICKET_QR_TYP, verifyQrToken } from "../src/auth/qr-token";
+import { type Env, loadConfig } from "../src/env";
+import { requireOperator } from "../src/http/auth";
+import type { AppEnv } from "../src/http/context";
 import product from "../src/index";
 
 export { TicketObject, WalletObject } from "../src/index";
@@ -27,6 +31,50 @@ const DEFAULT_FLOOR_OBJECTS = 100;
 /** Rows the D1 floor's conditional UPDATE picks from. */
 const D1_FLOOR_ROWS = 100;
 
+/**
+ * What the fixed stack itself costs for a scan-shaped request, with none of the product's own work: a Hono
+ * + zod-openapi route validating the same body, the operator token check, the EdDSA QR token check, and
+ * the floor's one object write. The gap between this and `floor_do` is the stack's; the gap between the
+ * scan and this is the product's.
+ */
+const skeleton = new OpenAPIHono<AppEnv & { Bindings: BenchEnv }>();
+skeleton.use(async (c, next) => {
+  c.set("config", loadConfig(c.env));
+  await next();
+});
+skeleton.openapi(
+  createRoute({
+    method: "post",
+    path: "/__bench/scan-skeleton",
+    middleware: [requireOperator("gate")] as const,
+    request: {
+      body: {
+        content: {
+          "application/json": {
+            schema: z
+              .object({
+                qr_token: z.string().min(1).max(4_096),
+                function: z.string().min(1).max(32),
+                session_id: z.string().min(1).max(64),
+              })
+              .strict(),
+          },
+        },
+      },
+    },
+    responses: { 200: { description: "written" } },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const token = await verifyQrToken(c.get("config"), body.qr_token, {
+      typ: TICKET_QR_TYP,
+      audience: TICKET_QR_AUDIENCE,
+    });
+    const floor = c.env.BENCH_FLOOR.get(c.env.BENCH_FLOOR.idFromName(`skeleton-${token.subject}`));
+    return c.json({ written: await floor.write() }, 200);
+  },
+);
+
 export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
@@ -45,6 +93,7 @@ export default {
       const written = await env.BENCH_FLOOR.get(env.BENCH_FLOOR.idFromName("hot")).write();
       return Response.json({ written });
     }
+    if (pathname === "/__bench/scan-skeleton") return skeleton.fetch(request, env, ctx);
     if (pathname === "/__bench/d1-floor") {
       const id = Math.floor(Math.random() * D1_FLOOR_ROWS);
       const result = await env.DB.prepare("UPDATE bench_counter SET n = n + 1 WHERE id = ? AND n >= 0")

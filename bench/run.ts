@@ -116,11 +116,11 @@ try {
   // Tokens are single-use, so each request needs its own; signing them ahead keeps the client out of the way.
   const tokenPool = async (count: number, pick: (i: number) => string) =>
     Promise.all(Array.from({ length: count }, (_, i) => scanBody(pick(i))));
-  const scanLoad = async (seconds: number, pick: (i: number) => string) => {
+  const scanLoad = async (seconds: number, pick: (i: number) => string, url = `${base}/tickets/scan`) => {
     const bodies = await tokenPool(Math.ceil(seconds * 3_000), pick);
     let i = 0;
     return load({
-      url: `${base}/tickets/scan`,
+      url,
       method: "POST",
       headers: { authorization: `Bearer ${gate.token}` },
       connections: CONNECTIONS,
@@ -136,6 +136,9 @@ try {
     });
   }
   await scenario("scan_many_tickets", (s) => scanLoad(s, (i) => codes[i % codes.length] ?? ""));
+  await scenario("scan_skeleton", (s) =>
+    scanLoad(s, (i) => codes[i % codes.length] ?? "", `${base}/__bench/scan-skeleton`),
+  );
   const hot = codes[0] ?? "";
   await scenario("scan_hot_ticket", (s) => scanLoad(s, () => hot));
 
