@@ -2,7 +2,7 @@ import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AuditEntry } from "../types/domain";
-import { atomically, type Db, type Statement } from "./client";
+import { atomically, type Db, type Statement, selectJsonRows } from "./client";
 import { auditLog } from "./schema";
 
 type AuditRow = typeof auditLog.$inferSelect;
@@ -110,13 +110,21 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function insertAuditRowsStatement(db: Db, rows: AuditRow[]): Statement {
   const [only] = rows;
   if (rows.length === 1 && only) return db.insert(auditLog).values(only);
-  // Column order follows the table definition, which INSERT … SELECT fills in order.
-  return db.insert(auditLog).select(sql`
-    SELECT json_extract(value, '$.seq'), json_extract(value, '$.id'), json_extract(value, '$.ts'),
-           json_extract(value, '$.actor'), json_extract(value, '$.action'), json_extract(value, '$.target'),
-           json_extract(value, '$.details'), json_extract(value, '$.prevHash'), json_extract(value, '$.hash')
-    FROM json_each(${JSON.stringify(rows)})
-    ORDER BY key`);
+  return db
+    .insert(auditLog)
+    .select(
+      selectJsonRows(rows, [
+        "seq",
+        "id",
+        "ts",
+        "actor",
+        "action",
+        "target",
+        "details",
+        "prevHash",
+        "hash",
+      ] satisfies (keyof AuditRow)[]),
+    );
 }
 
 /**

@@ -1,3 +1,4 @@
+import { type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import * as schema from "./schema";
@@ -34,4 +35,18 @@ export function isConstraintError(error: unknown, pattern?: RegExp): boolean {
   }
   const text = messages.join(" | ");
   return /constraint failed/i.test(text) && (pattern === undefined || pattern.test(text));
+}
+
+/**
+ * `SELECT json_extract(value, '$.<field>'), … FROM json_each(<rows>)`, in array order: many rows in ONE
+ * bound parameter, for INSERT … SELECT of a whole batch (D1 allows 100 bound parameters per statement, and
+ * one statement per row is what a queue batch must not cost). Columns are given in the table's column
+ * order; a column may be an SQL expression instead of a field. `WHERE true` keeps SQLite from reading a
+ * following ON CONFLICT as part of the SELECT.
+ */
+export function selectJsonRows(rows: readonly object[], columns: readonly (string | SQL)[]): SQL {
+  const selected = columns.map((column) =>
+    typeof column === "string" ? sql.raw(`json_extract(value, '$.${column}')`) : column,
+  );
+  return sql`SELECT ${sql.join(selected, sql`, `)} FROM json_each(${JSON.stringify(rows)}) WHERE true ORDER BY key`;
 }

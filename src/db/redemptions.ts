@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, gte, lt, or, sql } from "drizzle-orm";
-import type { Db, Statement } from "./client";
+import { type Db, type Statement, selectJsonRows } from "./client";
 import { redemptions } from "./schema";
 
 export type RedemptionRow = typeof redemptions.$inferSelect;
@@ -14,16 +14,20 @@ export function recordRedemptionStatement(db: Db, row: RedemptionRow): Statement
  * statement to build and run instead of one per scan. Idempotent on each id like the single form.
  */
 export function recordRedemptionsStatement(db: Db, rows: RedemptionRow[]): Statement {
-  // Column order follows the table definition, which INSERT … SELECT fills in order. `WHERE true` keeps
-  // SQLite from reading the ON CONFLICT clause as part of the SELECT's join syntax.
   return db
     .insert(redemptions)
-    .select(sql`
-      SELECT json_extract(value, '$.id'), json_extract(value, '$.ticketCode'),
-             json_extract(value, '$.function'), json_extract(value, '$.operatorId'),
-             json_extract(value, '$.sessionId'), json_extract(value, '$.deviceId'),
-             json_extract(value, '$.locationId'), json_extract(value, '$.ts')
-      FROM json_each(${JSON.stringify(rows)}) WHERE true`)
+    .select(
+      selectJsonRows(rows, [
+        "id",
+        "ticketCode",
+        "function",
+        "operatorId",
+        "sessionId",
+        "deviceId",
+        "locationId",
+        "ts",
+      ] satisfies (keyof RedemptionRow)[]),
+    )
     .onConflictDoNothing();
 }
 

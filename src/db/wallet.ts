@@ -10,7 +10,7 @@ import type {
   WalletTransaction,
 } from "../types/domain";
 import { errorMatches } from "./audit";
-import { type Db, isConstraintError, type Statement } from "./client";
+import { type Db, isConstraintError, type Statement, selectJsonRows } from "./client";
 import {
   walletBalances,
   walletHolds,
@@ -403,18 +403,24 @@ export function writeWalletReceiptsStatement(db: Db, receipts: NewWalletReceipt[
     id: receiptIdForTransaction(receipt.transactionId),
     ...receipt,
   }));
-  // Column order follows the table definition, which INSERT … SELECT fills in order. `WHERE true` keeps
-  // SQLite from reading the ON CONFLICT clause as part of the SELECT's join syntax.
   return db
     .insert(walletReceipts)
-    .select(sql`
-      SELECT json_extract(value, '$.id'), json_extract(value, '$.transactionId'),
-             json_extract(value, '$.userId'), json_extract(value, '$.kind'),
-             json_extract(value, '$.amountCents'), json_extract(value, '$.currency'),
-             json_extract(value, '$.reference'), json_extract(value, '$.eventId'),
-             json_extract(value, '$.deviceId'), json_extract(value, '$.createdAt'),
-             ${now.toISOString()}, NULL
-      FROM json_each(${JSON.stringify(rows)}) WHERE true`)
+    .select(
+      selectJsonRows(rows, [
+        "id",
+        "transactionId",
+        "userId",
+        "kind",
+        "amountCents",
+        "currency",
+        "reference",
+        "eventId",
+        "deviceId",
+        "createdAt",
+        sql`${now.toISOString()}`,
+        sql`NULL`,
+      ]),
+    )
     .onConflictDoNothing();
 }
 
