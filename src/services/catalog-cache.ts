@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { findProductsByIds } from "../db/catalog";
 import type { Db } from "../db/client";
 import type { products } from "../db/schema";
@@ -14,7 +15,10 @@ type ProductRow = typeof products.$inferSelect;
 export const CATALOG_CACHE_MS = 5_000;
 const CATALOG_CACHE_MAX_ENTRIES = 1_000;
 
-const entries = new Map<string, { row: ProductRow; cachedAtMs: number }>();
+// Freshness is judged against the caller's clock; the LRU bounds memory.
+const entries = new LRUCache<string, { row: ProductRow; cachedAtMs: number }>({
+  max: CATALOG_CACHE_MAX_ENTRIES,
+});
 
 /** The products with these ids, from the cache where fresh and from D1 for the rest (in one query). */
 export async function productsForPricing(db: Db, ids: string[], nowMs: number): Promise<ProductRow[]> {
@@ -28,13 +32,7 @@ export async function productsForPricing(db: Db, ids: string[], nowMs: number): 
   }
   if (missing.length === 0) return fresh;
   const loaded = await findProductsByIds(db, missing);
-  for (const row of loaded) {
-    if (entries.size >= CATALOG_CACHE_MAX_ENTRIES) {
-      const oldest = entries.keys().next().value;
-      if (oldest !== undefined) entries.delete(oldest);
-    }
-    entries.set(row.id, { row, cachedAtMs: nowMs });
-  }
+  for (const row of loaded) entries.set(row.id, { row, cachedAtMs: nowMs });
   return [...fresh, ...loaded];
 }
 

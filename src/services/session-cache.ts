@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { SessionWithDevice } from "../db/validator-sessions";
 
 /**
@@ -10,7 +11,10 @@ export const SESSION_CACHE_MS = 5_000;
 /** Bounds the memory one isolate spends on this: far more sessions than one isolate serves at once. */
 const SESSION_CACHE_MAX_ENTRIES = 5_000;
 
-const entries = new Map<string, { found: SessionWithDevice; cachedAtMs: number }>();
+// Freshness is judged against the caller's clock (so tests and callers agree on "now"); the LRU bounds memory.
+const entries = new LRUCache<string, { found: SessionWithDevice; cachedAtMs: number }>({
+  max: SESSION_CACHE_MAX_ENTRIES,
+});
 
 export function cachedSession(sessionId: string, nowMs: number): SessionWithDevice | undefined {
   const entry = entries.get(sessionId);
@@ -23,11 +27,6 @@ export function cachedSession(sessionId: string, nowMs: number): SessionWithDevi
 }
 
 export function cacheSession(found: SessionWithDevice, nowMs: number): void {
-  if (entries.size >= SESSION_CACHE_MAX_ENTRIES) {
-    // Maps iterate in insertion order: drop the oldest entry.
-    const oldest = entries.keys().next().value;
-    if (oldest !== undefined) entries.delete(oldest);
-  }
   entries.set(found.session.id, { found, cachedAtMs: nowMs });
 }
 
@@ -36,5 +35,6 @@ export function forgetSession(sessionId: string): void {
 }
 
 export function forgetDeviceSessions(deviceId: string): void {
-  for (const [id, entry] of entries) if (entry.found.device.id === deviceId) entries.delete(id);
+  const ofDevice = [...entries.entries()].filter(([, entry]) => entry.found.device.id === deviceId);
+  for (const [id] of ofDevice) entries.delete(id);
 }
