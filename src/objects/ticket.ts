@@ -2,12 +2,12 @@ import { DurableObject } from "cloudflare:workers";
 import { decideRedemption, type EntitlementState, type RedemptionRejection } from "../domain/redemption";
 import type { Env } from "../env";
 import { newId } from "../ids";
-import { MAX_REDEMPTIONS_PER_MESSAGE, type RedemptionRecorded } from "../queues/messages";
+import type { RedemptionRecorded } from "../queues/messages";
 
 /** Scan ids are remembered this long, so an RPC retried after a dropped connection never spends twice. */
 export const SCAN_ID_RETENTION_MS = 24 * 60 * 60 * 1000;
-/** Outbox rows sent per alarm run: one queue message holds them all. */
-const OUTBOX_BATCH = MAX_REDEMPTIONS_PER_MESSAGE;
+/** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
+const OUTBOX_BATCH = 100;
 /** How long accepted scans may gather in the outbox before one alarm forwards them together. */
 const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries an outbox that failed to send. */
@@ -155,7 +155,7 @@ export class TicketObject extends DurableObject<Env> {
 
   /**
    * Forwards the outbox shortly after a scan. Scans within one flush window share one alarm and one queue
-   * message, instead of an alarm and a message each; the window is far inside the 10 s reporting promise.
+   * batch, instead of an alarm and a send each; the window is far inside the 10 s reporting promise.
    * Awaiting storage does not let other requests in, and the output gate holds the scan's answer until
    * the alarm is durable too.
    */
@@ -185,10 +185,7 @@ export class TicketObject extends DurableObject<Env> {
       .toArray();
     if (rows.length > 0) {
       try {
-        await this.env.EVENTS.send({
-          type: "redemptions.recorded",
-          redemptions: rows.map((row) => JSON.parse(row.payload) as RedemptionRecorded),
-        });
+        await this.env.EVENTS.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) })));
         this.sql.exec("DELETE FROM outbox WHERE seq <= ?", rows.at(-1)?.seq ?? 0);
       } catch (error) {
         console.error(

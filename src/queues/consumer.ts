@@ -98,67 +98,32 @@ async function onRedemptionRecorded(
 }
 
 /**
- * Redemptions per D1 batch when recording together: keeps each statement's JSON parameter (audit rows are
- * the largest, ~600 bytes each) well inside D1's 100 KB per statement.
+ * A whole batch of redemptions in one D1 batch of three statements (the rows, the read model, the chained
+ * audit entries, each one set-based statement) and one audit-chain append, instead of statements per
+ * scan. If it fails (typically: one of them is a redelivery already recorded), the caller falls back to
+ * handling them one by one, where each is idempotent on its own.
  */
-const REDEMPTIONS_PER_D1_BATCH = 100;
-
-/** The scans a message records: a ticket's flush window, or one scan from an earlier deployment. */
-function redemptionsIn(event: EventMessage): RedemptionRecorded[] | null {
-  if (event.type === "redemptions.recorded") return event.redemptions;
-  if (event.type === "redemption.recorded") return [event];
-  return null;
-}
-
-/** Consecutive messages whose scans together fit one D1 batch (a message alone always fits). */
-function chunksOfRedemptions<M>(messages: { message: M; events: RedemptionRecorded[] }[]) {
-  const chunks: { message: M; events: RedemptionRecorded[] }[][] = [];
-  let current: typeof messages = [];
-  let size = 0;
-  for (const entry of messages) {
-    if (size + entry.events.length > REDEMPTIONS_PER_D1_BATCH && current.length > 0) {
-      chunks.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(entry);
-    size += entry.events.length;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
-}
-
-/**
- * The redemptions of a queue batch in as few D1 batches as fit, each of three set-based statements (the
- * rows, the read model, the chained audit entries) and one audit-chain append, instead of statements per
- * scan. Answers the messages recorded. A chunk that fails (typically: it repeats a redelivered scan) is
- * left to the one-by-one path, where each scan is idempotent on its own.
- */
-async function recordRedemptionsTogether<M>(
-  messages: { message: M; events: RedemptionRecorded[] }[],
+async function recordRedemptionsTogether(
+  messages: RedemptionRecorded[],
   { db }: ConsumerDependencies,
-): Promise<Set<M>> {
-  const recorded = new Set<M>();
-  for (const chunk of chunksOfRedemptions(messages)) {
-    const events = chunk.flatMap((entry) => entry.events);
-    if (events.length < 2) continue;
-    try {
-      await appendAuditEntries(db, events.map(redemptionAudit), [
-        recordRedemptionsStatement(db, events.map(redemptionRow)),
-        lowerRemainingUsesManyStatement(
-          db,
-          events.map((e) => ({ code: e.ticket_code, fn: e.function, remainingUses: e.remaining_uses })),
-        ),
-      ]);
-      for (const entry of chunk) recorded.add(entry.message);
-    } catch (error) {
-      log("info", "grouped redemptions fell back to one by one", {
-        count: events.length,
-        error: String(error),
-      });
-    }
+): Promise<boolean> {
+  if (messages.length < 2) return false;
+  try {
+    await appendAuditEntries(db, messages.map(redemptionAudit), [
+      recordRedemptionsStatement(db, messages.map(redemptionRow)),
+      lowerRemainingUsesManyStatement(
+        db,
+        messages.map((m) => ({ code: m.ticket_code, fn: m.function, remainingUses: m.remaining_uses })),
+      ),
+    ]);
+    return true;
+  } catch (error) {
+    log("info", "grouped redemptions fell back to one by one", {
+      count: messages.length,
+      error: String(error),
+    });
+    return false;
   }
-  return recorded;
 }
 
 async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencies): Promise<void> {
@@ -273,9 +238,6 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
       return onOrderPaid(message, dependencies);
     case "redemption.recorded":
       return onRedemptionRecorded(message, dependencies);
-    case "redemptions.recorded":
-      for (const event of message.redemptions) await onRedemptionRecorded(event, dependencies);
-      return;
     case "scan.rejected":
       return onScanRejected(message, dependencies);
     case "wallet.topped_up":
@@ -302,19 +264,22 @@ export async function consumeEvents(
   batch: MessageBatch<unknown>,
   dependencies: ConsumerDependencies,
 ): Promise<void> {
-  const redemptions: { message: Message<unknown>; events: RedemptionRecorded[] }[] = [];
+  const redemptions: { message: Message<unknown>; event: RedemptionRecorded }[] = [];
   const walletTransactions: { message: Message<unknown>; event: WalletTransactionPosted }[] = [];
   for (const message of batch.messages) {
     const parsed = EventMessageSchema.safeParse(message.body);
     if (!parsed.success) continue;
     const event = parsed.data;
-    const recorded = redemptionsIn(event);
-    if (recorded) redemptions.push({ message, events: recorded });
+    if (event.type === "redemption.recorded") redemptions.push({ message, event });
     else if (event.type === "wallet.deducted" || event.type === "wallet.topped_up") {
       walletTransactions.push({ message, event });
     }
   }
-  const handled = await recordRedemptionsTogether(redemptions, dependencies);
+  const recordedTogether = await recordRedemptionsTogether(
+    redemptions.map((r) => r.event),
+    dependencies,
+  );
+  const handled = new Set(recordedTogether ? redemptions.map((r) => r.message) : []);
   for (const message of await recordWalletTransactionsTogether(walletTransactions, dependencies)) {
     handled.add(message);
   }

@@ -18,18 +18,6 @@ const RedemptionRecordedSchema = z.object({
   ts: z.string(),
 });
 
-/**
- * Most redemptions recorded by one ticket's object in one flush window, in one message. Queues cost (CPU
- * locally, money in production) per message, and one per scan was a fifth of a scan's cost; a ticket's
- * window of scans now travels as one. The bound keeps a message far below the queue's 128 KB limit (an
- * event is ~350 bytes).
- */
-export const MAX_REDEMPTIONS_PER_MESSAGE = 100;
-const RedemptionsRecordedSchema = z.object({
-  type: z.literal("redemptions.recorded"),
-  redemptions: z.array(RedemptionRecordedSchema).min(1).max(MAX_REDEMPTIONS_PER_MESSAGE),
-});
-
 /** A refused scan: nothing changed, but it is a staff action and goes to the audit log. */
 const ScanRejectedSchema = z.object({
   type: z.literal("scan.rejected"),
@@ -74,9 +62,7 @@ const WalletTransactionPostedSchema = z.object({
 
 export const EventMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("order.paid"), order_id: z.string(), user_id: z.string(), paid_at: z.string() }),
-  // Still accepted: messages an earlier deployment queued one scan at a time.
   RedemptionRecordedSchema,
-  RedemptionsRecordedSchema,
   ScanRejectedSchema,
   WalletTransactionPostedSchema,
   AuditRequestedSchema,

@@ -138,48 +138,4 @@ describe("queue consumer: redemption.recorded", () => {
     expect(chained.every((seqNo, i) => i === 0 || seqNo === (chained[i - 1] ?? 0) + 1)).toBe(true);
     expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
   });
-
-  const window = (events: RedemptionRecorded[]) => ({ type: "redemptions.recorded", redemptions: events });
-
-  it("a ticket's window of scans arrives as one message and is recorded in one D1 batch", async ({
-    expect,
-  }) => {
-    const ticket = await paidTicket([{ function: "bus", uses: 10 }]);
-    const scans = [event(ticket.code, 9), event(ticket.code, 7), event(ticket.code, 8)];
-    expect(await d1BatchesFor([window(scans)])).toBe(1);
-    const [row] = await db()
-      .select()
-      .from(ticketEntitlements)
-      .where(eq(ticketEntitlements.ticketCode, ticket.code));
-    expect(row?.remainingUses).toBe(7);
-    for (const scan of scans) {
-      expect(
-        await db().select().from(redemptions).where(eq(redemptions.id, scan.redemption_id)),
-      ).toHaveLength(1);
-    }
-    expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
-  });
-
-  it("windows and single scans mixed past one D1 batch's size are all recorded once, redelivered or not", async ({
-    expect,
-  }) => {
-    const ticket = await paidTicket([{ function: "bus", uses: 1_000 }]);
-    let left = 1_000;
-    const scans = (n: number) => Array.from({ length: n }, () => event(ticket.code, --left));
-    const windows = [window(scans(60)), window(scans(60)), ...scans(3), window(scans(40))];
-    const all = windows.flatMap((m) => ("redemptions" in m ? m.redemptions : [m]));
-    const batches = await d1BatchesFor(windows);
-    expect(batches).toBeGreaterThan(1);
-    expect(batches).toBeLessThanOrEqual(3);
-    // The first window again, with a new one: the repeat falls back to one by one and adds nothing.
-    await deliver([windows[0], window(scans(5))]);
-    const recorded = await db().select().from(redemptions).where(eq(redemptions.ticketCode, ticket.code));
-    expect(recorded).toHaveLength(all.length + 5);
-    const [row] = await db()
-      .select()
-      .from(ticketEntitlements)
-      .where(eq(ticketEntitlements.ticketCode, ticket.code));
-    expect(row?.remainingUses).toBe(left);
-    expect(await verifyAuditChain(db())).toMatchObject({ ok: true });
-  });
 });
