@@ -193,11 +193,7 @@ async function recordWalletTransactionsTogether<M>(
       entries.map(({ event }) => walletReceiptOf(event)),
       now(),
     );
-    const audits = entries.flatMap(({ event }) => {
-      if (!event.audit) return [];
-      const { ts, ...record } = event.audit;
-      return [{ record, now: new Date(ts) }];
-    });
+    const audits = entries.flatMap(({ event }) => (event.audit ? [auditEntryOf(event.audit)] : []));
     if (audits.length > 0) await appendAuditEntries(db, audits, [receipts]);
     else await atomically(db, [receipts]);
   } catch (error) {
@@ -227,9 +223,15 @@ async function recordWalletTransactionsTogether<M>(
   return new Set(entries.filter((_, i) => !refused.has(receiptIds[i] ?? "")).map(({ message }) => message));
 }
 
-function appendRequestedAudit(db: Db, audit: AuditRequest) {
+/** A requested audit entry as appendAudit takes it: the record, and its `ts` as the append's time. */
+function auditEntryOf(audit: AuditRequest) {
   const { ts, ...record } = audit;
-  return appendAudit(db, record, new Date(ts));
+  return { record, now: new Date(ts) };
+}
+
+function appendRequestedAudit(db: Db, audit: AuditRequest) {
+  const { record, now } = auditEntryOf(audit);
+  return appendAudit(db, record, now);
 }
 
 async function handleEvent(message: EventMessage, dependencies: ConsumerDependencies): Promise<void> {
@@ -264,10 +266,14 @@ export async function consumeEvents(
   batch: MessageBatch<unknown>,
   dependencies: ConsumerDependencies,
 ): Promise<void> {
+  // Each body is parsed once, here; both the grouped paths and the one-by-one loop use the result.
+  const parsedMessages = batch.messages.map((message) => ({
+    message,
+    parsed: EventMessageSchema.safeParse(message.body),
+  }));
   const redemptions: { message: Message<unknown>; event: RedemptionRecorded }[] = [];
   const walletTransactions: { message: Message<unknown>; event: WalletTransactionPosted }[] = [];
-  for (const message of batch.messages) {
-    const parsed = EventMessageSchema.safeParse(message.body);
+  for (const { message, parsed } of parsedMessages) {
     if (!parsed.success) continue;
     const event = parsed.data;
     if (event.type === "redemption.recorded") redemptions.push({ message, event });
@@ -285,9 +291,8 @@ export async function consumeEvents(
   }
   for (const message of handled) message.ack();
 
-  for (const message of batch.messages) {
+  for (const { message, parsed } of parsedMessages) {
     if (handled.has(message)) continue;
-    const parsed = EventMessageSchema.safeParse(message.body);
     if (!parsed.success) {
       log("error", "invalid event message dropped", {
         queue: batch.queue,
