@@ -101,7 +101,9 @@ async function onRedemptionRecorded(
  * A whole batch of redemptions in one D1 batch of three statements (the rows, the read model, the chained
  * audit entries, each one set-based statement) and one audit-chain append, instead of statements per
  * scan. If it fails (typically: one of them is a redelivery already recorded), the caller falls back to
- * handling them one by one, where each is idempotent on its own.
+ * handling them one by one, where each is idempotent on its own. A queue batch holds at most 100 messages
+ * (the platform's cap; wrangler.toml asks for 50), so even the audit rows' JSON (~600 bytes a scan) stays
+ * well inside D1's 100 KB per statement.
  */
 async function recordRedemptionsTogether(
   messages: RedemptionRecorded[],
