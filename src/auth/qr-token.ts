@@ -164,11 +164,15 @@ export interface VerifiedQrToken {
  * Verifies a QR token of one kind: the algorithm, issuer, audience and `typ` are all pinned, so a wallet
  * token never passes for a ticket token or the reverse. The key is chosen by `kid` among the current and
  * previous keys. An expired token is `token_expired`; anything else wrong is `token_invalid`.
+ *
+ * `acceptExpired`: an expired token whose signature and every other claim are good is returned instead
+ * (with `expiresAt` in the past), for a caller that must still find a stored answer for it and judges
+ * `exp` itself. jose checks `exp` last, after the signature, `typ`, `iss`, `aud` and required claims.
  */
 export async function verifyQrToken(
   config: Config,
   token: string,
-  expected: { typ: string; audience: string },
+  expected: { typ: string; audience: string; acceptExpired?: boolean },
 ): Promise<VerifiedQrToken> {
   if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
   const keys = await configuredKeys(config);
@@ -189,15 +193,22 @@ export async function verifyQrToken(
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
       },
     );
-    const { sub, jti, iat, exp } = payload;
-    if (typeof sub !== "string" || typeof jti !== "string" || iat === undefined || exp === undefined) {
-      throw new ApiError("token_invalid", "Token claims are incomplete");
-    }
-    return { subject: sub, jti, issuedAt: iat, expiresAt: exp, payload };
+    return verifiedClaims(payload);
   } catch (error) {
     if (error instanceof ApiError) throw error;
-    if (error instanceof errors.JWTExpired) throw new ApiError("token_expired");
+    if (error instanceof errors.JWTExpired) {
+      if (expected.acceptExpired && error.claim === "exp") return verifiedClaims(error.payload);
+      throw new ApiError("token_expired");
+    }
     if (error instanceof errors.JOSEError) throw new ApiError("token_invalid");
     throw error;
   }
+}
+
+function verifiedClaims(payload: JWTPayload): VerifiedQrToken {
+  const { sub, jti, iat, exp } = payload;
+  if (typeof sub !== "string" || typeof jti !== "string" || iat === undefined || exp === undefined) {
+    throw new ApiError("token_invalid", "Token claims are incomplete");
+  }
+  return { subject: sub, jti, issuedAt: iat, expiresAt: exp, payload };
 }

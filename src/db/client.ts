@@ -25,6 +25,13 @@ export async function atomically(db: Db, statements: Statement[]): Promise<void>
   await db.batch([first, ...rest]);
 }
 
+/** Runs statements as one atomic D1 batch and answers each statement's result, in order. */
+export async function batchResults(db: Db, statements: Statement[]): Promise<unknown[]> {
+  const [first, ...rest] = statements;
+  if (!first) return [];
+  return db.batch([first, ...rest]);
+}
+
 /** SQLite constraint failures surface as errors whose message names the constraint. */
 export function isConstraintError(error: unknown, pattern?: RegExp): boolean {
   const messages: string[] = [];
@@ -41,12 +48,16 @@ export function isConstraintError(error: unknown, pattern?: RegExp): boolean {
  * `SELECT json_extract(value, '$.<field>'), … FROM json_each(<rows>)`, in array order: many rows in ONE
  * bound parameter, for INSERT … SELECT of a whole batch (D1 allows 100 bound parameters per statement, and
  * one statement per row is what a queue batch must not cost). Columns are given in the table's column
- * order; a column may be an SQL expression instead of a field. `WHERE true` keeps SQLite from reading a
- * following ON CONFLICT as part of the SELECT.
+ * order; a column may be an SQL expression instead of a field. `where` filters rows (`value` is the row);
+ * the default `WHERE true` keeps SQLite from reading a following ON CONFLICT as part of the SELECT.
  */
-export function selectJsonRows(rows: readonly object[], columns: readonly (string | SQL)[]): SQL {
+export function selectJsonRows(
+  rows: readonly object[],
+  columns: readonly (string | SQL)[],
+  where: SQL = sql`true`,
+): SQL {
   const selected = columns.map((column) =>
     typeof column === "string" ? sql.raw(`json_extract(value, '$.${column}')`) : column,
   );
-  return sql`SELECT ${sql.join(selected, sql`, `)} FROM json_each(${JSON.stringify(rows)}) WHERE true ORDER BY key`;
+  return sql`SELECT ${sql.join(selected, sql`, `)} FROM json_each(${JSON.stringify(rows)}) WHERE ${where} ORDER BY key`;
 }

@@ -82,6 +82,37 @@ export function ledgerEntry(db: Db, entry: NewLedgerEntry): { row: LedgerRow; st
   return { row, statement: db.insert(walletLedger).values(row) };
 }
 
+/**
+ * Appends ledger rows decided elsewhere (the wallet object's deductions), in order, in ONE statement,
+ * skipping any row whose id is already in the ledger: a flush repeated after its answer was lost writes
+ * nothing twice. A plain INSERT with a filter, never OR IGNORE: that would also swallow the CHECK of the
+ * balance row the trigger moves, letting a row in without moving the balance.
+ */
+export function appendLedgerRowsStatement(db: Db, rows: readonly LedgerRow[]): Statement {
+  return db
+    .insert(walletLedger)
+    .select(
+      selectJsonRows(
+        rows,
+        [
+          "id",
+          "userId",
+          "type",
+          "direction",
+          "amountCents",
+          "currency",
+          "reference",
+          "idempotencyKey",
+          "reversalOf",
+          "eventId",
+          "createdAt",
+          "createdBy",
+        ],
+        sql`NOT EXISTS (SELECT 1 FROM ${walletLedger} WHERE ${walletLedger.id} = json_extract(value, '$.id'))`,
+      ),
+    );
+}
+
 /** The balance would go below zero, or below what is held for pending orders. */
 export const isWalletShort = (error: unknown) =>
   isConstraintError(error, /wallet_balance_not_negative|wallet_holds_within_balance/);

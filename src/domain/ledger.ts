@@ -107,3 +107,23 @@ export function refundAmountCents(
   const amount = requested ?? remaining;
   return amount >= 1 && amount <= remaining ? amount : null;
 }
+
+export type DeductionRefusal = "token_expired" | "token_replayed" | "insufficient_funds";
+
+/**
+ * Whether a till may take `amountCents` now, judged in the contract's order: a token past `exp` is
+ * refused outright (the route verified it with some clock tolerance, and its jti is forgotten at `exp`,
+ * so inside that tolerance it could otherwise be replayed), then a spent jti, then the available credit.
+ */
+export function refuseDeduction(input: {
+  amountCents: number;
+  availableCents: number;
+  jtiSpent: boolean;
+  tokenExpiresAtSeconds: number;
+  nowMs: number;
+}): DeductionRefusal | null {
+  if (input.tokenExpiresAtSeconds * 1000 <= input.nowMs) return "token_expired";
+  if (input.jtiSpent) return "token_replayed";
+  if (input.availableCents < input.amountCents) return "insufficient_funds";
+  return null;
+}

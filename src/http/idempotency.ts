@@ -84,6 +84,11 @@ export class IdempotencyClaim {
   }
 }
 
+/** What "the same request" means under one key: the hash of its canonical parameters. */
+export function hashRequest(request: unknown): Promise<string> {
+  return sha256Hex(JSON.stringify(request));
+}
+
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
@@ -134,7 +139,7 @@ export async function runIdempotent(
   { db, scope, key, request, now }: IdempotentRequest,
   operation: (claim: IdempotencyClaim) => Promise<IdempotentOutcome>,
 ): Promise<Response> {
-  const requestHash = await sha256Hex(JSON.stringify(request));
+  const requestHash = await hashRequest(request);
   const lockedUntil = new Date(now.getTime() + IDEMPOTENCY_LOCK_SECONDS * 1000).toISOString();
 
   const inserted = await db
@@ -221,7 +226,7 @@ export async function runIdempotentInBatch(
   { db, scope, key, request, now }: IdempotentRequest,
   operation: (claim: IdempotencyClaim) => Promise<IdempotentOutcome>,
 ): Promise<Response> {
-  const requestHash = await sha256Hex(JSON.stringify(request));
+  const requestHash = await hashRequest(request);
   const claim = new IdempotencyClaim(scope, key, db, { requestHash, now });
   let outcome: IdempotentOutcome;
   try {

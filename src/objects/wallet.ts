@@ -1,9 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { appendAudit } from "../db/audit";
-import { atomically, type Db, getDb } from "../db/client";
+import { atomically, batchResults, type Db, getDb, type Statement } from "../db/client";
 import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "../db/outbox";
 import { isDuplicatePayment, type PaymentDelivery, recordPaymentStatement } from "../db/payments";
 import {
+  appendLedgerRowsStatement,
+  findLedgerEntry,
   findLedgerEntryByKey,
   findRefundTotals,
   isDuplicateLedgerKey,
@@ -12,23 +14,43 @@ import {
   isWalletShort,
   type LedgerRow,
   ledgerEntry,
-  readWallet,
   settleTopupStatement,
-  toWalletSummary,
   toWalletTransaction,
   walletBalanceQuery,
 } from "../db/wallet";
-import { ledgerActors, ledgerKeys, refundAmountCents } from "../domain/ledger";
+import { ledgerActors, ledgerKeys, refundAmountCents, refuseDeduction } from "../domain/ledger";
 import type { Env } from "../env";
-import type { LedgerDirection, WalletSummary, WalletTransaction } from "../types/domain";
+import type { WalletTransactionPosted } from "../queues/messages";
+import type { LedgerDirection, WalletTransaction } from "../types/domain";
+import { WalletState, type WalletView } from "./wallet-state";
 
-/** Results of finished operations are kept this long, so a retried RPC gets exactly the first answer. */
+/** Results of finished operations are kept this long, so a retried RPC or request gets the first answer. */
 export const WALLET_OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * Deductions decided within this long of the previous flush gather and reach D1 together; one after a
+ * quiet spell is flushed at once. D1 (history, reports, refunds) trails the till by at most this much
+ * plus one D1 round trip.
+ */
+export const WALLET_FLUSH_WINDOW_MS = 2_000;
+/** Ledger rows per flush: one JSON parameter of ~350 bytes a row, far inside D1's 100 KB per statement. */
+const FLUSH_BATCH = 100;
+/** Back-off before the alarm retries a flush or an event send that failed. */
+const RETRY_MS = 5_000;
+/** Events sent per Queue sendBatch (at most 100 messages). */
+const OUTBOX_BATCH = 100;
+/**
+ * A reservation whose confirmation never came (its caller crashed) is dropped this long after the batch
+ * it waited for was due, by a flush whose snapshot then shows whether that batch committed. Far longer
+ * than any D1 batch takes.
+ */
+const SLOW_DEBIT_RESERVATION_MS = 5 * 60 * 1000;
 
 export interface PosDeductionRequest {
   userId: string;
   /** Unique per (operator, Idempotency-Key): a retried RPC or HTTP request carries the same one. */
   ledgerKey: string;
+  /** Hash of the HTTP request: the same key with another request is `idempotency_key_reused`. */
+  requestHash: string;
   amountCents: number;
   currency: string;
   reference: string | null;
@@ -62,7 +84,15 @@ export type PosDeductionResult =
   | WalletPosting
   | WalletShort
   | KeyReused
-  | { ok: false; code: "token_replayed" | "token_expired" };
+  | { ok: false; code: "token_replayed" | "token_expired" }
+  /** D1 could not be read when the decision needed it; nothing was decided or stored. */
+  | { ok: false; code: "unavailable" };
+
+/** `replayed`: the stored outcome of an earlier request with the same key and the same request. */
+export interface PosDeductionAnswer {
+  result: PosDeductionResult;
+  replayed: boolean;
+}
 
 export interface RefundRequest {
   userId: string;
@@ -105,6 +135,23 @@ export interface TopupPostingRequest {
 /** `already_settled`: the top-up was paid or failed by another payment; the caller records this one. */
 export type TopupPostingResult = "processed" | "duplicate" | "already_settled";
 
+/** An order's credits: held until its card part is paid, or deducted with the order (credits pay it all). */
+export interface OrderCreditsReservation {
+  userId: string;
+  orderId: string;
+  kind: "hold" | "deduct";
+  amountCents: number;
+  /** The order's batch commits within moments or never; after this the reservation is dropped. */
+  expiresAtMs: number;
+}
+
+export interface WalletBalance {
+  balanceCents: number;
+  heldCents: number;
+  availableCents: number;
+  updatedAt: string | null;
+}
+
 interface Completed<T> {
   result: T;
   /** An event committed with the change, sent once the wallet has moved on to its next request. */
@@ -112,37 +159,50 @@ interface Completed<T> {
 }
 
 /**
- * One object per user: it runs that user's POS deductions, refunds, adjustments and top-up postings one
- * at a time, in arrival order, and remembers which wallet QR tokens (jtis) have been spent.
+ * One object per user: the authority on what the wallet can spend right now.
  *
- * D1 is the ledger's source of truth and its CHECKs are what keep a balance from going negative; this
- * object adds the order (so concurrent deductions get deterministic, first-come answers instead of racing
- * on a constraint) and the jti set. Each operation awaits D1, and any non-storage await lets the next
- * request into the object, so the operations are chained explicitly: a FIFO of promises.
+ * D1 holds the ledger and its CHECKs; this object holds a snapshot of D1's balance row plus every change
+ * D1 has not seen yet (./wallet-state.ts), and that view is never more generous than the truth: everything
+ * that lowers the available credit passes through here first. A POS deduction is therefore decided here
+ * alone, synchronously, in one storage transaction (outcome, jti and ledger row together), and reaches D1
+ * with the next flush, which also announces it on the queue. No await separates the check from the change.
+ *
+ * Everything that writes to D1 (flushes, refunds, adjustments, top-up postings) runs in a FIFO of promises,
+ * one at a time: any non-storage await lets the next request in, and two D1 writers at once would make the
+ * snapshot's meaning ambiguous.
  */
 export class WalletObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+  private readonly state: WalletState;
   private readonly db: Db;
   private tail: Promise<unknown> = Promise.resolve();
+  private flushScheduled = false;
+  private lastFlushAtMs = 0;
+  private readonly deductionsInFlight = new Map<string, Promise<PosDeductionAnswer>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    this.state = new WalletState(ctx.storage.sql);
     this.db = getDb(env.DB);
-    this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS wallet (user_id TEXT PRIMARY KEY);
-      CREATE TABLE IF NOT EXISTS spent_jtis (
-        jti TEXT PRIMARY KEY, ledger_key TEXT NOT NULL, expires_at_ms INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS spent_jtis_by_expiry ON spent_jtis (expires_at_ms);
-      CREATE TABLE IF NOT EXISTS operations (
-        ledger_key TEXT PRIMARY KEY, result TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS operations_by_age ON operations (created_at_ms);
-    `);
   }
 
-  /** Deducts at a POS till. Idempotent on `ledgerKey`; the first success spends the token's jti. */
-  async deduct(request: PosDeductionRequest): Promise<PosDeductionResult> {
-    return this.finish(await this.inOrder(() => this.deductNext(request)));
+  /**
+   * Deducts at a POS till. Idempotent on `ledgerKey`: the outcome (refusals included) is stored with the
+   * deduction, so a retry with the same request gets it again, and a retry that arrives while the first
+   * is still waiting for a refresh waits for it.
+   */
+  async deduct(request: PosDeductionRequest): Promise<PosDeductionAnswer> {
+    const running = this.deductionsInFlight.get(request.ledgerKey);
+    if (running) {
+      await running.catch(() => undefined);
+      return this.deduct(request);
+    }
+    const answer = this.deductNow(request);
+    this.deductionsInFlight.set(request.ledgerKey, answer);
+    try {
+      return await answer;
+    } finally {
+      this.deductionsInFlight.delete(request.ledgerKey);
+    }
   }
 
   /** Refunds (part of) a DEDUCT of this wallet. Idempotent on `ledgerKey`. */
@@ -160,12 +220,285 @@ export class WalletObject extends DurableObject<Env> {
     return this.finish(await this.inOrder(() => this.postTopupNext(request)));
   }
 
-  /** Forgets jtis whose tokens have expired and operation results past retention. */
+  /**
+   * Sets an order's credits aside before the order's batch writes the hold (or the deduction) to D1, so
+   * no till can spend them meanwhile. Idempotent per order. Then `settleOrderCredits` says how it went.
+   */
+  async reserveOrderCredits(request: OrderCreditsReservation): Promise<{ ok: true } | WalletShort> {
+    this.state.bindTo(request.userId);
+    const key = ledgerKeys.order(request.orderId);
+    const change =
+      request.kind === "hold"
+        ? { balanceDelta: 0, heldDelta: request.amountCents }
+        : { balanceDelta: -request.amountCents, heldDelta: 0 };
+    const tryReserve = (): { ok: true } | WalletShort =>
+      this.ctx.storage.transactionSync(() => {
+        if (this.state.findReservation(key)) return { ok: true };
+        const view = this.state.view();
+        if (view.availableCents < request.amountCents) return short(view);
+        this.state.reserve(key, change, request.expiresAtMs, new Date());
+        return { ok: true };
+      });
+    if (!this.state.hasSnapshot()) await this.refresh();
+    let answer = tryReserve();
+    if (!answer.ok) {
+      // Money may have come free since the snapshot (a voided hold, a top-up): look again before refusing.
+      await this.refresh();
+      answer = tryReserve();
+    }
+    // The alarm drops the reservation at its expiry if the order never says how its batch went.
+    if (answer.ok) await this.scheduleAlarm();
+    return answer;
+  }
+
+  /** The order's batch committed (`committed`) or certainly did not: confirm or release its reservation. */
+  async settleOrderCredits(userId: string, orderId: string, committed: boolean): Promise<void> {
+    this.state.bindTo(userId);
+    const key = ledgerKeys.order(orderId);
+    if (committed) this.state.confirm(key);
+    else this.state.release(key);
+  }
+
+  /**
+   * Brings D1 up to date with this wallet (every decided deduction flushed) and answers the wallet as the
+   * object sees it, which is what a deduction may take now.
+   */
+  async sync(userId: string): Promise<WalletBalance> {
+    this.state.bindTo(userId);
+    await this.refresh();
+    return balanceOf(this.state.view());
+  }
+
+  /**
+   * Flushes decided deductions and sends their events, drops reservations that expired, and forgets jtis
+   * and outcomes that can no longer matter.
+   */
   override async alarm(): Promise<void> {
+    // Deductions from here on book a flush of their own: this run may already have read its rows.
+    this.flushScheduled = false;
     const nowMs = Date.now();
-    this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs);
-    this.sql.exec("DELETE FROM operations WHERE created_at_ms <= ?", nowMs - WALLET_OPERATION_RETENTION_MS);
-    await this.scheduleCleanup(true);
+    if (this.state.boundUser() !== undefined && (this.state.hasUnflushed() || this.hasExpiredReservations(nowMs))) {
+      try {
+        await this.inOrder(() => this.flushNow());
+      } catch (error) {
+        logWarning("wallet flush failed; will retry", error);
+        await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+        return;
+      }
+    }
+    if (!(await this.sendOutbox())) {
+      await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+      return;
+    }
+    this.state.prune(Date.now(), WALLET_OPERATION_RETENTION_MS);
+    await this.scheduleAlarm(true);
+  }
+
+  private async deductNow(request: PosDeductionRequest): Promise<PosDeductionAnswer> {
+    this.state.bindTo(request.userId);
+    if (!this.state.hasSnapshot() && !(await this.refreshed())) return UNAVAILABLE;
+    let decided = this.decideDeduction(request, false);
+    if (decided === "refresh") {
+      // Too little in the view. Money may have come free since the snapshot (a voided hold, a top-up):
+      // look once more before refusing, so "insufficient" is never an artefact of a stale snapshot.
+      if (!(await this.refreshed())) return UNAVAILABLE;
+      decided = this.decideDeduction(request, true);
+    }
+    if (decided === "refresh") throw new Error("invariant: a final decision never asks for a refresh");
+    if (decided === "from-ledger") return { result: await this.answerFromLedger(request), replayed: true };
+    if (!decided.replayed) {
+      if (decided.result.ok) await this.scheduleFlush();
+      else await this.scheduleAlarm(); // the stored refusal is forgotten after retention
+    }
+    return decided;
+  }
+
+  /**
+   * The whole POS decision, in one storage transaction. "refresh": too little credit in the view and
+   * `final` is false, nothing written. "from-ledger": the key's outcome is past retention, the ledger
+   * still has its transaction.
+   */
+  private decideDeduction(
+    request: PosDeductionRequest,
+    final: boolean,
+  ): PosDeductionAnswer | "refresh" | "from-ledger" {
+    return this.ctx.storage.transactionSync(() => {
+      const stored = this.state.posOutcome<PosDeductionResult>(request.ledgerKey);
+      if (stored) {
+        if (stored.requestHash !== request.requestHash) {
+          return { result: { ok: false, code: "idempotency_key_reused" }, replayed: false };
+        }
+        return stored.result === null ? "from-ledger" : { result: stored.result, replayed: true };
+      }
+      const nowMs = Date.now();
+      const view = this.state.view();
+      const refusal = refuseDeduction({
+        amountCents: request.amountCents,
+        availableCents: view.availableCents,
+        jtiSpent: this.state.jtiSpentBy(request.jti) !== undefined,
+        tokenExpiresAtSeconds: request.tokenExpiresAt,
+        nowMs,
+      });
+      if (refusal === "insufficient_funds" && !final) return "refresh";
+      let result: PosDeductionResult;
+      let transactionId: string | null = null;
+      if (refusal === "insufficient_funds") {
+        result = short(view);
+      } else if (refusal !== null) {
+        result = { ok: false, code: refusal };
+      } else {
+        const { row, event } = deductionEntry(this.db, request, new Date(nowMs));
+        this.state.appendDeduction(row, event);
+        this.state.spendJti(request.jti, request.ledgerKey, request.tokenExpiresAt * 1000);
+        const after = this.state.view();
+        if (after.availableCents < 0) throw new Error("invariant: a deduction never overdraws the view");
+        transactionId = row.id;
+        result = {
+          ok: true,
+          transaction: toWalletTransaction(row),
+          balanceCents: after.balanceCents,
+          availableCents: after.availableCents,
+        };
+      }
+      this.state.storePosOutcome(
+        request.ledgerKey,
+        { requestHash: request.requestHash, transactionId, result },
+        nowMs,
+      );
+      return { result, replayed: false };
+    });
+  }
+
+  /** A repeat of a request whose stored outcome is past retention: its transaction is in the ledger. */
+  private async answerFromLedger(request: PosDeductionRequest): Promise<PosDeductionResult> {
+    const stored = this.state.posOutcome(request.ledgerKey);
+    const row = stored?.transactionId ? await findLedgerEntry(this.db, stored.transactionId) : undefined;
+    if (!row) throw new Error(`invariant: POS key ${request.ledgerKey} made a transaction the ledger lacks`);
+    const view = this.state.view();
+    return {
+      ok: true,
+      transaction: toWalletTransaction(row),
+      balanceCents: view.balanceCents,
+      availableCents: view.availableCents,
+    };
+  }
+
+  /** refresh() for a decision that can wait for D1 but must not fail on it: false when D1 failed. */
+  private async refreshed(): Promise<boolean> {
+    try {
+      await this.refresh();
+      return true;
+    } catch (error) {
+      logWarning("wallet refresh failed", error);
+      return false;
+    }
+  }
+
+  /**
+   * Flushes (in the FIFO) and reads D1's balance row into the snapshot; the alarm then sends the events of
+   * what it carried, and flushes what is left.
+   */
+  private async refresh(): Promise<void> {
+    await this.inOrder(() => this.flushNow());
+    await this.afterFlush();
+  }
+
+  private async afterFlush(): Promise<void> {
+    if (this.state.hasOutbox() || this.state.hasUnflushed()) await this.scheduleAlarm();
+  }
+
+  /**
+   * One D1 batch: up to FLUSH_BATCH decided deductions (skipped if already there), then the wallet's
+   * balance row, which becomes the snapshot. The carried rows' events move to the object's outbox in
+   * the same storage transaction. Runs only in the FIFO, so no other batch of this object is in flight.
+   */
+  private async flushNow(): Promise<void> {
+    const userId = this.state.boundUser();
+    if (userId === undefined) throw new Error("invariant: a flush needs a bound wallet");
+    const startedAtMs = Date.now();
+    const generation = this.state.beginFlush();
+    const carried = this.state.unflushed(FLUSH_BATCH);
+    const expired = this.state.expiredReservations(startedAtMs);
+    const statements: Statement[] = [];
+    if (carried.length > 0) {
+      statements.push(
+        appendLedgerRowsStatement(
+          this.db,
+          carried.map((entry) => entry.row),
+        ),
+      );
+    }
+    const balanceQuery = walletBalanceQuery(this.db, userId);
+    const results = await batchResults(this.db, [...statements, balanceQuery]);
+    const balance = (results.at(-1) as Awaited<typeof balanceQuery>)[0];
+    this.ctx.storage.transactionSync(() =>
+      this.state.applySnapshot(
+        {
+          balanceCents: balance?.balanceCents ?? 0,
+          heldCents: balance?.heldCents ?? 0,
+          updatedAt: balance?.updatedAt ?? null,
+        },
+        {
+          generation,
+          carriedSeqs: carried.map((entry) => entry.seq),
+          expiredSeqs: expired,
+          readAtMs: startedAtMs,
+        },
+      ),
+    );
+    this.lastFlushAtMs = Date.now();
+  }
+
+  /** Sends the outbox to the queue, oldest first. False when a send failed (the rows stay). */
+  private async sendOutbox(): Promise<boolean> {
+    for (;;) {
+      const rows = this.state.outbox(OUTBOX_BATCH);
+      const last = rows.at(-1);
+      if (!last) return true;
+      try {
+        await this.env.EVENTS.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) })));
+      } catch (error) {
+        logWarning("wallet event send failed; will retry", error);
+        return false;
+      }
+      this.state.clearOutboxThrough(last.seq);
+    }
+  }
+
+  /**
+   * Books the flush of a just-decided deduction: at once after a quiet spell (so a lone deduction reaches
+   * the ledger within one round trip), else at the end of the window (so a busy wallet's deductions share
+   * one batch). The output gate holds the till's answer until the alarm is durable too.
+   */
+  private async scheduleFlush(): Promise<void> {
+    if (this.flushScheduled) return;
+    const flushAt = Math.max(Date.now(), this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS);
+    const booked = await this.ctx.storage.getAlarm();
+    if (booked === null || booked > flushAt) await this.ctx.storage.setAlarm(flushAt);
+    this.flushScheduled = true;
+  }
+
+  /**
+   * Books the alarm for the earliest thing it has to do. `replace`: called from the alarm itself, whose
+   * own booking is spent.
+   */
+  private async scheduleAlarm(replace = false): Promise<void> {
+    const nowMs = Date.now();
+    const candidates = [
+      this.state.hasOutbox() ? nowMs : null,
+      this.state.hasUnflushed() ? Math.max(nowMs, this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS) : null,
+      this.state.nextReservationExpiry(),
+      this.state.nextPruneAt(WALLET_OPERATION_RETENTION_MS),
+    ].filter((at): at is number => at !== null);
+    if (candidates.length === 0) return;
+    const next = Math.min(...candidates);
+    const booked = replace ? null : await this.ctx.storage.getAlarm();
+    if (booked === null || booked > next) await this.ctx.storage.setAlarm(next);
+    if (this.state.hasUnflushed()) this.flushScheduled = true;
+  }
+
+  private hasExpiredReservations(nowMs: number): boolean {
+    return this.state.expiredReservations(nowMs).length > 0;
   }
 
   private inOrder<T>(task: () => Promise<T>): Promise<T> {
@@ -176,10 +509,10 @@ export class WalletObject extends DurableObject<Env> {
   }
 
   /**
-   * Sends the committed event after answering, outside the FIFO: neither the till nor the wallet's next
+   * Sends the committed event after answering, outside the FIFO: neither the caller nor the wallet's next
    * request waits for the queue. The event's outbox row committed with the ledger row, and
-   * publishOutboxEntry never throws (a failed send stays in the outbox), so an event this misses (an
-   * evicted object, a queue outage) is sent by the every-minute outbox drain instead.
+   * publishOutboxEntry never throws (a failed send stays in the outbox), so an event this misses is sent
+   * by the every-minute outbox drain instead.
    */
   private finish<T>(completed: Completed<T>): T {
     if (completed.publish) {
@@ -188,101 +521,16 @@ export class WalletObject extends DurableObject<Env> {
     return completed.result;
   }
 
-  private async deductNext(request: PosDeductionRequest): Promise<Completed<PosDeductionResult>> {
-    this.bindTo(request.userId);
-    const previous = this.previousResult<PosDeductionResult>(request.ledgerKey);
-    if (previous) return { result: previous };
-    const nowMs = Date.now();
-    // The route verified the token with some clock tolerance; past `exp` here it is refused outright, so a
-    // jti pruned at `exp` can never be replayed inside that tolerance.
-    if (request.tokenExpiresAt * 1000 <= nowMs) return { result: { ok: false, code: "token_expired" } };
-    const spentBy = this.jtiSpentBy(request.jti);
-    if (spentBy !== undefined && spentBy !== request.ledgerKey) {
-      return { result: { ok: false, code: "token_replayed" } };
-    }
-    if (spentBy === request.ledgerKey) {
-      // This very request committed before (its answer was lost): answer from the ledger.
-      return { result: await this.answerFromLedger(request, request.ledgerKey, sameDeduction(request)) };
-    }
-
-    const now = new Date(nowMs);
-    const { row, statement } = ledgerEntry(this.db, {
-      userId: request.userId,
-      type: "DEDUCT",
-      amountCents: request.amountCents,
-      currency: request.currency,
-      reference: request.reference,
-      idempotencyKey: request.ledgerKey,
-      eventId: request.eventId,
-      createdBy: ledgerActors.operator(request.operatorId),
-      now,
-    });
-    const posted: OutboxEntry = {
-      id: `wallet.deducted:${row.id}`,
-      message: {
-        type: "wallet.deducted",
-        transaction_id: row.id,
-        user_id: row.userId,
-        amount_cents: row.amountCents,
-        currency: row.currency,
-        reference: row.reference,
-        event_id: row.eventId,
-        device_id: request.deviceId,
-        created_at: row.createdAt,
-        // Tills deduct far faster than one global hash chain takes synchronous appends: the entry is
-        // committed here, with the deduction, and chained by the consumer in order.
-        audit: {
-          id: `aud_${row.id}`,
-          actor: request.operatorId,
-          action: "pos.deduct",
-          target: row.id,
-          details: {
-            result: "accepted",
-            user_id: request.userId,
-            amount_cents: request.amountCents,
-            reference: request.reference,
-            event_id: request.eventId,
-            session_id: request.sessionId,
-            device_id: request.deviceId,
-          },
-          ts: row.createdAt,
-        },
-      },
-    };
-    let balanceAfter: WalletSummary;
-    try {
-      // The balance is read in the same batch, so the answer costs no extra round trip and is exactly
-      // the state this deduction committed.
-      const [, , balance] = await this.db.batch([
-        statement,
-        outboxStatement(this.db, posted, now),
-        walletBalanceQuery(this.db, request.userId),
-      ]);
-      balanceAfter = toWalletSummary(balance[0], request.currency);
-    } catch (error) {
-      if (isWalletShort(error)) return { result: await this.short(request) };
-      const answer = await this.afterFailedPosting(error, request, sameDeduction(request));
-      if (answer.ok) this.spendJti(request.jti, request.ledgerKey, request.tokenExpiresAt);
-      // Its event, committed with it, is sent by the outbox drain.
-      return { result: answer };
-    }
-    // Only now, with the deduction committed, is the token spent.
-    this.spendJti(request.jti, request.ledgerKey, request.tokenExpiresAt);
-    const result: WalletPosting = {
-      ok: true,
-      transaction: toWalletTransaction(row),
-      balanceCents: balanceAfter.balance_cents,
-      availableCents: balanceAfter.available_cents,
-    };
-    this.remember(request.ledgerKey, result);
-    await this.scheduleCleanup();
-    return { result, publish: posted };
-  }
+  // The slow operations below write to D1 themselves. Each first flushes (so D1's triggers and CHECKs
+  // judge the complete ledger, and a refund finds its deduction), then writes, then refreshes the
+  // snapshot (so its answer, and the next deduction, see the change). A debit also reserves its amount
+  // for the duration, so deductions decided meanwhile cannot spend it.
 
   private async refundNext(request: RefundRequest): Promise<Completed<RefundResult>> {
-    this.bindTo(request.userId);
-    const previous = this.previousResult<RefundResult>(request.ledgerKey);
+    this.state.bindTo(request.userId);
+    const previous = this.state.previousResult<RefundResult>(request.ledgerKey);
     if (previous) return { result: previous };
+    await this.flushNow();
     const totals = await findRefundTotals(this.db, request.deductionId);
     if (!totals) throw new Error(`invariant: deduction ${request.deductionId} has no refund totals`);
     const amountCents = refundAmountCents(totals, request.amountCents);
@@ -290,8 +538,7 @@ export class WalletObject extends DurableObject<Env> {
     if (amountCents === null) {
       // Possibly this very request, retried after it committed: then the ledger has it.
       const existing = await findLedgerEntryByKey(this.db, request.userId, request.ledgerKey);
-      if (existing)
-        return { result: await this.answerFromLedger(request, request.ledgerKey, sameRefund(request)) };
+      if (existing) return { result: await this.postedEarlier(request, existing, sameRefund(request)) };
       return { result: { ok: false, code: "refund_exceeds_original", refundableCents: refundable } };
     }
 
@@ -334,16 +581,34 @@ export class WalletObject extends DurableObject<Env> {
       }
       return { result: await this.afterFailedPosting(error, request, sameRefund(request)) };
     }
-    const result = await this.posting(row, request.currency);
-    this.remember(request.ledgerKey, result);
-    await this.scheduleCleanup();
-    return { result };
+    return { result: await this.posted(request.ledgerKey, row) };
   }
 
   private async adjustNext(request: AdjustmentRequest): Promise<Completed<AdjustmentResult>> {
-    this.bindTo(request.userId);
-    const previous = this.previousResult<AdjustmentResult>(request.ledgerKey);
+    this.state.bindTo(request.userId);
+    const previous = this.state.previousResult<AdjustmentResult>(request.ledgerKey);
     if (previous) return { result: previous };
+    await this.flushNow();
+    const isDebit = request.direction === "debit";
+    if (isDebit) {
+      const reserved = this.ctx.storage.transactionSync((): WalletShort | null => {
+        const view = this.state.view();
+        if (view.availableCents < request.amountCents) return short(view);
+        this.state.reserve(
+          request.ledgerKey,
+          { balanceDelta: -request.amountCents, heldDelta: 0 },
+          Date.now() + SLOW_DEBIT_RESERVATION_MS,
+          new Date(),
+        );
+        return null;
+      });
+      if (reserved) {
+        // Perhaps this very request, retried after it committed: then the ledger has it.
+        const existing = await findLedgerEntryByKey(this.db, request.userId, request.ledgerKey);
+        if (existing) return { result: await this.postedEarlier(request, existing, sameAdjustment(request)) };
+        return { result: reserved };
+      }
+    }
     const now = new Date();
     const { row, statement } = ledgerEntry(this.db, {
       userId: request.userId,
@@ -374,17 +639,29 @@ export class WalletObject extends DurableObject<Env> {
         [statement],
       );
     } catch (error) {
-      if (isWalletShort(error)) return { result: await this.short(request) };
-      return { result: await this.afterFailedPosting(error, request, sameAdjustment(request)) };
+      if (isWalletShort(error)) {
+        // Certainly not committed: D1 knows of a change this object has not seen yet. Look, and refuse.
+        if (isDebit) this.state.release(request.ledgerKey);
+        await this.flushNow();
+        return { result: short(this.state.view()) };
+      }
+      // Committed or not is judged by the ledger. If even that read fails, the reservation stays until it
+      // expires, and the flush that drops it reads a snapshot that shows which it was.
+      const existing = await findLedgerEntryByKey(this.db, request.userId, request.ledgerKey);
+      if (!existing || existing.id !== row.id) {
+        if (isDebit) this.state.release(request.ledgerKey);
+        if (!existing) throw error;
+        return { result: await this.postedEarlier(request, existing, sameAdjustment(request)) };
+      }
+      if (isDebit) this.state.confirm(request.ledgerKey);
+      return { result: await this.posted(request.ledgerKey, row) };
     }
-    const result = await this.posting(row, request.currency);
-    this.remember(request.ledgerKey, result);
-    await this.scheduleCleanup();
-    return { result };
+    if (isDebit) this.state.confirm(request.ledgerKey);
+    return { result: await this.posted(request.ledgerKey, row) };
   }
 
   private async postTopupNext(request: TopupPostingRequest): Promise<Completed<TopupPostingResult>> {
-    this.bindTo(request.userId);
+    this.state.bindTo(request.userId);
     const now = request.delivery.receivedAt;
     const { row, statement } = ledgerEntry(this.db, {
       userId: request.userId,
@@ -423,113 +700,125 @@ export class WalletObject extends DurableObject<Env> {
       if (isTopupAlreadySettled(error) || isDuplicateLedgerKey(error)) return { result: "already_settled" };
       throw error;
     }
+    // A credit: the view learns of it with the next snapshot, taken now so the till sees it at once. An
+    // object that never decided anything has no view yet; its first decision reads the snapshot anyway.
+    if (this.state.hasSnapshot()) await this.flushNow();
     return { result: "processed", publish: posted };
   }
 
-  /** The wallet after a committed posting. Read under the FIFO: no other posting of this object is in between. */
-  private async posting(row: LedgerRow, currency: string): Promise<WalletPosting> {
-    const wallet = await readWallet(this.db, row.userId, currency);
-    return {
+  /** Answers a slow operation that committed `row`: the snapshot is refreshed to include it. */
+  private async posted(ledgerKey: string, row: LedgerRow): Promise<WalletPosting> {
+    await this.flushNow();
+    const view = this.state.view();
+    const result: WalletPosting = {
       ok: true,
       transaction: toWalletTransaction(row),
-      balanceCents: wallet.balance_cents,
-      availableCents: wallet.available_cents,
+      balanceCents: view.balanceCents,
+      availableCents: view.availableCents,
     };
+    this.state.remember(ledgerKey, result, Date.now());
+    await this.scheduleAlarm();
+    return result;
   }
 
-  private async short(request: { userId: string; currency: string }): Promise<WalletShort> {
-    const wallet = await readWallet(this.db, request.userId, request.currency);
-    return {
-      ok: false,
-      code: "insufficient_funds",
-      balanceCents: wallet.balance_cents,
-      availableCents: wallet.available_cents,
-    };
+  /** The ledger already has a row under the request's key: answer with it, or refuse a different request. */
+  private async postedEarlier(
+    request: { ledgerKey: string },
+    existing: LedgerRow,
+    matches: (row: LedgerRow) => boolean,
+  ): Promise<WalletPosting | KeyReused> {
+    if (!matches(existing)) return { ok: false, code: "idempotency_key_reused" };
+    return this.posted(request.ledgerKey, existing);
   }
 
   /**
    * A posting batch failed for a reason other than the wallet's own rules. If the ledger holds a row under
    * this key, the batch did commit (an earlier attempt, or this one with its answer lost on the way back):
-   * answer with that row. Otherwise the failure is real.
+   * answer with that row. Otherwise the failure is real and is thrown.
    */
   private async afterFailedPosting(
     error: unknown,
-    request: { userId: string; ledgerKey: string; currency: string },
+    request: { userId: string; ledgerKey: string },
     matches: (row: LedgerRow) => boolean,
   ): Promise<WalletPosting | KeyReused> {
     const existing = await findLedgerEntryByKey(this.db, request.userId, request.ledgerKey);
     if (!existing) throw error;
-    return this.answerFromLedger(request, request.ledgerKey, matches);
-  }
-
-  private async answerFromLedger(
-    request: { userId: string; currency: string },
-    ledgerKey: string,
-    matches: (row: LedgerRow) => boolean,
-  ): Promise<WalletPosting | KeyReused> {
-    const existing = await findLedgerEntryByKey(this.db, request.userId, ledgerKey);
-    if (!existing) throw new Error(`invariant: ledger key ${ledgerKey} was spent but has no row`);
-    if (!matches(existing)) return { ok: false, code: "idempotency_key_reused" };
-    const result = await this.posting(existing, request.currency);
-    this.remember(ledgerKey, result);
-    return result;
-  }
-
-  /** A wallet object serves exactly one user; it is addressed by the user id, so this only guards bugs. */
-  private bindTo(userId: string): void {
-    const bound = this.sql.exec<{ user_id: string }>("SELECT user_id FROM wallet").toArray()[0];
-    if (!bound) this.sql.exec("INSERT INTO wallet (user_id) VALUES (?)", userId);
-    else if (bound.user_id !== userId) throw new Error("invariant: a wallet object serves exactly one user");
-  }
-
-  private previousResult<T>(ledgerKey: string): T | undefined {
-    const row = this.sql
-      .exec<{ result: string }>("SELECT result FROM operations WHERE ledger_key = ?", ledgerKey)
-      .toArray()[0];
-    return row ? (JSON.parse(row.result) as T) : undefined;
-  }
-
-  private remember(ledgerKey: string, result: WalletPosting): void {
-    this.sql.exec(
-      "INSERT OR REPLACE INTO operations (ledger_key, result, created_at_ms) VALUES (?, ?, ?)",
-      ledgerKey,
-      JSON.stringify(result),
-      Date.now(),
-    );
-  }
-
-  private jtiSpentBy(jti: string): string | undefined {
-    return this.sql
-      .exec<{ ledger_key: string }>("SELECT ledger_key FROM spent_jtis WHERE jti = ?", jti)
-      .toArray()[0]?.ledger_key;
-  }
-
-  private spendJti(jti: string, ledgerKey: string, expiresAtSeconds: number): void {
-    this.sql.exec(
-      "INSERT OR IGNORE INTO spent_jtis (jti, ledger_key, expires_at_ms) VALUES (?, ?, ?)",
-      jti,
-      ledgerKey,
-      expiresAtSeconds * 1000,
-    );
-  }
-
-  /** One alarm, at the earliest moment something can be forgotten. `replace`: the current alarm has fired. */
-  private async scheduleCleanup(replace = false): Promise<void> {
-    const next = this.sql
-      .exec<{ at: number | null }>(
-        `SELECT MIN(at) AS at FROM (
-           SELECT MIN(expires_at_ms) AS at FROM spent_jtis
-           UNION ALL SELECT MIN(created_at_ms) + ${WALLET_OPERATION_RETENTION_MS} FROM operations)`,
-      )
-      .toArray()[0]?.at;
-    if (next == null) return;
-    const current = replace ? null : await this.ctx.storage.getAlarm();
-    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+    return this.postedEarlier(request, existing, matches);
   }
 }
 
-const sameDeduction = (request: PosDeductionRequest) => (row: LedgerRow) =>
-  row.type === "DEDUCT" && row.amountCents === request.amountCents && row.reference === request.reference;
+/** The DEDUCT row a till's request makes, and the event that announces it (with its audit entry). */
+function deductionEntry(
+  db: Db,
+  request: PosDeductionRequest,
+  now: Date,
+): { row: LedgerRow; event: WalletTransactionPosted } {
+  const { row } = ledgerEntry(db, {
+    userId: request.userId,
+    type: "DEDUCT",
+    amountCents: request.amountCents,
+    currency: request.currency,
+    reference: request.reference,
+    idempotencyKey: request.ledgerKey,
+    eventId: request.eventId,
+    createdBy: ledgerActors.operator(request.operatorId),
+    now,
+  });
+  const event: WalletTransactionPosted = {
+    type: "wallet.deducted",
+    transaction_id: row.id,
+    user_id: row.userId,
+    amount_cents: row.amountCents,
+    currency: row.currency,
+    reference: row.reference,
+    event_id: row.eventId,
+    device_id: request.deviceId,
+    created_at: row.createdAt,
+    // Tills deduct far faster than one global hash chain takes synchronous appends: the entry travels
+    // with the deduction's event and is chained by the consumer, in order.
+    audit: {
+      id: `aud_${row.id}`,
+      actor: request.operatorId,
+      action: "pos.deduct",
+      target: row.id,
+      details: {
+        result: "accepted",
+        user_id: request.userId,
+        amount_cents: request.amountCents,
+        reference: request.reference,
+        event_id: request.eventId,
+        session_id: request.sessionId,
+        device_id: request.deviceId,
+      },
+      ts: row.createdAt,
+    },
+  };
+  return { row, event };
+}
+
+const UNAVAILABLE: PosDeductionAnswer = { result: { ok: false, code: "unavailable" }, replayed: false };
+
+function short(view: WalletView): WalletShort {
+  return {
+    ok: false,
+    code: "insufficient_funds",
+    balanceCents: view.balanceCents,
+    availableCents: view.availableCents,
+  };
+}
+
+function balanceOf(view: WalletView): WalletBalance {
+  return {
+    balanceCents: view.balanceCents,
+    heldCents: view.heldCents,
+    availableCents: view.availableCents,
+    updatedAt: view.updatedAt,
+  };
+}
+
+function logWarning(msg: string, error: unknown): void {
+  console.error(JSON.stringify({ level: "warn", msg, error: String(error) }));
+}
 
 const sameRefund = (request: RefundRequest) => (row: LedgerRow) =>
   row.type === "REFUND" &&

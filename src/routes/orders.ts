@@ -127,6 +127,7 @@ export const orderRoutes = createRouter()
             holdSeconds: config.orderHoldSeconds,
             claim,
             events: c.env.EVENTS,
+            wallets: c.env.WALLETS,
           });
           return { status: 201, body: order };
         },

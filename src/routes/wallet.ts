@@ -20,6 +20,7 @@ import {
   jsonBody,
   problems,
 } from "../http/schemas";
+import { flushWallet } from "../services/wallet-object";
 import { createTopup } from "../services/wallet-topups";
 import { LEDGER_DIRECTIONS, LEDGER_TYPES, TOPUP_STATUSES } from "../types/domain";
 
@@ -124,8 +125,9 @@ export const walletRoutes = createRouter()
       tags: ["Wallet"],
       summary: "The caller's credit balance",
       description:
-        "Read from the ledger's store (D1), like `GET /wallet/transactions`, so the two agree after every " +
-        "response: `balance_cents` is always the signed sum of the transactions. A new user has zeros.",
+        "Read from the ledger's store (D1), like `GET /wallet/transactions`, after the wallet's decided POS " +
+        "deductions are flushed to it, so the two agree after every response: `balance_cents` is always the " +
+        "signed sum of the transactions. A new user has zeros.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       responses: {
@@ -134,7 +136,9 @@ export const walletRoutes = createRouter()
       },
     }),
     async (c) => {
-      const wallet = await readWallet(getDb(c.env.DB), c.get("buyerId"), c.get("config").currency);
+      const userId = c.get("buyerId");
+      await flushWallet(c.env, userId);
+      const wallet = await readWallet(getDb(c.env.DB), userId, c.get("config").currency);
       return c.json(wallet, 200, { "cache-control": "no-store" });
     },
   )
@@ -145,7 +149,10 @@ export const walletRoutes = createRouter()
       operationId: "listWalletTransactions",
       tags: ["Wallet"],
       summary: "The caller's ledger, newest first",
-      description: `Keyset-paged, ${WALLET_TRANSACTIONS_PAGE_SIZE} rows per page; follow \`next_cursor\`.`,
+      description:
+        `Keyset-paged, ${WALLET_TRANSACTIONS_PAGE_SIZE} rows per page; follow \`next_cursor\`. The first page ` +
+        "flushes the wallet's decided POS deductions to the ledger first, so a deduction answered to a till " +
+        "is listed at once.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       request: {
@@ -168,9 +175,11 @@ export const walletRoutes = createRouter()
           errors: [{ path: "cursor", message: "Not a cursor from a previous page" }],
         });
       }
+      const userId = c.get("buyerId");
+      if (!before) await flushWallet(c.env, userId);
       const page = await listWalletTransactions(
         getDb(c.env.DB),
-        c.get("buyerId"),
+        userId,
         before,
         WALLET_TRANSACTIONS_PAGE_SIZE,
       );

@@ -1,6 +1,6 @@
 import { availableUnits, findProductsByIds, inventory } from "../db/catalog";
 import type { Db, Statement } from "../db/client";
-import { atomically } from "../db/client";
+import { atomically, isConstraintError } from "../db/client";
 import {
   createOrderStatements,
   findOrderByIdempotencyKey,
@@ -12,11 +12,12 @@ import {
 } from "../db/orders";
 import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "../db/outbox";
 import { issueTicketsStatements } from "../db/tickets";
-import { isWalletShort, readWallet } from "../db/wallet";
+import { isWalletShort } from "../db/wallet";
 import { planOrderCredits } from "../domain/ledger";
 import { orderTotalCents, type PricedLine, type RequestedItem } from "../domain/orders";
 import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
+import type { WalletObject } from "../objects/wallet";
 import { newId } from "../ids";
 import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
@@ -34,7 +35,15 @@ export interface ReserveOrderInput {
   claim: IdempotencyClaim;
   /** Where `order.paid` goes when credits pay the whole order at once. */
   events: Queue<EventMessage>;
+  /** The wallets' objects, which set credits aside before the order's batch writes them. */
+  wallets: DurableObjectNamespace<WalletObject>;
 }
+
+/**
+ * A reservation outlives its order's hold by this much: the order's batch commits within moments of the
+ * reservation or never, and a reservation nobody confirmed is dropped only after this.
+ */
+const CREDIT_RESERVATION_MARGIN_MS = 60_000;
 
 /**
  * Prices the items at catalog prices (at most CATALOG_CACHE_MS old) and creates a pending order with its inventory reserved,
@@ -42,8 +51,10 @@ export interface ReserveOrderInput {
  * product that is short, with what is left of it.
  *
  * With `creditsCents`, the same batch also holds that much of the wallet (partial payment) or deducts the
- * whole total, settles the order PAID and issues its tickets (full payment). The wallet's CHECKs guard
- * both: more than the available credit → `insufficient_funds` with the balance, and nothing is written.
+ * whole total, settles the order PAID and issues its tickets (full payment). The wallet's object, which
+ * decides what the wallet can spend, reserves the credits first (more than available → `insufficient_funds`
+ * with the balance, and nothing is written), and learns afterwards whether the batch committed. The
+ * wallet's CHECKs in the batch stay the last guard.
  */
 export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Order> {
   const now = new Date();
@@ -71,11 +82,6 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   // a short product costs one failed batch and one read to name it.
   const totalCents = orderTotalCents(lines);
   const credits = planOrderCredits(totalCents, input.creditsCents);
-  // Fail fast without a write; the wallet's CHECKs in the batch below are the real guard.
-  if (credits.appliedCents > 0) {
-    const wallet = await readWallet(db, input.userId, input.currency);
-    if (wallet.available_cents < credits.appliedCents) throw insufficientFunds(wallet);
-  }
   const created = createOrderStatements(db, {
     id: newId("ord"),
     userId: input.userId,
@@ -122,15 +128,28 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     })),
   );
 
+  const wallet =
+    credits.kind === "none" ? undefined : input.wallets.get(input.wallets.idFromName(input.userId));
+  if (wallet) {
+    const reserved = await wallet.reserveOrderCredits({
+      userId: input.userId,
+      orderId: row.id,
+      kind: credits.kind === "partial" ? "hold" : "deduct",
+      amountCents: credits.appliedCents,
+      expiresAtMs: Date.parse(created.row.expiresAt) + CREDIT_RESERVATION_MARGIN_MS,
+    });
+    if (!reserved.ok) throw insufficientFunds(reserved);
+  }
+
   try {
     // The claim goes first: a taken key must fail on its record before any other constraint is judged.
     await atomically(db, [input.claim.complete({ status: 201, body: order }), ...statements]);
-    // Issuance has committed; what follows it (the receipt) fans out through the queue.
-    if (paid) await publishOutboxEntry(db, input.events, paid, now);
-    return order;
   } catch (error) {
+    // A constraint failure rolled the batch back for certain: the credits are free again. Anything else
+    // (a lost answer) may have committed, so the reservation stays until it expires.
+    if (wallet && isConstraintError(error)) await settleReservation(wallet, input.userId, row.id, false);
     // Before the inventory check: its pattern matches any CHECK, the wallet's included.
-    if (isWalletShort(error)) throw insufficientFunds(await readWallet(db, input.userId, input.currency));
+    if (isWalletShort(error) && wallet) throw insufficientFunds(await wallet.sync(input.userId));
     if (isInventoryExceeded(error)) throw await soldOutAfterRace(db, lines);
     if (isDuplicateOrderKey(error)) {
       // The key already made an order (its stored response may have been purged): answer with that order.
@@ -141,12 +160,40 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     }
     throw error;
   }
+  if (wallet) await settleReservation(wallet, input.userId, row.id, true);
+  // Issuance has committed; what follows it (the receipt) fans out through the queue.
+  if (paid) await publishOutboxEntry(db, input.events, paid, now);
+  return order;
 }
 
-function insufficientFunds(wallet: { balance_cents: number; available_cents: number }): ApiError {
+/**
+ * Tells the wallet's object how the order's batch went. Never fails the order: a reservation left
+ * unconfirmed only keeps the credit aside until it expires.
+ */
+async function settleReservation(
+  wallet: DurableObjectStub<WalletObject>,
+  userId: string,
+  orderId: string,
+  committed: boolean,
+): Promise<void> {
+  try {
+    await wallet.settleOrderCredits(userId, orderId, committed);
+  } catch (error) {
+    console.error(
+      JSON.stringify({
+        level: "warn",
+        msg: "order credit reservation not settled; it expires",
+        order_id: orderId,
+        error: String(error),
+      }),
+    );
+  }
+}
+
+function insufficientFunds(wallet: { balanceCents: number; availableCents: number }): ApiError {
   return new ApiError("insufficient_funds", "Not enough wallet credit for credits_cents", {
-    balance_cents: wallet.balance_cents,
-    available_cents: wallet.available_cents,
+    balance_cents: wallet.balanceCents,
+    available_cents: wallet.availableCents,
   });
 }
 

@@ -2,6 +2,7 @@ import type { OperatorClaims } from "../auth/operator-token";
 import { ledgerKeys } from "../domain/ledger";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
+import { walletObject } from "./wallet-object";
 import type { LedgerDirection, WalletTransaction } from "../types/domain";
 
 export interface AdjustmentInput {
@@ -22,8 +23,7 @@ export async function adjustWallet(
   operator: OperatorClaims,
   input: AdjustmentInput,
 ): Promise<WalletTransaction> {
-  const wallet = env.WALLETS.get(env.WALLETS.idFromName(input.userId));
-  const result = await wallet.adjust({
+  const result = await walletObject(env, input.userId).adjust({
     userId: input.userId,
     ledgerKey: ledgerKeys.adjustment(operator.operatorId, input.idempotencyKey),
     direction: input.direction,

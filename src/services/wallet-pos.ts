@@ -2,14 +2,21 @@ import type { OperatorClaims } from "../auth/operator-token";
 import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP } from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
-import { findLedgerEntry, type LedgerRow, lastPosReceipt, readWallet } from "../db/wallet";
+import { findLedgerEntry, type LedgerRow, lastPosReceipt } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import type { Config, Env } from "../env";
 import { ApiError } from "../errors";
-import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
+import { REPLAYED_HEADER } from "../http/idempotency";
+import {
+  type PosDeductionResult,
+  type RefundResult,
+  WALLET_FLUSH_WINDOW_MS,
+  type WalletPosting,
+} from "../objects/wallet";
 import { requestAudit } from "../queues/messages";
 import type { PosReceipt, WalletTransaction } from "../types/domain";
 import { requireOpenSession } from "./validator-sessions";
+import { walletObject } from "./wallet-object";
 
 /** Where a till sends a customer whose wallet is short: the buyer app's wallet page. */
 export const TOPUP_PATH = "/#wallet";
@@ -46,15 +53,21 @@ export async function requirePosSession(context: PosContext, sessionId: string):
  * A wallet QR token: typ, audience, issuer and algorithm pinned, so a ticket's gate token is refused
  * here (`token_invalid`) exactly as a wallet token is refused at the gate.
  */
-export async function verifyWalletQrToken(config: Config, token: string): Promise<VerifiedQrToken> {
-  const verified = await verifyQrToken(config, token, { typ: WALLET_QR_TYP, audience: WALLET_QR_AUDIENCE });
+export async function verifyWalletQrToken(
+  config: Config,
+  token: string,
+  options: { acceptExpired?: boolean } = {},
+): Promise<VerifiedQrToken> {
+  const verified = await verifyQrToken(config, token, {
+    typ: WALLET_QR_TYP,
+    audience: WALLET_QR_AUDIENCE,
+    ...options,
+  });
   if (typeof verified.payload.nonce !== "string" || verified.payload.nonce.length === 0) {
     throw new ApiError("token_invalid", "Token has no nonce");
   }
   return verified;
 }
-
-const walletObject = (env: Env, userId: string) => env.WALLETS.get(env.WALLETS.idFromName(userId));
 
 export interface PosWalletView {
   wallet_ref: string;
@@ -76,7 +89,8 @@ export interface LastReceipt {
 
 /**
  * What a till may see of a wallet: an opaque reference, the balance and the last receipt at its own
- * event. Never the history, never the user id. Does not spend the token. Audited.
+ * event. Never the history, never the user id. Does not spend the token. Audited. The balance is the
+ * wallet object's (what a deduction may take now), with every decided deduction flushed to D1 first.
  */
 export async function lookupWallet(
   context: PosContext,
@@ -87,7 +101,7 @@ export async function lookupWallet(
   const token = await verifyWalletQrToken(config, qrToken);
   const userId = token.subject;
   const [wallet, receipt, ref] = await Promise.all([
-    readWallet(db, userId, config.currency),
+    walletObject(context.env, userId).sync(userId),
     lastPosReceipt(db, userId, session.eventId),
     walletRef(config, session.eventId, userId),
   ]);
@@ -106,9 +120,9 @@ export async function lookupWallet(
   });
   return {
     wallet_ref: ref,
-    balance_cents: wallet.balance_cents,
-    available_cents: wallet.available_cents,
-    currency: wallet.currency,
+    balance_cents: wallet.balanceCents,
+    available_cents: wallet.availableCents,
+    currency: config.currency,
     ...(receipt && {
       last_receipt: {
         id: receipt.id,
@@ -127,6 +141,8 @@ export interface DeductionRequest {
   amountCents: number;
   reference: string | null;
   idempotencyKey: string;
+  /** hashRequest of the HTTP body: what "the same request" means under one key. */
+  requestHash: string;
 }
 
 export interface PosDeduction {
@@ -139,23 +155,29 @@ export interface PosDeduction {
 }
 
 /**
- * Deducts at a till through the wallet's object, which takes the wallet's requests one at a time. A
- * refusal (bad or spent token, too little credit) is audited and thrown as the contract's problem; the
- * caller's runIdempotent stores it, so a retry with the same key is refused the same way.
+ * Deducts at a till through the wallet's object, which decides alone and stores the outcome under the
+ * (operator, key) pair, so the Idempotency-Key is held by the wallet and a retry never touches D1. A
+ * refusal (spent or expired token, too little credit) is thrown as the contract's problem, audited the
+ * first time, and replayed with `idempotent-replayed: true` after.
+ *
+ * The token is verified even when expired: a retry after `exp` must still reach its stored outcome. The
+ * object refuses an expired token for anything new.
  */
 export async function deductAtPos(
   context: PosContext,
   session: PosSession,
   request: DeductionRequest,
-): Promise<PosDeduction> {
+): Promise<{ deduction: PosDeduction; replayed: boolean }> {
   const { env, config, operator } = context;
   let userId: string | null = null;
+  let replayed = false;
   try {
-    const token = await verifyWalletQrToken(config, request.qrToken);
+    const token = await verifyWalletQrToken(config, request.qrToken, { acceptExpired: true });
     userId = token.subject;
-    const result = await walletObject(env, userId).deduct({
+    const answer = await walletObject(env, userId).deduct({
       userId,
       ledgerKey: ledgerKeys.posDeduction(operator.operatorId, request.idempotencyKey),
+      requestHash: request.requestHash,
       amountCents: request.amountCents,
       currency: config.currency,
       reference: request.reference,
@@ -166,9 +188,11 @@ export async function deductAtPos(
       deviceId: session.deviceId,
       eventId: session.eventId,
     });
-    if (!result.ok) throw deductionRefused(config, result);
+    replayed = answer.replayed;
+    const { result } = answer;
+    if (!result.ok) throw deductionRefused(config, result, replayed);
     const { transaction } = result;
-    return {
+    const deduction: PosDeduction = {
       transaction_id: transaction.id,
       amount_cents: transaction.amount_cents,
       balance_cents: result.balanceCents,
@@ -181,8 +205,9 @@ export async function deductAtPos(
         created_at: transaction.created_at,
       },
     };
+    return { deduction, replayed };
   } catch (error) {
-    if (error instanceof ApiError && error.status < 500) {
+    if (error instanceof ApiError && error.status < 500 && !replayed) {
       await requestAudit(env.EVENTS, {
         id: `aud_refused_${crypto.randomUUID()}`,
         actor: operator.operatorId,
@@ -203,33 +228,68 @@ export async function deductAtPos(
   }
 }
 
-function deductionRefused(config: Config, result: Exclude<PosDeductionResult, WalletPosting>): ApiError {
+function deductionRefused(
+  config: Config,
+  result: Exclude<PosDeductionResult, WalletPosting>,
+  replayed: boolean,
+): ApiError {
+  const headers: Record<string, string> = replayed ? { [REPLAYED_HEADER]: "true" } : {};
   switch (result.code) {
     case "insufficient_funds":
-      return new ApiError("insufficient_funds", "Not enough credit in the wallet", {
-        balance_cents: result.balanceCents,
-        available_cents: result.availableCents,
-        topup_url: new URL(TOPUP_PATH, config.publicBaseUrl).toString(),
-      });
+      return new ApiError(
+        "insufficient_funds",
+        "Not enough credit in the wallet",
+        {
+          balance_cents: result.balanceCents,
+          available_cents: result.availableCents,
+          topup_url: new URL(TOPUP_PATH, config.publicBaseUrl).toString(),
+        },
+        headers,
+      );
     case "token_replayed":
-      return new ApiError("token_replayed", "This wallet token already paid; ask for a fresh one");
+      return new ApiError(
+        "token_replayed",
+        "This wallet token already paid; ask for a fresh one",
+        {},
+        headers,
+      );
     case "token_expired":
-      return new ApiError("token_expired");
+      return new ApiError("token_expired", undefined, {}, headers);
     case "idempotency_key_reused":
       return new ApiError("idempotency_key_reused");
+    case "unavailable":
+      return new ApiError("service_unavailable", "The wallet could not be checked; retry with the same key", {}, {
+        "retry-after": "1",
+      });
   }
 }
+
+const isTransactionId = (id: string) => id.startsWith("txn_");
+
+/** How often a refund re-reads D1 for a deduction that its wallet's object may not have flushed yet. */
+const REFUND_LOOKUP_POLL_MS = 200;
+/** A decided deduction reaches D1 within one flush window and its round trip; this covers both. */
+const REFUND_LOOKUP_WAIT_MS = WALLET_FLUSH_WINDOW_MS + 1_000;
 
 /**
  * The deduction a caller may refund: a DEDUCT at one of the operator's events, or any DEDUCT for an admin.
  * Anything else, including someone else's event, answers exactly like a missing transaction.
+ *
+ * A deduction is decided by its wallet's object and reaches D1 with the object's next flush. A till
+ * refunding a sale it made a moment ago may ask before that, so a miss is re-read for one flush window
+ * before it becomes a 404: an unknown id costs its caller that wait, never a wrong answer.
  */
 export async function findRefundableDeduction(
   db: Db,
   operator: OperatorClaims,
   transactionId: string,
 ): Promise<LedgerRow> {
-  const row = await findLedgerEntry(db, transactionId);
+  const deadline = Date.now() + REFUND_LOOKUP_WAIT_MS;
+  let row = await findLedgerEntry(db, transactionId);
+  while (!row && isTransactionId(transactionId) && Date.now() < deadline) {
+    await scheduler.wait(REFUND_LOOKUP_POLL_MS);
+    row = await findLedgerEntry(db, transactionId);
+  }
   const allowed =
     row?.type === "DEDUCT" &&
     (operator.roles.includes("admin") || (row.eventId !== null && operator.eventIds.includes(row.eventId)));

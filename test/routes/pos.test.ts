@@ -382,3 +382,66 @@ describe("POST /pos/deductions/{id}/refund", () => {
     expect((await refund(gate.token, id)).status).toBe(403);
   });
 });
+
+describe("POST /pos/deductions: decided by the wallet's object", () => {
+  it("a till refunding the sale it just made finds it, though the ledger had not seen it yet", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(2_000);
+    const till = await posTill();
+    // Make the wallet busy so the next deductions wait for the flush window.
+    await deduct(till, await walletQr(token), 100);
+    const sale = await deduct(till, await walletQr(token), 400);
+    expect(sale.status).toBe(201);
+    const inD1 = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
+    expect(inD1).not.toContain(sale.body.transaction_id);
+    const refunded = await refund(till.token, sale.body.transaction_id, { amount_cents: 400 });
+    expect(refunded).toMatchObject({ status: 201, body: { reversal_of: sale.body.transaction_id } });
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 1_900, ledgerSumCents: 1_900 });
+  });
+
+  it("a retry after the token expired still gets its stored answer; a new request with it is token_expired", async ({
+    expect,
+  }) => {
+    const { userId } = await fundedWallet(1_000);
+    const till = await posTill();
+    // Issued 88 s ago with a 90 s life: valid now, expired in two seconds.
+    const aging = await signWalletQrToken(loadConfig(env), userId, new Date(Date.now() - 88_000));
+    const key = crypto.randomUUID();
+    const first = await deduct(till, aging.token, 250, { key });
+    expect(first.status).toBe(201);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const retry = await deduct(till, aging.token, 250, { key });
+    expect(retry).toMatchObject({ status: 201, body: first.body });
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect((await deduct(till, aging.token, 250)).body.code).toBe("token_expired");
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 750, ledgerSumCents: 750 });
+  });
+
+  it("an Idempotency-Key is held per wallet: the same key at another customer's wallet is that customer's deduction", async ({
+    expect,
+  }) => {
+    const alice = await fundedWallet(1_000);
+    const bob = await fundedWallet(1_000);
+    const till = await posTill();
+    const key = crypto.randomUUID();
+    expect((await deduct(till, await walletQr(alice.token), 300, { key })).status).toBe(201);
+    expect((await deduct(till, await walletQr(bob.token), 300, { key })).status).toBe(201);
+    // At the same wallet, the key still means the first request: another token is another request.
+    expect((await deduct(till, await walletQr(alice.token), 300, { key })).body.code).toBe(
+      "idempotency_key_reused",
+    );
+    expect(await storedWallet(alice.userId)).toMatchObject({ balanceCents: 700 });
+    expect(await storedWallet(bob.userId)).toMatchObject({ balanceCents: 700 });
+  });
+
+  it("a buyer sees a deduction in the history the moment the till was told", async ({ expect }) => {
+    const { token } = await fundedWallet(1_000);
+    const till = await posTill();
+    await deduct(till, await walletQr(token), 100);
+    const sale = await deduct(till, await walletQr(token), 200);
+    const history = await callJson<{ transactions: { id: string }[] }>("GET", "/wallet/transactions", { token });
+    expect(history.body.transactions.map((t) => t.id)).toContain(sale.body.transaction_id);
+    expect(await walletOf(token)).toMatchObject({ balance_cents: 700 });
+  });
+});

@@ -294,3 +294,51 @@ describe("a hold is resolved exactly once", () => {
     }
   });
 });
+
+describe("order credits and tills share one wallet", () => {
+  it("a held order's credits are out of every till's reach; a failed payment gives them back at once", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(3_000);
+    const till = await posTill();
+    const created = await creditOrder(token, product.id, 2_000);
+    expect(created.body).toMatchObject({ status: "PENDING_PAYMENT", credits_applied_cents: 2_000 });
+    expect((await deduct(till, await walletQr(token), 1_001)).body).toMatchObject({
+      code: "insufficient_funds",
+      available_cents: 1_000,
+    });
+    expect((await deduct(till, await walletQr(token), 1_000)).status).toBe(201);
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 2_000, heldCents: 2_000 });
+
+    const failed = await deliver<{ outcome: string }>(paymentFor(created.body, { status: "FAILED" }));
+    expect(failed.body.outcome).toBe("processed");
+    // The object had not seen the void; refusing makes it look, and the money is there.
+    expect((await deduct(till, await walletQr(token), 2_000)).status).toBe(201);
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 0, heldCents: 0, ledgerSumCents: 0 });
+  });
+
+  it("tills and an order racing for the last credit never overdraw: D1 agrees with every answer", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(2_000);
+    const till = await posTill();
+    const qrs = await Promise.all(Array.from({ length: 4 }, () => walletQr(token)));
+    const [order, ...deductions] = await Promise.all([
+      creditOrder(token, product.id, 1_500),
+      ...qrs.map((qr) => deduct(till, qr, 500)),
+    ]);
+    const deducted = deductions.filter((d) => d.status === 201).length * 500;
+    const held = order?.status === 201 ? 1_500 : 0;
+    expect(deducted + held).toBeLessThanOrEqual(2_000);
+    // Every refusal was a real one: what was left could not cover it.
+    for (const d of deductions.filter((d) => d.status !== 201)) expect(d.body.code).toBe("insufficient_funds");
+    if (order?.status !== 201) expect(order?.body.code).toBe("insufficient_funds");
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 2_000 - deducted,
+      heldCents: held,
+      ledgerSumCents: 2_000 - deducted,
+    });
+  });
+});

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { asc, eq } from "drizzle-orm";
 import { walletBalances, walletHolds, walletLedger } from "../../src/db/schema";
 import { ledgerBalanceCents } from "../../src/domain/ledger";
+import { flushWallet } from "../../src/services/wallet-object";
 import { db, operatorToken } from "./fixtures";
 import { callJson } from "./http";
 import { openSession, registeredDevice } from "./staff";
@@ -188,8 +189,12 @@ export async function allTransactions(buyer: string): Promise<LedgerRowBody[]> {
   return rows;
 }
 
-/** What D1 holds for one wallet: its balance row, ledger and holds. */
-export async function storedWallet(userId: string) {
+/**
+ * What D1 holds for one wallet: its balance row, ledger and holds, after the wallet's object flushed the
+ * deductions it decided (they otherwise reach D1 within a flush window). `flush: false` reads D1 as is.
+ */
+export async function storedWallet(userId: string, { flush = true }: { flush?: boolean } = {}) {
+  if (flush) await flushWallet(env, userId);
   const [balance] = await db().select().from(walletBalances).where(eq(walletBalances.userId, userId));
   const ledger = await db()
     .select()
