@@ -56,7 +56,12 @@ export class WalletState {
         held_cents INTEGER NOT NULL,
         updated_at TEXT,
         read_at_ms INTEGER NOT NULL,
-        generation INTEGER NOT NULL);
+        generation INTEGER NOT NULL,
+        -- Σ of the pending rows below, kept with every change to them, so the view is one row read
+        -- however many deductions wait for a flush.
+        pending_balance INTEGER NOT NULL DEFAULT 0,
+        pending_held INTEGER NOT NULL DEFAULT 0,
+        pending_at TEXT);
       CREATE TABLE IF NOT EXISTS pending (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         kind TEXT NOT NULL CHECK (kind IN ('unflushed', 'reserved', 'confirmed')),
@@ -102,23 +107,13 @@ export class WalletState {
 
   view(): WalletView {
     const row = this.sql
-      .exec<{
-        balance: number | null;
-        held: number | null;
-        snapshot_at: string | null;
-        pending_at: string | null;
-      }>(
-        `SELECT s.balance_cents + COALESCE(SUM(p.balance_delta), 0) AS balance,
-                s.held_cents + COALESCE(SUM(p.held_delta), 0) AS held,
-                s.updated_at AS snapshot_at,
-                MAX(CASE WHEN p.kind = 'unflushed' THEN p.created_at END) AS pending_at
-         FROM snapshot AS s LEFT JOIN pending AS p`,
+      .exec<{ balance: number; held: number; snapshot_at: string | null; pending_at: string | null }>(
+        `SELECT balance_cents + pending_balance AS balance, held_cents + pending_held AS held,
+                updated_at AS snapshot_at, pending_at
+         FROM snapshot`,
       )
       .toArray()[0];
-    // An aggregate answers one row even without a snapshot, with NULL sums.
-    if (!row || row.balance === null || row.held === null) {
-      throw new Error("invariant: the wallet's view needs a snapshot first");
-    }
+    if (!row) throw new Error("invariant: the wallet's view needs a snapshot first");
     const updatedAt =
       row.pending_at !== null && (row.snapshot_at === null || row.pending_at > row.snapshot_at)
         ? row.pending_at
@@ -131,9 +126,36 @@ export class WalletState {
     };
   }
 
+  /** Recounts the pending totals after rows left `pending` (a flush, a release). */
+  private recountPending(): void {
+    this.sql.exec(
+      `UPDATE snapshot SET
+         pending_balance = (SELECT COALESCE(SUM(balance_delta), 0) FROM pending),
+         pending_held = (SELECT COALESCE(SUM(held_delta), 0) FROM pending),
+         pending_at = (SELECT MAX(created_at) FROM pending WHERE kind = 'unflushed')`,
+    );
+  }
+
+  /** Adds one pending row's change to the totals; the snapshot exists (a view was read to decide it). */
+  private countPending(
+    change: { balanceDelta: number; heldDelta: number },
+    unflushedAt: string | null,
+  ): void {
+    const changed = this.sql.exec(
+      `UPDATE snapshot SET pending_balance = pending_balance + ?, pending_held = pending_held + ?,
+         pending_at = COALESCE(?, pending_at)`,
+      change.balanceDelta,
+      change.heldDelta,
+      unflushedAt,
+    ).rowsWritten;
+    if (changed < 1) throw new Error("invariant: a pending change needs a snapshot");
+  }
+
   /** The flush generation: bumped as each flush begins, so a confirmation can be placed before or after it. */
   generation(): number {
-    return this.sql.exec<{ generation: number }>("SELECT generation FROM snapshot").toArray()[0]?.generation ?? 0;
+    return (
+      this.sql.exec<{ generation: number }>("SELECT generation FROM snapshot").toArray()[0]?.generation ?? 0
+    );
   }
 
   beginFlush(): number {
@@ -181,6 +203,7 @@ export class WalletState {
       "DELETE FROM pending WHERE kind = 'confirmed' AND confirmed_generation < ?",
       flushed.generation,
     );
+    this.recountPending();
   }
 
   appendDeduction(row: LedgerRow, event: WalletTransactionPosted): void {
@@ -192,6 +215,7 @@ export class WalletState {
       JSON.stringify(event),
       row.createdAt,
     );
+    this.countPending({ balanceDelta: -row.amountCents, heldDelta: 0 }, row.createdAt);
   }
 
   unflushed(limit: number): UnflushedDeduction[] {
@@ -254,6 +278,7 @@ export class WalletState {
       expiresAtMs,
       now.toISOString(),
     );
+    this.countPending(change, null);
   }
 
   /** The reserving batch committed. Returns false when there is no reservation under `key` (any more). */
@@ -269,7 +294,12 @@ export class WalletState {
 
   /** The reserving batch did not commit: the reservation goes. */
   release(key: string): void {
-    this.sql.exec("DELETE FROM pending WHERE reservation_key = ? AND kind = 'reserved'", key);
+    if (
+      this.sql.exec("DELETE FROM pending WHERE reservation_key = ? AND kind = 'reserved'", key).rowsWritten >
+      0
+    ) {
+      this.recountPending();
+    }
   }
 
   posOutcome<T>(ledgerKey: string): StoredOutcome<T> | undefined {

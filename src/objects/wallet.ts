@@ -32,8 +32,13 @@ export const WALLET_OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
  * plus one D1 round trip.
  */
 export const WALLET_FLUSH_WINDOW_MS = 2_000;
-/** Ledger rows per flush: one JSON parameter of ~350 bytes a row, far inside D1's 100 KB per statement. */
-const FLUSH_BATCH = 100;
+/** Ledger rows per INSERT: one JSON parameter of ~400 bytes a row, well inside D1's 100 KB per statement. */
+const LEDGER_ROWS_PER_STATEMENT = 100;
+/**
+ * Ledger rows per flush (one D1 batch). A wallet deducting faster than this per window flushes again at
+ * once instead of waiting for the next window, so its backlog cannot grow.
+ */
+const FLUSH_MAX_ROWS = 10 * LEDGER_ROWS_PER_STATEMENT;
 /** Back-off before the alarm retries a flush or an event send that failed. */
 const RETRY_MS = 5_000;
 /** Events sent per Queue sendBatch (at most 100 messages). */
@@ -177,6 +182,8 @@ export class WalletObject extends DurableObject<Env> {
   private tail: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
   private lastFlushAtMs = 0;
+  /** The last flush carried all it could: what is left goes at once, not at the end of a window. */
+  private backlogged = false;
   private readonly deductionsInFlight = new Map<string, Promise<PosDeductionAnswer>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -277,7 +284,10 @@ export class WalletObject extends DurableObject<Env> {
     // Deductions from here on book a flush of their own: this run may already have read its rows.
     this.flushScheduled = false;
     const nowMs = Date.now();
-    if (this.state.boundUser() !== undefined && (this.state.hasUnflushed() || this.hasExpiredReservations(nowMs))) {
+    if (
+      this.state.boundUser() !== undefined &&
+      (this.state.hasUnflushed() || this.hasExpiredReservations(nowMs))
+    ) {
       try {
         await this.inOrder(() => this.flushNow());
       } catch (error) {
@@ -417,16 +427,12 @@ export class WalletObject extends DurableObject<Env> {
     if (userId === undefined) throw new Error("invariant: a flush needs a bound wallet");
     const startedAtMs = Date.now();
     const generation = this.state.beginFlush();
-    const carried = this.state.unflushed(FLUSH_BATCH);
+    const carried = this.state.unflushed(FLUSH_MAX_ROWS);
     const expired = this.state.expiredReservations(startedAtMs);
     const statements: Statement[] = [];
-    if (carried.length > 0) {
-      statements.push(
-        appendLedgerRowsStatement(
-          this.db,
-          carried.map((entry) => entry.row),
-        ),
-      );
+    for (let i = 0; i < carried.length; i += LEDGER_ROWS_PER_STATEMENT) {
+      const rows = carried.slice(i, i + LEDGER_ROWS_PER_STATEMENT).map((entry) => entry.row);
+      statements.push(appendLedgerRowsStatement(this.db, rows));
     }
     const balanceQuery = walletBalanceQuery(this.db, userId);
     const results = await batchResults(this.db, [...statements, balanceQuery]);
@@ -447,6 +453,7 @@ export class WalletObject extends DurableObject<Env> {
       ),
     );
     this.lastFlushAtMs = Date.now();
+    this.backlogged = carried.length === FLUSH_MAX_ROWS;
   }
 
   /** Sends the outbox to the queue, oldest first. False when a send failed (the rows stay). */
@@ -472,7 +479,7 @@ export class WalletObject extends DurableObject<Env> {
    */
   private async scheduleFlush(): Promise<void> {
     if (this.flushScheduled) return;
-    const flushAt = Math.max(Date.now(), this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS);
+    const flushAt = this.nextFlushAt(Date.now());
     const booked = await this.ctx.storage.getAlarm();
     if (booked === null || booked > flushAt) await this.ctx.storage.setAlarm(flushAt);
     this.flushScheduled = true;
@@ -486,7 +493,7 @@ export class WalletObject extends DurableObject<Env> {
     const nowMs = Date.now();
     const candidates = [
       this.state.hasOutbox() ? nowMs : null,
-      this.state.hasUnflushed() ? Math.max(nowMs, this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS) : null,
+      this.state.hasUnflushed() ? this.nextFlushAt(nowMs) : null,
       this.state.nextReservationExpiry(),
       this.state.nextPruneAt(WALLET_OPERATION_RETENTION_MS),
     ].filter((at): at is number => at !== null);
@@ -495,6 +502,10 @@ export class WalletObject extends DurableObject<Env> {
     const booked = replace ? null : await this.ctx.storage.getAlarm();
     if (booked === null || booked > next) await this.ctx.storage.setAlarm(next);
     if (this.state.hasUnflushed()) this.flushScheduled = true;
+  }
+
+  private nextFlushAt(nowMs: number): number {
+    return this.backlogged ? nowMs : Math.max(nowMs, this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS);
   }
 
   private hasExpiredReservations(nowMs: number): boolean {

@@ -2,8 +2,8 @@ import type { OperatorClaims } from "../auth/operator-token";
 import { ledgerKeys } from "../domain/ledger";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
-import { walletObject } from "./wallet-object";
 import type { LedgerDirection, WalletTransaction } from "../types/domain";
+import { walletObject } from "./wallet-object";
 
 export interface AdjustmentInput {
   userId: string;

@@ -258,9 +258,14 @@ function deductionRefused(
     case "idempotency_key_reused":
       return new ApiError("idempotency_key_reused");
     case "unavailable":
-      return new ApiError("service_unavailable", "The wallet could not be checked; retry with the same key", {}, {
-        "retry-after": "1",
-      });
+      return new ApiError(
+        "service_unavailable",
+        "The wallet could not be checked; retry with the same key",
+        {},
+        {
+          "retry-after": "1",
+        },
+      );
   }
 }
 

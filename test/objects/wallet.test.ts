@@ -90,7 +90,10 @@ describe("WalletObject.deduct", () => {
     const again = await stub.deduct(once);
     expect(again).toMatchObject({
       replayed: true,
-      result: { ok: true, transaction: { id: (first.result as { transaction: { id: string } }).transaction.id } },
+      result: {
+        ok: true,
+        transaction: { id: (first.result as { transaction: { id: string } }).transaction.id },
+      },
     });
     expect(await storedWallet(userId)).toMatchObject({ balanceCents: 900, ledgerSumCents: 900 });
   });
@@ -102,7 +105,10 @@ describe("WalletObject.deduct", () => {
     const stub = stubFor(userId);
     const jti = crypto.randomUUID();
     expect((await stub.deduct(request(userId, { jti }))).result).toMatchObject({ ok: true });
-    expect((await stub.deduct(request(userId, { jti }))).result).toEqual({ ok: false, code: "token_replayed" });
+    expect((await stub.deduct(request(userId, { jti }))).result).toEqual({
+      ok: false,
+      code: "token_replayed",
+    });
     const lapsed = request(userId, { tokenExpiresAt: Math.floor(Date.now() / 1000) - 1 });
     expect((await stub.deduct(lapsed)).result).toEqual({ ok: false, code: "token_expired" });
     // The refusal is the key's outcome: a replay answers it again, even once the jti is forgotten.
@@ -199,6 +205,22 @@ describe("WalletObject flush", () => {
     expect(await unflushedCount(userId)).toBe(0);
   });
 
+  it("a backlog larger than one flush drains flush after flush, every row once", async ({ expect }) => {
+    const { userId } = await fundedWallet(2_000);
+    const stub = stubFor(userId);
+    await storedWallet(userId);
+    const DEDUCTIONS = 1_050; // more than one flush carries
+    for (let i = 0; i < DEDUCTIONS; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, () => stub.deduct(request(userId, { amountCents: 1 }))));
+    }
+    for (let run = 0; run < 3 && (await unflushedCount(userId)) > 0; run++) await runDurableObjectAlarm(stub);
+    expect(await unflushedCount(userId)).toBe(0);
+    const stored = await storedWallet(userId, { flush: false });
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(DEDUCTIONS);
+    expect(stored).toMatchObject({ balanceCents: 2_000 - DEDUCTIONS, ledgerSumCents: 2_000 - DEDUCTIONS });
+    expect(await stub.sync(userId)).toMatchObject({ balanceCents: 2_000 - DEDUCTIONS });
+  });
+
   it("an object evicted with unflushed deductions flushes them when it wakes: nothing is lost", async ({
     expect,
   }) => {
@@ -210,7 +232,10 @@ describe("WalletObject flush", () => {
     await evictDurableObject(stub);
     expect(await unflushedCount(userId)).toBeGreaterThan(0);
     await runDurableObjectAlarm(stub);
-    expect(await storedWallet(userId, { flush: false })).toMatchObject({ balanceCents: 900, ledgerSumCents: 900 });
+    expect(await storedWallet(userId, { flush: false })).toMatchObject({
+      balanceCents: 900,
+      ledgerSumCents: 900,
+    });
   });
 
   it("with D1 failing, the till is answered from the view; what the view cannot cover is an error, never a guess", async ({
@@ -234,14 +259,22 @@ describe("WalletObject flush", () => {
       // Refusing needs a look at D1 first (money may have come free); with D1 down that is "try again",
       // and nothing is stored under the key.
       const unsure = request(userId, { amountCents: 1 });
-      expect(await stub.deduct(unsure)).toEqual({ replayed: false, result: { ok: false, code: "unavailable" } });
-      expect(await objectRows(userId, `SELECT 1 FROM pos_outcomes WHERE ledger_key = '${unsure.ledgerKey}'`)).toEqual([]);
+      expect(await stub.deduct(unsure)).toEqual({
+        replayed: false,
+        result: { ok: false, code: "unavailable" },
+      });
+      expect(
+        await objectRows(userId, `SELECT 1 FROM pos_outcomes WHERE ledger_key = '${unsure.ledgerKey}'`),
+      ).toEqual([]);
     } finally {
       await env.DB.prepare("DROP TRIGGER IF EXISTS test_refuse_ledger").run();
     }
     await runDurableObjectAlarm(stub);
     expect(await unflushedCount(userId)).toBe(0);
-    expect(await storedWallet(userId, { flush: false })).toMatchObject({ balanceCents: 0, ledgerSumCents: 0 });
+    expect(await storedWallet(userId, { flush: false })).toMatchObject({
+      balanceCents: 0,
+      ledgerSumCents: 0,
+    });
   });
 });
 
@@ -269,7 +302,9 @@ describe("WalletObject order credits", () => {
     expect((await stub.deduct(request(userId, { amountCents: 201 }))).result).toMatchObject({ ok: true });
   });
 
-  it("a deduction racing an order's reservation for the last credit: exactly one gets it", async ({ expect }) => {
+  it("a deduction racing an order's reservation for the last credit: exactly one gets it", async ({
+    expect,
+  }) => {
     const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
     await storedWallet(userId);

@@ -440,7 +440,9 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
     const till = await posTill();
     await deduct(till, await walletQr(token), 100);
     const sale = await deduct(till, await walletQr(token), 200);
-    const history = await callJson<{ transactions: { id: string }[] }>("GET", "/wallet/transactions", { token });
+    const history = await callJson<{ transactions: { id: string }[] }>("GET", "/wallet/transactions", {
+      token,
+    });
     expect(history.body.transactions.map((t) => t.id)).toContain(sale.body.transaction_id);
     expect(await walletOf(token)).toMatchObject({ balance_cents: 700 });
   });

@@ -333,7 +333,8 @@ describe("order credits and tills share one wallet", () => {
     const held = order?.status === 201 ? 1_500 : 0;
     expect(deducted + held).toBeLessThanOrEqual(2_000);
     // Every refusal was a real one: what was left could not cover it.
-    for (const d of deductions.filter((d) => d.status !== 201)) expect(d.body.code).toBe("insufficient_funds");
+    for (const d of deductions.filter((d) => d.status !== 201))
+      expect(d.body.code).toBe("insufficient_funds");
     if (order?.status !== 201) expect(order?.body.code).toBe("insufficient_funds");
     expect(await storedWallet(userId)).toMatchObject({
       balanceCents: 2_000 - deducted,
