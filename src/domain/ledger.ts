@@ -3,6 +3,13 @@
 import { ApiError } from "../errors";
 import type { LedgerDirection, LedgerType } from "../types/domain";
 
+/**
+ * A wallet's object flushes the deductions it decided within this long of its previous flush together; one
+ * after a quiet spell goes at once. D1 (history, reports, refunds) trails the till by at most this much
+ * plus one D1 round trip.
+ */
+export const WALLET_FLUSH_WINDOW_MS = 2_000;
+
 /** The largest single POS deduction: a till sells drinks and merchandise, not cars. */
 export const MAX_POS_DEDUCTION_CENTS = 100_000;
 /** The largest single admin adjustment; larger corrections are split so each is reviewed. */

@@ -18,7 +18,13 @@ import {
   toWalletTransaction,
   walletBalanceQuery,
 } from "../db/wallet";
-import { ledgerActors, ledgerKeys, refundAmountCents, refuseDeduction } from "../domain/ledger";
+import {
+  ledgerActors,
+  ledgerKeys,
+  refundAmountCents,
+  refuseDeduction,
+  WALLET_FLUSH_WINDOW_MS,
+} from "../domain/ledger";
 import type { Env } from "../env";
 import type { WalletTransactionPosted } from "../queues/messages";
 import type { LedgerDirection, WalletTransaction } from "../types/domain";
@@ -26,12 +32,6 @@ import { WalletState, type WalletView } from "./wallet-state";
 
 /** Results of finished operations are kept this long, so a retried RPC or request gets the first answer. */
 export const WALLET_OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
-/**
- * Deductions decided within this long of the previous flush gather and reach D1 together; one after a
- * quiet spell is flushed at once. D1 (history, reports, refunds) trails the till by at most this much
- * plus one D1 round trip.
- */
-export const WALLET_FLUSH_WINDOW_MS = 2_000;
 /** Ledger rows per INSERT: one JSON parameter of ~400 bytes a row, well inside D1's 100 KB per statement. */
 const LEDGER_ROWS_PER_STATEMENT = 100;
 /**

@@ -3,16 +3,11 @@ import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP 
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
 import { findLedgerEntry, type LedgerRow, lastPosReceipt } from "../db/wallet";
-import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
+import { ledgerKeys, receiptIdForTransaction, WALLET_FLUSH_WINDOW_MS } from "../domain/ledger";
 import type { Config, Env } from "../env";
 import { ApiError } from "../errors";
 import { REPLAYED_HEADER } from "../http/idempotency";
-import {
-  type PosDeductionResult,
-  type RefundResult,
-  WALLET_FLUSH_WINDOW_MS,
-  type WalletPosting,
-} from "../objects/wallet";
+import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
 import { requestAudit } from "../queues/messages";
 import type { PosReceipt, WalletTransaction } from "../types/domain";
 import { requireOpenSession } from "./validator-sessions";

@@ -342,4 +342,15 @@ describe("order credits and tills share one wallet", () => {
       ledgerSumCents: 2_000 - deducted,
     });
   });
+  it("an order refused after its credits were reserved (sold out) gives them back at once, not at expiry", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 0 });
+    const { userId, token } = await fundedWallet(3_000);
+    const refused = await creditOrder(token, product.id, 2_000);
+    expect(refused).toMatchObject({ status: 409, body: { code: "sold_out" } });
+    const till = await posTill();
+    expect((await deduct(till, await walletQr(token), 3_000)).status).toBe(201);
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 0, heldCents: 0, ledgerSumCents: 0 });
+  });
 });
