@@ -150,12 +150,8 @@ export interface OrderCreditsReservation {
   expiresAtMs: number;
 }
 
-export interface WalletBalance {
-  balanceCents: number;
-  heldCents: number;
-  availableCents: number;
-  updatedAt: string | null;
-}
+/** What `sync` answers: the wallet as the object sees it, which is what a deduction may take now. */
+export type WalletBalance = WalletView;
 
 interface Completed<T> {
   result: T;
@@ -273,7 +269,7 @@ export class WalletObject extends DurableObject<Env> {
   async sync(userId: string): Promise<WalletBalance> {
     this.state.bindTo(userId);
     await this.refresh();
-    return balanceOf(this.state.view());
+    return this.state.view();
   }
 
   /**
@@ -815,15 +811,6 @@ function short(view: WalletView): WalletShort {
     code: "insufficient_funds",
     balanceCents: view.balanceCents,
     availableCents: view.availableCents,
-  };
-}
-
-function balanceOf(view: WalletView): WalletBalance {
-  return {
-    balanceCents: view.balanceCents,
-    heldCents: view.heldCents,
-    availableCents: view.availableCents,
-    updatedAt: view.updatedAt,
   };
 }
 

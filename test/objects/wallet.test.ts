@@ -1,7 +1,9 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
+import { appendLedgerRowsStatement, type LedgerRow } from "../../src/db/wallet";
 import type { PosDeductionRequest, WalletObject } from "../../src/objects/wallet";
+import { db } from "../support/fixtures";
 import { fundedWallet, storedWallet } from "../support/wallet";
 
 const stubFor = (userId: string) => env.WALLETS.get(env.WALLETS.idFromName(userId));
@@ -175,29 +177,9 @@ describe("WalletObject flush", () => {
       "SELECT ledger_row FROM pending WHERE kind = 'unflushed'",
     );
     expect(rows.length).toBeGreaterThan(0);
-    for (const { ledger_row } of rows) {
-      const row = JSON.parse(ledger_row) as Record<string, string | number | null>;
-      await env.DB.prepare(
-        `INSERT INTO wallet_ledger (id, user_id, type, direction, amount_cents, currency, reference,
-           idempotency_key, reversal_of, event_id, created_at, created_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-        .bind(
-          row.id,
-          row.userId,
-          row.type,
-          row.direction,
-          row.amountCents,
-          row.currency,
-          row.reference,
-          row.idempotencyKey,
-          row.reversalOf,
-          row.eventId,
-          row.createdAt,
-          row.createdBy,
-        )
-        .run();
-    }
+    // The flush's own statement, as the lost flush ran it.
+    const lost = rows.map(({ ledger_row }) => JSON.parse(ledger_row) as LedgerRow);
+    await db().batch([appendLedgerRowsStatement(db(), lost)]);
     await runDurableObjectAlarm(stub);
     const stored = await storedWallet(userId);
     expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(3);
