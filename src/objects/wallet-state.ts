@@ -90,15 +90,25 @@ export class WalletState {
     `);
   }
 
+  /** The user this object serves, once read: it never changes, so a request does not re-read it. */
+  private boundUserId: string | undefined;
+
   /** A wallet object serves exactly one user; it is addressed by the user id, so this only guards bugs. */
   bindTo(userId: string): void {
-    const bound = this.sql.exec<{ user_id: string }>("SELECT user_id FROM wallet").toArray()[0];
-    if (!bound) this.sql.exec("INSERT INTO wallet (user_id) VALUES (?)", userId);
-    else if (bound.user_id !== userId) throw new Error("invariant: a wallet object serves exactly one user");
+    const bound = this.boundUser();
+    if (bound === undefined) {
+      this.sql.exec("INSERT INTO wallet (user_id) VALUES (?)", userId);
+      this.boundUserId = userId;
+    } else if (bound !== userId) {
+      throw new Error("invariant: a wallet object serves exactly one user");
+    }
   }
 
   boundUser(): string | undefined {
-    return this.sql.exec<{ user_id: string }>("SELECT user_id FROM wallet").toArray()[0]?.user_id;
+    this.boundUserId ??= this.sql
+      .exec<{ user_id: string }>("SELECT user_id FROM wallet")
+      .toArray()[0]?.user_id;
+    return this.boundUserId;
   }
 
   hasSnapshot(): boolean {
