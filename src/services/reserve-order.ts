@@ -23,6 +23,7 @@ import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
 import { productsForPricing } from "./catalog-cache";
 import { holdOrderCreditsStatement, payOrderWithCreditsStatement } from "./wallet-holds";
+import { walletObject } from "./wallet-object";
 
 export interface ReserveOrderInput {
   userId: string;
@@ -128,8 +129,7 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     })),
   );
 
-  const wallet =
-    credits.kind === "none" ? undefined : input.wallets.get(input.wallets.idFromName(input.userId));
+  const wallet = credits.kind === "none" ? undefined : walletObject(input.wallets, input.userId);
   if (wallet) {
     const reserved = await wallet.reserveOrderCredits({
       userId: input.userId,

@@ -23,7 +23,7 @@ export async function adjustWallet(
   operator: OperatorClaims,
   input: AdjustmentInput,
 ): Promise<WalletTransaction> {
-  const result = await walletObject(env, input.userId).adjust({
+  const result = await walletObject(env.WALLETS, input.userId).adjust({
     userId: input.userId,
     ledgerKey: ledgerKeys.adjustment(operator.operatorId, input.idempotencyKey),
     direction: input.direction,

@@ -96,7 +96,7 @@ export async function lookupWallet(
   const token = await verifyWalletQrToken(config, qrToken);
   const userId = token.subject;
   const [wallet, receipt, ref] = await Promise.all([
-    walletObject(context.env, userId).sync(userId),
+    walletObject(context.env.WALLETS, userId).sync(userId),
     lastPosReceipt(db, userId, session.eventId),
     walletRef(config, session.eventId, userId),
   ]);
@@ -169,7 +169,7 @@ export async function deductAtPos(
   try {
     const token = await verifyWalletQrToken(config, request.qrToken, { acceptExpired: true });
     userId = token.subject;
-    const answer = await walletObject(env, userId).deduct({
+    const answer = await walletObject(env.WALLETS, userId).deduct({
       userId,
       ledgerKey: ledgerKeys.posDeduction(operator.operatorId, request.idempotencyKey),
       requestHash: request.requestHash,
@@ -306,7 +306,7 @@ export async function refundDeduction(
   request: { amountCents?: number; reason: string; idempotencyKey: string },
 ): Promise<PosRefund> {
   const { env, config, operator } = context;
-  const result: RefundResult = await walletObject(env, deduction.userId).refund({
+  const result: RefundResult = await walletObject(env.WALLETS, deduction.userId).refund({
     userId: deduction.userId,
     deductionId: deduction.id,
     amountCents: request.amountCents,

@@ -18,6 +18,7 @@ import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
 import type { Topup, WebhookOutcome } from "../types/domain";
 import type { PaymentContext } from "./payment-events";
+import { walletObject } from "./wallet-object";
 
 export interface CreateTopupInput {
   userId: string;
@@ -92,7 +93,7 @@ export async function settleTopupPayment(
   }
 
   if (!context.wallets) throw new Error("settleTopupPayment needs the WALLETS namespace");
-  const wallet = context.wallets.get(context.wallets.idFromName(topup.userId));
+  const wallet = walletObject(context.wallets, topup.userId);
   const outcome = await wallet.postTopup({
     userId: topup.userId,
     topupId: topup.id,
