@@ -387,8 +387,14 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
   }) => {
     const { userId, token } = await fundedWallet(2_000);
     const till = await posTill();
-    // Make the wallet busy so the next deductions wait for the flush window.
-    await deduct(till, await walletQr(token), 100);
+    // A first deduction, flushed at once (the wallet was quiet): the wallet's next flush then waits for
+    // the window, which is longer than everything below until the refund.
+    const first = await deduct(till, await walletQr(token), 100);
+    const flushed = await eventually(async () => {
+      const ids = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
+      return ids.includes(first.body.transaction_id) || undefined;
+    });
+    expect(flushed).toBe(true);
     const sale = await deduct(till, await walletQr(token), 400);
     expect(sale.status).toBe(201);
     const inD1 = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
