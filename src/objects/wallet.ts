@@ -599,6 +599,8 @@ export class WalletObject extends DurableObject<Env> {
     const isDebit = request.direction === "debit";
     if (isDebit) {
       const reserved = this.ctx.storage.transactionSync((): WalletShort | null => {
+        // An attempt of this very request that stopped midway (the object evicted) already set it aside.
+        if (this.state.findReservation(request.ledgerKey)) return null;
         const view = this.state.view();
         if (view.availableCents < request.amountCents) return short(view);
         this.state.reserve(

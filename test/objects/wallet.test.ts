@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { appendLedgerRowsStatement, type LedgerRow } from "../../src/db/wallet";
 import type { PosDeductionRequest, WalletObject } from "../../src/objects/wallet";
+import { WalletState } from "../../src/objects/wallet-state";
 import { db } from "../support/fixtures";
 import { fundedWallet, storedWallet } from "../support/wallet";
 
@@ -311,5 +312,38 @@ describe("WalletObject order credits", () => {
       ok: true,
       balanceCents: 500,
     });
+  });
+});
+
+describe("WalletObject slow operations", () => {
+  it("an admin debit whose earlier attempt stopped midway reuses its reservation: set aside once, posted once", async ({
+    expect,
+  }) => {
+    const { userId } = await fundedWallet(1_000);
+    const stub = stubFor(userId);
+    await stub.sync(userId);
+    const ledgerKey = `adjust:opr_test:${crypto.randomUUID()}`;
+    // What an attempt evicted between its reservation and its D1 batch leaves behind.
+    await runInDurableObject(stub, (_instance: WalletObject, state) => {
+      new WalletState(state.storage.sql).reserve(
+        ledgerKey,
+        { balanceDelta: -400, heldDelta: 0 },
+        Date.now() + 60_000,
+        new Date(),
+      );
+    });
+    const debit = {
+      userId,
+      ledgerKey,
+      direction: "debit" as const,
+      amountCents: 400,
+      currency: "EUR",
+      operatorId: "opr_test",
+      reason: "retried correction",
+    };
+    expect(await stub.adjust(debit)).toMatchObject({ ok: true, balanceCents: 600, availableCents: 600 });
+    expect(await stub.adjust(debit)).toMatchObject({ ok: true, balanceCents: 600 });
+    expect(await stub.sync(userId)).toMatchObject({ balanceCents: 600, availableCents: 600 });
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 600, ledgerSumCents: 600 });
   });
 });
