@@ -282,7 +282,7 @@ export class WalletObject extends DurableObject<Env> {
     const nowMs = Date.now();
     if (
       this.state.boundUser() !== undefined &&
-      (this.state.hasUnflushed() || this.hasExpiredReservations(nowMs))
+      (this.state.hasUnflushed() || this.state.expiredReservations(nowMs).length > 0)
     ) {
       try {
         await this.inOrder(() => this.flushNow());
@@ -356,14 +356,15 @@ export class WalletObject extends DurableObject<Env> {
         const { row, event } = deductionEntry(this.db, request, new Date(nowMs));
         this.state.appendDeduction(row, event);
         this.state.spendJti(request.jti, request.ledgerKey, request.tokenExpiresAt * 1000);
-        const after = this.state.view();
-        if (after.availableCents < 0) throw new Error("invariant: a deduction never overdraws the view");
+        // The view moved by exactly this deduction; no need to read it back.
+        const availableAfter = view.availableCents - request.amountCents;
+        if (availableAfter < 0) throw new Error("invariant: a deduction never overdraws the view");
         transactionId = row.id;
         result = {
           ok: true,
           transaction: toWalletTransaction(row),
-          balanceCents: after.balanceCents,
-          availableCents: after.availableCents,
+          balanceCents: view.balanceCents - request.amountCents,
+          availableCents: availableAfter,
         };
       }
       this.state.storePosOutcome(
@@ -406,15 +407,11 @@ export class WalletObject extends DurableObject<Env> {
    */
   private async refresh(): Promise<void> {
     await this.inOrder(() => this.flushNow());
-    await this.afterFlush();
-  }
-
-  private async afterFlush(): Promise<void> {
     if (this.state.hasOutbox() || this.state.hasUnflushed()) await this.scheduleAlarm();
   }
 
   /**
-   * One D1 batch: up to FLUSH_BATCH decided deductions (skipped if already there), then the wallet's
+   * One D1 batch: up to FLUSH_MAX_ROWS decided deductions (skipped if already there), then the wallet's
    * balance row, which becomes the snapshot. The carried rows' events move to the object's outbox in
    * the same storage transaction. Runs only in the FIFO, so no other batch of this object is in flight.
    */
@@ -502,10 +499,6 @@ export class WalletObject extends DurableObject<Env> {
 
   private nextFlushAt(nowMs: number): number {
     return this.backlogged ? nowMs : Math.max(nowMs, this.lastFlushAtMs + WALLET_FLUSH_WINDOW_MS);
-  }
-
-  private hasExpiredReservations(nowMs: number): boolean {
-    return this.state.expiredReservations(nowMs).length > 0;
   }
 
   private inOrder<T>(task: () => Promise<T>): Promise<T> {
