@@ -22,6 +22,18 @@ import { startBenchWorker } from "./start";
 const QUICK = process.argv.includes("--quick");
 /** `--profile`: also record a V8 CPU profile of each scenario into PROFILE_DIR. */
 const PROFILE = process.argv.includes("--profile");
+/**
+ * `--only=scan,deduct`: run the floors plus the scenarios whose names contain one of these words, and write
+ * no results.json (a partial run is for iterating on one path, not a result).
+ */
+const ONLY = process.argv
+  .find((arg) => arg.startsWith("--only="))
+  ?.slice("--only=".length)
+  .split(",")
+  .filter(Boolean);
+const FLOORS = ["floor", "floor_do", "d1_floor"];
+const wanted = (name: string) =>
+  ONLY === undefined || FLOORS.includes(name) || ONLY.some((word) => name.includes(word));
 const PROFILE_DIR = ".wrangler/bench/profiles";
 const INSPECTOR_PORT = 9329;
 const DURATION_SECONDS = QUICK ? 5 : 15;
@@ -75,6 +87,7 @@ async function measure(name: string, run: () => Promise<ScenarioResult>): Promis
 }
 
 async function scenario(name: string, run: (seconds: number) => Promise<ScenarioResult>) {
+  if (!wanted(name)) return;
   log(`▶ ${name}`);
   await run(WARMUP_SECONDS);
   await measure(name, () => run(DURATION_SECONDS));
@@ -101,7 +114,8 @@ try {
     load({ url: `${base}/__bench/d1-floor`, method: "POST", connections: CONNECTIONS, durationSeconds: s }),
   );
 
-  // Scans: across many tickets, then all on one ticket with a million uses.
+  // Scans: across many tickets, then all on one ticket with a million uses. Tickets and the gate session
+  // are set up whatever --only says: the viewer and the wallet scenarios need them too.
   log("… issuing tickets");
   await insertProduct(api, "prd_bench_pass", [{ function: "bus", uses: 1_000_000 }], 1_000_000);
   const codes = await buyTickets(api, "bench-scanner", "prd_bench_pass", SCAN_TICKETS);
@@ -128,7 +142,7 @@ try {
       next: () => ({ body: bodies[i++ % bodies.length] }),
     });
   };
-  for (const code of codes) {
+  for (const code of wanted("scan") ? codes : []) {
     await fetch(`${base}/tickets/scan`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${gate.token}` },
@@ -160,37 +174,39 @@ try {
   );
 
   // Webhook issuance: signed SUCCESS deliveries for pending orders of 2 tickets each.
-  log("… creating pending orders");
-  const pending: PendingOrder[] = [];
-  for (let i = 0; i < WEBHOOK_ORDERS + 200; i += 50) {
-    pending.push(
-      ...(await Promise.all(
-        Array.from({ length: 50 }, () => createOrder(api, orderToken, "prd_bench_orders", 2)),
-      )),
-    );
+  if (wanted("webhook_issuance")) {
+    log("… creating pending orders");
+    const pending: PendingOrder[] = [];
+    for (let i = 0; i < WEBHOOK_ORDERS + 200; i += 50) {
+      pending.push(
+        ...(await Promise.all(
+          Array.from({ length: 50 }, () => createOrder(api, orderToken, "prd_bench_orders", 2)),
+        )),
+      );
+    }
+    let nextOrder = 0;
+    const deliveries = (count: number) =>
+      load({
+        url: `${base}/payments/webhook`,
+        method: "POST",
+        connections: CONNECTIONS,
+        amount: count,
+        next: () => {
+          const order = pending[nextOrder++];
+          if (!order) throw new Error("bench ran out of pending orders");
+          return signedDelivery(api, {
+            payment_id: `pay_${crypto.randomUUID()}`,
+            reference: order.order_id,
+            status: "SUCCESS",
+            amount_cents: order.amount_due_cents,
+            currency: order.currency,
+          });
+        },
+      });
+    log("▶ webhook_issuance");
+    await deliveries(200);
+    await measure("webhook_issuance", () => deliveries(WEBHOOK_ORDERS));
   }
-  let nextOrder = 0;
-  const deliveries = (count: number) =>
-    load({
-      url: `${base}/payments/webhook`,
-      method: "POST",
-      connections: CONNECTIONS,
-      amount: count,
-      next: () => {
-        const order = pending[nextOrder++];
-        if (!order) throw new Error("bench ran out of pending orders");
-        return signedDelivery(api, {
-          payment_id: `pay_${crypto.randomUUID()}`,
-          reference: order.order_id,
-          status: "SUCCESS",
-          amount_cents: order.amount_due_cents,
-          currency: order.currency,
-        });
-      },
-    });
-  log("▶ webhook_issuance");
-  await deliveries(200);
-  await measure("webhook_issuance", () => deliveries(WEBHOOK_ORDERS));
 
   // A buyer looking at their tickets (5 tickets, some scanned).
   const viewer = await buyTickets(api, "bench-viewer", "prd_bench_pass", 5);
@@ -213,7 +229,7 @@ try {
 
   // POS deductions, when the wallet slice is deployed in this build.
   const walletProbe = await fetch(`${base}/wallet`, { headers: { authorization: `Bearer ${viewerToken}` } });
-  if (walletProbe.status === 200) {
+  if (walletProbe.status === 200 && wanted("deduct")) {
     const { runDeductionScenarios } = await import("./wallet-scenarios");
     await runDeductionScenarios({
       api,
@@ -225,25 +241,27 @@ try {
       log,
       measure,
     });
-  } else {
+  } else if (walletProbe.status !== 200) {
     log("… wallet routes absent: POS deduction scenarios skipped");
   }
 
   // Reports: the same one-day query with 10k rows in the table, then with a million.
-  const analyst = await login(api, "analyst-demo");
-  const reportLoad = (s: number) =>
-    load({
-      url: `${base}/reports/redemptions?from=${REPORT_DAY}&to=${REPORT_DAY}`,
-      headers: { authorization: `Bearer ${analyst}` },
-      connections: REPORT_CONNECTIONS,
-      durationSeconds: s,
-    });
-  log("… inserting 10k redemption rows");
-  await insertRedemptions(api, REPORT_DAY, REPORT_DAY_ROWS, 0, "red_bench_a_");
-  await scenario("report_day_10k_rows", reportLoad);
-  log("… growing the table to 1M rows");
-  await insertRedemptions(api, REPORT_DAY, 0, REPORT_BIG_TABLE_ROWS - REPORT_DAY_ROWS, "red_bench_b_");
-  await scenario("report_day_1m_rows", reportLoad);
+  if (wanted("report_day")) {
+    const analyst = await login(api, "analyst-demo");
+    const reportLoad = (s: number) =>
+      load({
+        url: `${base}/reports/redemptions?from=${REPORT_DAY}&to=${REPORT_DAY}`,
+        headers: { authorization: `Bearer ${analyst}` },
+        connections: REPORT_CONNECTIONS,
+        durationSeconds: s,
+      });
+    log("… inserting 10k redemption rows");
+    await insertRedemptions(api, REPORT_DAY, REPORT_DAY_ROWS, 0, "red_bench_a_");
+    await scenario("report_day_10k_rows", reportLoad);
+    log("… growing the table to 1M rows");
+    await insertRedemptions(api, REPORT_DAY, 0, REPORT_BIG_TABLE_ROWS - REPORT_DAY_ROWS, "red_bench_b_");
+    await scenario("report_day_1m_rows", reportLoad);
+  }
 } finally {
   await worker.mf.dispose();
 }
@@ -287,23 +305,24 @@ for (const [name, v] of Object.entries(verdicts)) {
   );
 }
 
-writeFileSync(
-  "bench/results.json",
-  `${JSON.stringify(
-    {
-      generated_at: new Date().toISOString(),
-      mode: QUICK ? "quick" : "full",
-      machine: { cpus: cpus().length, node: process.version },
-      duration_seconds: DURATION_SECONDS,
-      connections: CONNECTIONS,
-      scenarios: results,
-      ratios,
-      targets: verdicts,
-    },
-    null,
-    2,
-  )}\n`,
-);
+if (ONLY === undefined)
+  writeFileSync(
+    "bench/results.json",
+    `${JSON.stringify(
+      {
+        generated_at: new Date().toISOString(),
+        mode: QUICK ? "quick" : "full",
+        machine: { cpus: cpus().length, node: process.version },
+        duration_seconds: DURATION_SECONDS,
+        connections: CONNECTIONS,
+        scenarios: results,
+        ratios,
+        targets: verdicts,
+      },
+      null,
+      2,
+    )}\n`,
+  );
 const missed = Object.entries(verdicts)
   .filter(([, v]) => v.met === false)
   .map(([name]) => name);

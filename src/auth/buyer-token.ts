@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from "jose";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
+import { VerifiedTokens } from "./verified-tokens";
 
 /** Algorithms accepted from an external identity provider's JWKS. `none` and HMAC are never among them. */
 const JWKS_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
@@ -31,16 +32,23 @@ function secretKey(secret: string): Uint8Array {
   return key;
 }
 
+const verified = new VerifiedTokens<{ userId: string }>();
+
 /**
  * Verifies a buyer's bearer token and returns the user id (`sub`). Issuer, audience, expiry and the
- * algorithm are all pinned; any failure is a 401 without saying which check failed.
+ * algorithm are all pinned; any failure is a 401 without saying which check failed. A token this isolate
+ * verified recently is accepted again without the signature check, until its `exp` plus the tolerance.
  */
-export async function verifyBuyerToken(config: Config, token: string): Promise<string> {
+export async function verifyBuyerToken(config: Config, token: string, now = new Date()): Promise<string> {
+  const nowMs = now.getTime();
+  const known = verified.get(config, token, nowMs);
+  if (known) return known.userId;
   const options = {
     issuer: config.buyerJwtIssuer,
     audience: config.buyerJwtAudience,
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     requiredClaims: ["sub", "exp"],
+    currentDate: now,
   };
   try {
     const { payload } = config.buyerJwksUrl
@@ -52,6 +60,9 @@ export async function verifyBuyerToken(config: Config, token: string): Promise<s
     if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 255) {
       throw new ApiError("unauthenticated", "Token subject is missing or invalid");
     }
+    // jose refuses the token once `exp` is CLOCK_TOLERANCE_SECONDS behind the clock; so does the cache.
+    const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
+    verified.remember(config, token, { userId: payload.sub }, expiresAtMs, nowMs);
     return payload.sub;
   } catch (error) {
     if (error instanceof ApiError) throw error;

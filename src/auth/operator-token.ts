@@ -2,6 +2,7 @@ import { errors, jwtVerify, SignJWT } from "jose";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { OPERATOR_ROLES, type OperatorRole } from "../types/domain";
+import { VerifiedTokens } from "./verified-tokens";
 
 /** Operator tokens have their own typ and audience, so they can never pass for a buyer's or a QR token. */
 export const OPERATOR_TOKEN_TYP = "operator+jwt";
@@ -41,7 +42,20 @@ function isRole(value: unknown): value is OperatorRole {
   return typeof value === "string" && (OPERATOR_ROLES as readonly string[]).includes(value);
 }
 
-export async function verifyOperatorToken(config: Config, token: string): Promise<OperatorClaims> {
+const verified = new VerifiedTokens<OperatorClaims>();
+
+/**
+ * The operator's claims from a valid token (else 401 `unauthenticated`). A token this isolate verified
+ * recently is accepted again without the signature check, until its `exp` (see verified-tokens.ts).
+ */
+export async function verifyOperatorToken(
+  config: Config,
+  token: string,
+  now = new Date(),
+): Promise<OperatorClaims> {
+  const nowMs = now.getTime();
+  const known = verified.get(config, token, nowMs);
+  if (known) return known;
   try {
     const { payload } = await jwtVerify(token, operatorKey(config.operatorJwtSecret), {
       algorithms: ["HS256"],
@@ -49,13 +63,17 @@ export async function verifyOperatorToken(config: Config, token: string): Promis
       audience: OPERATOR_TOKEN_AUDIENCE,
       typ: OPERATOR_TOKEN_TYP,
       requiredClaims: ["sub", "exp", "operator_id", "roles"],
+      currentDate: now,
     });
     const roles = Array.isArray(payload.roles) ? payload.roles.filter(isRole) : [];
     const eventIds = Array.isArray(payload.event_ids)
       ? payload.event_ids.filter((id): id is string => typeof id === "string")
       : [];
     if (typeof payload.operator_id !== "string") throw new ApiError("unauthenticated");
-    return { operatorId: payload.operator_id, roles, eventIds };
+    const claims = { operatorId: payload.operator_id, roles, eventIds };
+    // `exp` is required above; jose refuses the token from the second `exp` on (no clock tolerance here).
+    verified.remember(config, token, claims, (payload.exp ?? 0) * 1000, nowMs);
+    return claims;
   } catch (error) {
     if (error instanceof ApiError) throw error;
     if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");

@@ -1,0 +1,100 @@
+import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { describe, it } from "vitest";
+import { verifyBuyerToken } from "../../src/auth/buyer-token";
+import { signOperatorToken, verifyOperatorToken } from "../../src/auth/operator-token";
+import { VERIFIED_TOKEN_REUSE_MS, VerifiedTokens } from "../../src/auth/verified-tokens";
+import { loadConfig } from "../../src/env";
+import { ApiError } from "../../src/errors";
+import { uniqueUser } from "../support/tokens";
+
+// A token verified once is accepted again without its signature check: these tests try to make that
+// shortcut accept something the full verification would refuse.
+
+const config = loadConfig(env);
+const claims = { operatorId: "opr_cached", roles: ["gate" as const], eventIds: [] };
+
+async function refusal(verification: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await verification;
+    return undefined;
+  } catch (error) {
+    return error instanceof ApiError ? error.code : String(error);
+  }
+}
+
+/** The operator token's lifetime is fixed, so "later" is measured from its `exp`. */
+function expiryOf(token: string): number {
+  const [, payload] = token.split(".");
+  return JSON.parse(atob((payload ?? "").replaceAll("-", "+").replaceAll("_", "/"))).exp as number;
+}
+
+describe("operator tokens verified earlier", () => {
+  it("stop being accepted at their exp, as the full check would", async ({ expect }) => {
+    const issuedAt = new Date(Date.now() - 1_000);
+    const token = await signOperatorToken(config, claims, issuedAt);
+    const exp = expiryOf(token);
+    // Verified (and remembered) a few seconds before it expires, then asked again as it expires.
+    await expect(verifyOperatorToken(config, token, new Date((exp - 5) * 1000))).resolves.toEqual(claims);
+    await expect(verifyOperatorToken(config, token, new Date(exp * 1000 - 1))).resolves.toEqual(claims);
+    expect(await refusal(verifyOperatorToken(config, token, new Date(exp * 1000)))).toBe("unauthenticated");
+  });
+
+  it("do not vouch for a token that differs in one character", async ({ expect }) => {
+    const token = await signOperatorToken(config, claims, new Date());
+    await verifyOperatorToken(config, token);
+    const [header, payload, signature = ""] = token.split(".");
+    const last = signature.at(-1) === "A" ? "B" : "A";
+    const tamperedSignature = `${header}.${payload}.${signature.slice(0, -1)}${last}`;
+    const elevated = btoa(
+      JSON.stringify({
+        ...JSON.parse(atob((payload ?? "").replaceAll("-", "+").replaceAll("_", "/"))),
+        roles: ["admin"],
+      }),
+    )
+      .replaceAll("=", "")
+      .replaceAll("+", "-")
+      .replaceAll("/", "_");
+    const tamperedClaims = `${header}.${elevated}.${signature}`;
+    expect(await refusal(verifyOperatorToken(config, tamperedSignature))).toBe("unauthenticated");
+    expect(await refusal(verifyOperatorToken(config, tamperedClaims))).toBe("unauthenticated");
+  });
+
+  it("are not accepted under a configuration with another secret", async ({ expect }) => {
+    const token = await signOperatorToken(config, claims, new Date());
+    await expect(verifyOperatorToken(config, token)).resolves.toEqual(claims);
+    const rotated = { ...config, operatorJwtSecret: `${config.operatorJwtSecret}-rotated` };
+    expect(await refusal(verifyOperatorToken(rotated, token))).toBe("unauthenticated");
+  });
+});
+
+describe("buyer tokens verified earlier", () => {
+  it("stop being accepted once exp is the clock tolerance behind", async ({ expect }) => {
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const userId = uniqueUser();
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setSubject(userId)
+      .setIssuer(config.buyerJwtIssuer)
+      .setAudience(config.buyerJwtAudience)
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(config.buyerJwtSecret));
+    await expect(verifyBuyerToken(config, token, new Date((exp - 1) * 1000))).resolves.toBe(userId);
+    // Past exp but inside the 30 s tolerance: still good, from the cache or not.
+    await expect(verifyBuyerToken(config, token, new Date((exp + 29) * 1000))).resolves.toBe(userId);
+    expect(await refusal(verifyBuyerToken(config, token, new Date((exp + 30) * 1000)))).toBe(
+      "unauthenticated",
+    );
+  });
+});
+
+describe("VerifiedTokens", () => {
+  it("forgets an entry after the reuse window even when the token lives longer", ({ expect }) => {
+    const cache = new VerifiedTokens<{ id: string }>();
+    const owner = {};
+    cache.remember(owner, "token", { id: "a" }, 10 * VERIFIED_TOKEN_REUSE_MS, 0);
+    expect(cache.get(owner, "token", VERIFIED_TOKEN_REUSE_MS - 1)).toEqual({ id: "a" });
+    expect(cache.get(owner, "token", VERIFIED_TOKEN_REUSE_MS)).toBeUndefined();
+    expect(cache.get({}, "token", 0)).toBeUndefined();
+  });
+});
