@@ -32,8 +32,9 @@ const ONLY = process.argv
   .split(",")
   .filter(Boolean);
 const FLOORS = ["floor", "floor_do", "d1_floor"];
-const wanted = (name: string) =>
-  ONLY === undefined || FLOORS.includes(name) || ONLY.some((word) => name.includes(word));
+const wanted = (...names: string[]) =>
+  ONLY === undefined ||
+  names.some((name) => FLOORS.includes(name) || ONLY.some((word) => name.includes(word)));
 const PROFILE_DIR = ".wrangler/bench/profiles";
 const INSPECTOR_PORT = 9329;
 const DURATION_SECONDS = QUICK ? 5 : 15;
@@ -142,7 +143,7 @@ try {
       next: () => ({ body: bodies[i++ % bodies.length] }),
     });
   };
-  for (const code of wanted("scan") ? codes : []) {
+  for (const code of wanted("scan_many_tickets", "scan_skeleton", "scan_hot_ticket") ? codes : []) {
     await fetch(`${base}/tickets/scan`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${gate.token}` },
@@ -229,7 +230,7 @@ try {
 
   // POS deductions, when the wallet slice is deployed in this build.
   const walletProbe = await fetch(`${base}/wallet`, { headers: { authorization: `Bearer ${viewerToken}` } });
-  if (walletProbe.status === 200 && wanted("deduct")) {
+  if (walletProbe.status === 200 && wanted("deduct_many_wallets", "deduct_hot_wallet")) {
     const { runDeductionScenarios } = await import("./wallet-scenarios");
     await runDeductionScenarios({
       api,
@@ -246,7 +247,7 @@ try {
   }
 
   // Reports: the same one-day query with 10k rows in the table, then with a million.
-  if (wanted("report_day")) {
+  if (wanted("report_day_10k_rows", "report_day_1m_rows")) {
     const analyst = await login(api, "analyst-demo");
     const reportLoad = (s: number) =>
       load({

@@ -4,8 +4,12 @@ import type { Env } from "../env";
 import { newId } from "../ids";
 import type { RedemptionRecorded } from "../queues/messages";
 
-/** Scan ids are remembered this long, so an RPC retried after a dropped connection never spends twice. */
-export const SCAN_ID_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * How long an accepted scan's answer outlives its token. The answer is kept with the spent jti, so an RPC
+ * resent after a dropped connection (same scan id, same jti) is answered again instead of spending twice;
+ * a resend comes within seconds, even one that lands just after the token expired.
+ */
+export const RESENT_SCAN_GRACE_MS = 60_000;
 /** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
 const OUTBOX_BATCH = 100;
 /** How long accepted scans may gather in the outbox before one alarm forwards them together. */
@@ -58,6 +62,8 @@ export class TicketObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** In-memory copies of what storage already says, so a scan does not re-read them. */
   private initializedCode: string | undefined;
+  /** The entitlements table as last committed; this object is its only writer. */
+  private entitlementsCopy: EntitlementState[] | undefined;
   private flushScheduled = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -70,12 +76,16 @@ export class TicketObject extends DurableObject<Env> {
         total_uses INTEGER NOT NULL,
         remaining_uses INTEGER NOT NULL CHECK (remaining_uses >= 0 AND remaining_uses <= total_uses)
       );
-      CREATE TABLE IF NOT EXISTS spent_jtis (jti TEXT PRIMARY KEY, expires_at_ms INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS spent_jtis (
+        jti TEXT PRIMARY KEY,
+        expires_at_ms INTEGER NOT NULL,
+        scan_id TEXT,
+        result TEXT
+      );
       CREATE INDEX IF NOT EXISTS spent_jtis_by_expiry ON spent_jtis (expires_at_ms);
-      CREATE TABLE IF NOT EXISTS scans (scan_id TEXT PRIMARY KEY, result TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS scans_by_age ON scans (created_at_ms);
       CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
     `);
+    upgradeStorage(this.sql);
   }
 
   /** Redeems one use of `fn`. Idempotent on `scanId`; refuses a jti it has seen. */
@@ -86,19 +96,21 @@ export class TicketObject extends DurableObject<Env> {
     // From here on there is no await until the result is returned: the check and the decrement cannot be
     // separated by another request.
     const nowMs = Date.now();
+    const before = this.currentEntitlements();
     const result = this.ctx.storage.transactionSync((): RedeemResult => {
-      const previous = this.sql
-        .exec<{ result: string }>("SELECT result FROM scans WHERE scan_id = ?", request.scanId)
+      const spent = this.sql
+        .exec<{ scan_id: string | null; result: string | null }>(
+          "SELECT scan_id, result FROM spent_jtis WHERE jti = ?",
+          request.jti,
+        )
         .toArray()[0];
-      if (previous) return JSON.parse(previous.result) as RedeemResult;
+      // The same scan resent (same scan id, same jti): its answer, even if the token has expired since.
+      if (spent?.result && spent.scan_id === request.scanId) return JSON.parse(spent.result) as RedeemResult;
 
-      const jtiSpent =
-        this.sql.exec("SELECT 1 FROM spent_jtis WHERE jti = ?", request.jti).toArray().length > 0;
-      const before = this.entitlements();
       const decision = decideRedemption({
         entitlements: before,
         fn: request.fn,
-        jtiSpent,
+        jtiSpent: spent !== undefined,
         tokenExpiresAtSeconds: request.tokenExpiresAt,
         nowMs,
       });
@@ -109,11 +121,6 @@ export class TicketObject extends DurableObject<Env> {
         request.fn,
       ).rowsWritten;
       if (changed !== 1) throw new Error("invariant: decrement after a positive check must change one row");
-      this.sql.exec(
-        "INSERT INTO spent_jtis (jti, expires_at_ms) VALUES (?, ?)",
-        request.jti,
-        request.tokenExpiresAt * 1000,
-      );
 
       const scannedAt = new Date(nowMs).toISOString();
       const result: RedeemResult = {
@@ -128,10 +135,11 @@ export class TicketObject extends DurableObject<Env> {
         ),
       };
       this.sql.exec(
-        "INSERT INTO scans (scan_id, result, created_at_ms) VALUES (?, ?, ?)",
+        "INSERT INTO spent_jtis (jti, expires_at_ms, scan_id, result) VALUES (?, ?, ?, ?)",
+        request.jti,
+        request.tokenExpiresAt * 1000,
         request.scanId,
         JSON.stringify(result),
-        nowMs,
       );
       const remaining = result.entitlements.find((e) => e.function === request.fn)?.remaining_uses ?? 0;
       const event: RedemptionRecorded = {
@@ -149,7 +157,11 @@ export class TicketObject extends DurableObject<Env> {
       this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
       return result;
     });
-    if (result.result === "accepted") await this.scheduleOutboxFlush();
+    // Committed: only now may the in-memory copy move (a throw above rolled storage back, and it with it).
+    if (result.result === "accepted") {
+      this.entitlementsCopy = result.entitlements;
+      await this.scheduleOutboxFlush();
+    }
     return result;
   }
 
@@ -170,7 +182,7 @@ export class TicketObject extends DurableObject<Env> {
   /** The ticket's current uses, or null when no scan has reached this object yet (D1 is then exact). */
   snapshot(): TicketSnapshot | null {
     const row = this.sql.exec<{ code: string }>("SELECT code FROM ticket").toArray()[0];
-    return row ? { code: row.code, entitlements: this.entitlements() } : null;
+    return row ? { code: row.code, entitlements: this.currentEntitlements() } : null;
   }
 
   /** Forwards the outbox to the queue, then forgets jtis and scan ids that can no longer matter. */
@@ -203,10 +215,12 @@ export class TicketObject extends DurableObject<Env> {
     await this.scheduleNextAlarm();
   }
 
-  /** Expired jtis can go: their tokens are refused as expired before the jti is even looked at. */
+  /**
+   * A spent jti can go once its token has expired and a resend of its scan can no longer come: an expired
+   * token is refused as expired before its jti is even looked at.
+   */
   private prune(nowMs: number): void {
-    this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs);
-    this.sql.exec("DELETE FROM scans WHERE created_at_ms <= ?", nowMs - SCAN_ID_RETENTION_MS);
+    this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs - RESENT_SCAN_GRACE_MS);
   }
 
   private async scheduleNextAlarm(): Promise<void> {
@@ -214,12 +228,15 @@ export class TicketObject extends DurableObject<Env> {
     if (pendingOutbox) return this.ctx.storage.setAlarm(Date.now());
     const next = this.sql
       .exec<{ at: number | null }>(
-        `SELECT MIN(at) AS at FROM (
-           SELECT MIN(expires_at_ms) AS at FROM spent_jtis
-           UNION ALL SELECT MIN(created_at_ms) + ${SCAN_ID_RETENTION_MS} FROM scans)`,
+        `SELECT MIN(expires_at_ms) + ${RESENT_SCAN_GRACE_MS} AS at FROM spent_jtis`,
       )
       .toArray()[0]?.at;
     if (next != null) await this.ctx.storage.setAlarm(next);
+  }
+
+  private currentEntitlements(): EntitlementState[] {
+    this.entitlementsCopy ??= this.entitlements();
+    return this.entitlementsCopy;
   }
 
   private entitlements(): EntitlementState[] {
@@ -267,5 +284,22 @@ export class TicketObject extends DurableObject<Env> {
       }
     });
     return true;
+  }
+}
+
+/**
+ * Storage written by an earlier version of this class: spent jtis without their scan's answer, which lived
+ * in a `scans` table of its own. The jtis are kept (a replay must stay refused across the upgrade); the old
+ * answers are dropped, which only a resend in flight during the deploy could have needed.
+ */
+function upgradeStorage(sql: SqlStorage): void {
+  try {
+    sql.exec("SELECT scan_id FROM spent_jtis LIMIT 0");
+  } catch {
+    sql.exec(`
+      ALTER TABLE spent_jtis ADD COLUMN scan_id TEXT;
+      ALTER TABLE spent_jtis ADD COLUMN result TEXT;
+      DROP TABLE IF EXISTS scans;
+    `);
   }
 }
