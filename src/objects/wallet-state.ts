@@ -92,6 +92,7 @@ export class WalletState {
 
   /** The user this object serves, once read: it never changes, so a request does not re-read it. */
   private boundUserId: string | undefined;
+  private snapshotWritten = false;
 
   /** A wallet object serves exactly one user; it is addressed by the user id, so this only guards bugs. */
   bindTo(userId: string): void {
@@ -111,8 +112,10 @@ export class WalletState {
     return this.boundUserId;
   }
 
+  /** Once written, the snapshot row is only ever updated, so a yes is remembered. */
   hasSnapshot(): boolean {
-    return this.sql.exec("SELECT 1 FROM snapshot").toArray().length > 0;
+    this.snapshotWritten ||= this.sql.exec("SELECT 1 FROM snapshot").toArray().length > 0;
+    return this.snapshotWritten;
   }
 
   view(): WalletView {
