@@ -1,3 +1,4 @@
+import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
 import { decideRedemption, type EntitlementState, type RedemptionRejection } from "../domain/redemption";
 import type { Env } from "../env";
@@ -59,6 +60,12 @@ export interface TicketSnapshot {
  * outbox in that same transaction; the alarm forwards it to the queue (at least once).
  */
 export class TicketObject extends DurableObject<Env> {
+  static {
+    // A redeem resent with the same scan id and jti answers what the first attempt did (see
+    // RESENT_SCAN_GRACE_MS), so the runtime may resend one cut off after it started; a read is harmless.
+    retryable(TicketObject.prototype.redeem, TicketObject.prototype.snapshot);
+  }
+
   private readonly sql: SqlStorage;
   /** In-memory copies of what storage already says, so a scan does not re-read them. */
   private initializedCode: string | undefined;
