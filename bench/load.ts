@@ -8,6 +8,8 @@ export interface ScenarioResult {
   requests: number;
   /** workerd's CPU time (all threads) per request; Linux only. */
   cpu_ms_per_request?: number;
+  /** For a scenario measured in several rounds: each round's throughput (the fields above are the median round's). */
+  rounds_rps?: number[];
 }
 
 export interface LoadOptions {

@@ -94,6 +94,34 @@ async function scenario(name: string, run: (seconds: number) => Promise<Scenario
   await measure(name, () => run(DURATION_SECONDS));
 }
 
+/**
+ * `floor_do` anchors three ratios, and on a 2-core machine it lands on one of two levels from run to run
+ * (about 1,150 or 1,400 rps), which alone moved those ratios by 20 %. So it is measured in three rounds
+ * spread over the run (before the scans, the orders and the deductions), and the round with the median
+ * throughput is the one reported and divided by; `rounds_rps` keeps all three.
+ */
+const FLOOR_DO_ROUNDS = 3;
+const floorDoRounds: ScenarioResult[] = [];
+async function floorDoRound(): Promise<void> {
+  const round = floorDoRounds.length + 1;
+  const run = (seconds: number) =>
+    load({
+      url: `${base}/__bench/floor-do?objects=${SCAN_TICKETS}`,
+      method: "POST",
+      connections: CONNECTIONS,
+      durationSeconds: seconds,
+    });
+  log(`▶ floor_do (round ${round} of ${FLOOR_DO_ROUNDS})`);
+  await run(WARMUP_SECONDS);
+  const name = round === 1 ? "floor_do" : `floor_do_round_${round}`;
+  floorDoRounds.push(await measure(name, () => run(DURATION_SECONDS)));
+  if (round > 1) delete results[name];
+  const byRps = [...floorDoRounds].sort((a, b) => a.rps - b.rps);
+  const median = byRps[Math.floor((byRps.length - 1) / 2)];
+  // Reassigning the key keeps its place in the table, where round 1 put it.
+  if (median) results.floor_do = { ...median, rounds_rps: floorDoRounds.map((r) => r.rps) };
+}
+
 try {
   // Floors: the runtime's own cost for a trivial route, one Durable Object write, one D1 update.
   await scenario("floor", (s) =>
@@ -103,14 +131,7 @@ try {
   // as for the tickets, so neither scenario pays first-use costs the other does not.
   for (let i = 0; i < SCAN_TICKETS; i++)
     await fetch(`${base}/__bench/floor-do?index=${i}`, { method: "POST" });
-  await scenario("floor_do", (s) =>
-    load({
-      url: `${base}/__bench/floor-do?objects=${SCAN_TICKETS}`,
-      method: "POST",
-      connections: CONNECTIONS,
-      durationSeconds: s,
-    }),
-  );
+  await floorDoRound();
   await scenario("d1_floor", (s) =>
     load({ url: `${base}/__bench/d1-floor`, method: "POST", connections: CONNECTIONS, durationSeconds: s }),
   );
@@ -156,6 +177,8 @@ try {
   );
   const hot = codes[0] ?? "";
   await scenario("scan_hot_ticket", (s) => scanLoad(s, () => hot));
+
+  await floorDoRound();
 
   // Orders: each request a new buyer key, all on one product.
   await insertProduct(api, "prd_bench_orders", [{ function: "bus", uses: 1 }], 100_000_000);
@@ -227,6 +250,8 @@ try {
       durationSeconds: s,
     }),
   );
+
+  await floorDoRound();
 
   // POS deductions, when the wallet slice is deployed in this build.
   const walletProbe = await fetch(`${base}/wallet`, { headers: { authorization: `Bearer ${viewerToken}` } });
