@@ -44,8 +44,10 @@ describe("operator tokens verified earlier", () => {
     const token = await signOperatorToken(config, claims, new Date());
     await verifyOperatorToken(config, token);
     const [header, payload, signature = ""] = token.split(".");
-    const last = signature.at(-1) === "A" ? "B" : "A";
-    const tamperedSignature = `${header}.${payload}.${signature.slice(0, -1)}${last}`;
+    // The first character: all six of its bits are signature bits. (The last one's low bits are padding,
+    // which base64url decoders ignore, so changing only those would not change the signature at all.)
+    const first = signature.startsWith("A") ? "B" : "A";
+    const tamperedSignature = `${header}.${payload}.${first}${signature.slice(1)}`;
     const elevated = btoa(
       JSON.stringify({
         ...JSON.parse(atob((payload ?? "").replaceAll("-", "+").replaceAll("_", "/"))),
