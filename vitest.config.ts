@@ -26,6 +26,7 @@ export default defineConfig(async () => {
             ENVIRONMENT: "test",
             BUYER_JWT_SECRET: randomBytes(32).toString("hex"),
             OPERATOR_JWT_SECRET: randomBytes(32).toString("hex"),
+            WALLET_REF_SECRET: randomBytes(32).toString("hex"),
             PAYMENT_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
             QR_SIGNING_JWK: testQrSigningJwk("test-qr-current"),
             QR_SIGNING_JWK_PREVIOUS: testQrSigningJwk("test-qr-previous"),

@@ -12,6 +12,7 @@ import { seedSql } from "../scripts/seed.mjs";
 export interface BenchSecrets {
   BUYER_JWT_SECRET: string;
   OPERATOR_JWT_SECRET: string;
+  WALLET_REF_SECRET: string;
   PAYMENT_WEBHOOK_SECRET: string;
   QR_SIGNING_JWK: string;
 }
@@ -33,6 +34,7 @@ function freshSecrets(): BenchSecrets {
   return {
     BUYER_JWT_SECRET: randomBytes(32).toString("hex"),
     OPERATOR_JWT_SECRET: randomBytes(32).toString("hex"),
+    WALLET_REF_SECRET: randomBytes(32).toString("hex"),
     PAYMENT_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString("base64")}`,
     QR_SIGNING_JWK: JSON.stringify({ ...jwk, kid: "bench-qr", alg: "EdDSA" }),
   };

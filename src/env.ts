@@ -18,6 +18,7 @@ export interface Env {
   BUYER_JWKS_URL?: string;
   BUYER_JWT_SECRET?: string;
   OPERATOR_JWT_SECRET?: string;
+  WALLET_REF_SECRET?: string;
   SERVICE_ISSUER?: string;
   PAYMENT_WEBHOOK_SECRET?: string;
   QR_SIGNING_JWK?: string;
@@ -25,6 +26,9 @@ export interface Env {
   TOPUP_MIN_CENTS?: string;
   TOPUP_MAX_CENTS?: string;
   PUBLIC_BASE_URL?: string;
+  REFUND_WINDOW_SECONDS?: string;
+  REFUND_APPROVAL_CENTS?: string;
+  MAX_PENDING_UNITS_PER_BUYER?: string;
 }
 
 const intFromString = (fallback: number, min: number, max: number) =>
@@ -45,6 +49,8 @@ const configSchema = z.object({
   buyerJwksUrl: z.url().optional(),
   buyerJwtSecret: z.string().min(MIN_SECRET_LENGTH).optional(),
   operatorJwtSecret: z.string().min(MIN_SECRET_LENGTH),
+  /** Keys the tills' opaque wallet references, apart from the operator secret so either can rotate alone. */
+  walletRefSecret: z.string().min(MIN_SECRET_LENGTH),
   serviceIssuer: z.string().min(1),
   paymentWebhookSecret: z.string().startsWith("whsec_").optional(),
   qrSigningJwk: z.string().optional(),
@@ -52,6 +58,12 @@ const configSchema = z.object({
   topupMinCents: intFromString(500, 1, 10_000_000),
   topupMaxCents: intFromString(50_000, 1, 10_000_000),
   publicBaseUrl: z.url().default("http://localhost:8787"),
+  /** A POS deduction older than this cannot be refunded from a till. */
+  refundWindowSeconds: intFromString(86_400, 60, 366 * 86_400),
+  /** A refund above this needs role `supervisor` or `admin`. */
+  refundApprovalCents: intFromString(5_000, 0, 10_000_000),
+  /** Units one buyer may hold in unpaid orders at once: stock cannot be hoarded without paying. */
+  maxPendingUnitsPerBuyer: intFromString(40, 1, 10_000),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -77,6 +89,7 @@ export function loadConfig(env: Env): Config {
     buyerJwksUrl: emptyToUndefined(env.BUYER_JWKS_URL),
     buyerJwtSecret: emptyToUndefined(env.BUYER_JWT_SECRET),
     operatorJwtSecret: env.OPERATOR_JWT_SECRET,
+    walletRefSecret: env.WALLET_REF_SECRET,
     serviceIssuer: env.SERVICE_ISSUER,
     paymentWebhookSecret: emptyToUndefined(env.PAYMENT_WEBHOOK_SECRET),
     qrSigningJwk: emptyToUndefined(env.QR_SIGNING_JWK),
@@ -84,6 +97,9 @@ export function loadConfig(env: Env): Config {
     topupMinCents: emptyToUndefined(env.TOPUP_MIN_CENTS),
     topupMaxCents: emptyToUndefined(env.TOPUP_MAX_CENTS),
     publicBaseUrl: emptyToUndefined(env.PUBLIC_BASE_URL),
+    refundWindowSeconds: emptyToUndefined(env.REFUND_WINDOW_SECONDS),
+    refundApprovalCents: emptyToUndefined(env.REFUND_APPROVAL_CENTS),
+    maxPendingUnitsPerBuyer: emptyToUndefined(env.MAX_PENDING_UNITS_PER_BUYER),
   });
   if (!config.buyerJwksUrl && !config.buyerJwtSecret) {
     throw new Error("Configuration: set BUYER_JWKS_URL or BUYER_JWT_SECRET");

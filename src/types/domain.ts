@@ -1,7 +1,8 @@
 // The domain types the API speaks. Route schemas (src/http/schemas.ts) describe the same shapes for
 // OpenAPI; these are what domain code and stores pass around.
 
-export const OPERATOR_ROLES = ["gate", "pos", "analyst", "admin"] as const;
+/** `supervisor` approves refunds above the limit and annuls scans outside the window; it implies no other role. */
+export const OPERATOR_ROLES = ["gate", "pos", "analyst", "supervisor", "admin"] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
 
 export const ORDER_STATUSES = ["PENDING_PAYMENT", "PAID", "PAYMENT_FAILED", "EXPIRED"] as const;
