@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
+import { sha256Hex } from "../auth/sha256";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AuditEntry } from "../types/domain";
@@ -43,11 +44,6 @@ export function canonicalJson(value: unknown): string {
     for (const key of Object.keys(item).sort()) sorted[key] = (item as Record<string, unknown>)[key];
     return sorted;
   });
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -1,4 +1,5 @@
 import { and, eq, lt, sql } from "drizzle-orm";
+import { sha256Hex } from "../auth/sha256";
 import { type Db, isConstraintError, type Statement } from "../db/client";
 import { idempotencyRecords } from "../db/schema";
 import { ApiError, PROBLEM_CONTENT_TYPE, problemBody } from "../errors";
@@ -87,11 +88,6 @@ export class IdempotencyClaim {
 /** What "the same request" means under one key: the hash of its canonical parameters. */
 export function hashRequest(request: unknown): Promise<string> {
   return sha256Hex(JSON.stringify(request));
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function respond(outcome: IdempotentOutcome, replayed: boolean): Response {
