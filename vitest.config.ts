@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { configDefaults, defineConfig } from "vitest/config";
 import { buildWeb } from "./scripts/build-web.mjs";
@@ -23,6 +24,9 @@ export default defineConfig(async () => {
           compatibilityFlags: ["service_binding_extra_handlers"],
           bindings: {
             TEST_MIGRATIONS: migrations,
+            // Tests run in workerd and cannot read files: the published development values, for the
+            // production guard's test that its list matches the file.
+            DEV_VARS_EXAMPLE: readFileSync(".dev.vars.example", "utf8"),
             ENVIRONMENT: "test",
             BUYER_JWT_SECRET: randomBytes(32).toString("hex"),
             OPERATOR_JWT_SECRET: randomBytes(32).toString("hex"),

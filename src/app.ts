@@ -2,7 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import { loadConfig } from "./env";
+import { ConfigurationError, loadConfig } from "./env";
 import { ApiError, problemResponse, toApiError } from "./errors";
 import type { AppEnv } from "./http/context";
 import { adminWalletRoutes } from "./routes/admin-wallets";
@@ -10,6 +10,7 @@ import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
 import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
+import { operatorRoutes } from "./routes/operators";
 import { orderRoutes } from "./routes/orders";
 import { paymentRoutes } from "./routes/payments";
 import { posRoutes } from "./routes/pos";
@@ -56,8 +57,17 @@ export function buildApp() {
   const app = new OpenAPIHono<AppEnv>();
 
   app.use(requestId({ headerName: REQUEST_ID_HEADER, limitLength: 200 }));
+  // A configuration the service cannot run with (missing secret, or a published development secret in
+  // production) refuses every route, before any handler could use it. loadConfig has logged why.
   app.use(async (c, next) => {
-    c.set("config", loadConfig(c.env));
+    try {
+      c.set("config", loadConfig(c.env));
+    } catch (error) {
+      if (error instanceof ConfigurationError) {
+        throw new ApiError("service_misconfigured", "The service is not configured correctly");
+      }
+      throw error;
+    }
     await next();
   });
   app.use(
@@ -76,6 +86,7 @@ export function buildApp() {
   app.route("/", ticketRoutes);
   app.route("/", wellKnownRoutes);
   app.route("/", staffRoutes);
+  app.route("/", operatorRoutes);
   app.route("/", deviceRoutes);
   app.route("/", sessionRoutes);
   app.route("/", auditRoutes);

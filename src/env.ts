@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { variablesWithPublishedSecrets } from "./config/published-dev-secrets";
 import type { TicketObject } from "./objects/ticket";
 import type { WalletObject } from "./objects/wallet";
 import type { EventMessage } from "./queues/messages";
@@ -71,16 +72,59 @@ export type Config = z.infer<typeof configSchema>;
 const emptyToUndefined = (value: string | undefined) =>
   value === undefined || value === "" ? undefined : value;
 
-const parsedConfigs = new WeakMap<Env, Config>();
+/**
+ * The deployment's configuration is unusable: a variable is missing or malformed, or (in production) a
+ * secret is a published development value. The app answers every request 503 `service_misconfigured`.
+ * It names the variables and what is wrong with them, never their values.
+ */
+export class ConfigurationError extends Error {
+  readonly problems: readonly { variable: string; problem: string }[];
+
+  constructor(problems: readonly { variable: string; problem: string }[]) {
+    super(`Configuration refused: ${problems.map((p) => `${p.variable} ${p.problem}`).join("; ")}`);
+    this.name = "ConfigurationError";
+    this.problems = problems;
+  }
+}
+
+/** `orderHoldSeconds` → `ORDER_HOLD_SECONDS`: every config field is named after its variable. */
+const variableName = (field: PropertyKey) =>
+  String(field)
+    .replace(/[A-Z]/g, (letter) => `_${letter}`)
+    .toUpperCase();
+
+const parsedConfigs = new WeakMap<Env, Config | ConfigurationError>();
 
 /**
  * Parses the bindings once per isolate (the env object is stable for an isolate's lifetime).
- * A misconfigured deployment fails loudly here instead of deep inside a request.
+ * A misconfigured deployment fails loudly here instead of deep inside a request: a ConfigurationError,
+ * logged once (with variable names, never values) and thrown again to every later caller.
  */
 export function loadConfig(env: Env): Config {
   const cached = parsedConfigs.get(env);
+  if (cached instanceof ConfigurationError) throw cached;
   if (cached) return cached;
-  const config = configSchema.parse({
+  let config: Config;
+  try {
+    config = parseConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    parsedConfigs.set(env, error);
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "configuration refused: every request answers 503 service_misconfigured",
+        problems: error.problems,
+      }),
+    );
+    throw error;
+  }
+  parsedConfigs.set(env, config);
+  return config;
+}
+
+function parseConfig(env: Env): Config {
+  const parsed = configSchema.safeParse({
     environment: emptyToUndefined(env.ENVIRONMENT),
     currency: emptyToUndefined(env.CURRENCY),
     orderHoldSeconds: emptyToUndefined(env.ORDER_HOLD_SECONDS),
@@ -101,9 +145,39 @@ export function loadConfig(env: Env): Config {
     refundApprovalCents: emptyToUndefined(env.REFUND_APPROVAL_CENTS),
     maxPendingUnitsPerBuyer: emptyToUndefined(env.MAX_PENDING_UNITS_PER_BUYER),
   });
-  if (!config.buyerJwksUrl && !config.buyerJwtSecret) {
-    throw new Error("Configuration: set BUYER_JWKS_URL or BUYER_JWT_SECRET");
+  if (!parsed.success) {
+    // zod's messages describe the rule broken ("Too small: expected string to have >=32 characters"),
+    // not the input, so they are safe to log.
+    throw new ConfigurationError(
+      parsed.error.issues.map((issue) => ({
+        variable: variableName(issue.path[0] ?? "configuration"),
+        problem: issue.message,
+      })),
+    );
   }
-  parsedConfigs.set(env, config);
+  const config = parsed.data;
+  if (!config.buyerJwksUrl && !config.buyerJwtSecret) {
+    throw new ConfigurationError([
+      { variable: "BUYER_JWT_SECRET", problem: "must be set when BUYER_JWKS_URL is not" },
+    ]);
+  }
+  if (config.environment === "production") {
+    const published = variablesWithPublishedSecrets({
+      BUYER_JWT_SECRET: env.BUYER_JWT_SECRET,
+      OPERATOR_JWT_SECRET: env.OPERATOR_JWT_SECRET,
+      WALLET_REF_SECRET: env.WALLET_REF_SECRET,
+      PAYMENT_WEBHOOK_SECRET: env.PAYMENT_WEBHOOK_SECRET,
+      QR_SIGNING_JWK: env.QR_SIGNING_JWK,
+      QR_SIGNING_JWK_PREVIOUS: env.QR_SIGNING_JWK_PREVIOUS,
+    });
+    if (published.length > 0) {
+      throw new ConfigurationError(
+        published.map((variable) => ({
+          variable,
+          problem: "is a published development value (.dev.vars.example): set a secret of your own",
+        })),
+      );
+    }
+  }
   return config;
 }

@@ -5,6 +5,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends WorkerEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** The text of .dev.vars.example (see vitest.config.ts). */
+      DEV_VARS_EXAMPLE: string;
     }
   }
 }
