@@ -1,10 +1,11 @@
 import type { Config } from "../env";
 
 // A POS till must recognise "the same wallet again" without learning who owns it. It gets an opaque
-// reference: an HMAC of (event, user id) under a key derived from a service secret. Scoped per event, so
+// reference: an HMAC of (event, user id) under a key derived from WALLET_REF_SECRET. Scoped per event, so
 // two events' tills cannot join their customers; stable within an event, so a till can match a refund to
-// a sale. The key is derived with HKDF and a purpose label, so the secret's other use (signing operator
-// tokens) and this one can never produce each other's values.
+// a sale. The secret is its own, not the operator tokens': rotating that one (after a leak, or routinely)
+// must not change every wallet's reference mid-event, and rotating this one changes only the references.
+// The key is derived with HKDF and a purpose label, so the raw secret is never used as a MAC key.
 
 const WALLET_REF_KEY_INFO = "passes-edge/wallet-ref/v1";
 /** Bytes of the HMAC kept: 120 bits, far beyond any collision concern for one event's wallets. */
@@ -56,7 +57,7 @@ function base32(bytes: Uint8Array): string {
 
 /** The opaque reference a till at `eventId` sees for `userId`'s wallet: `wal_` + 24 base32 symbols. */
 export async function walletRef(config: Config, eventId: string, userId: string): Promise<string> {
-  const key = await walletRefKey(config.operatorJwtSecret);
+  const key = await walletRefKey(config.walletRefSecret);
   const mac = await crypto.subtle.sign(
     "HMAC",
     key,
