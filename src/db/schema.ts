@@ -84,11 +84,23 @@ export const operators = sqliteTable("operators", {
   createdAt: text("created_at").notNull(),
 });
 
-export const loginThrottle = sqliteTable("login_throttle", {
-  username: text("username").primaryKey(),
-  failures: integer("failures").notNull(),
-  windowStartedAt: text("window_started_at").notNull(),
-});
+/** One streak of login attempts per (username, client address); see src/db/login-throttle.ts. */
+export const loginAttempts = sqliteTable(
+  "login_attempts",
+  {
+    username: text("username").notNull(),
+    clientAddress: text("client_address").notNull(),
+    attempts: integer("attempts").notNull(),
+    refused: integer("refused").notNull().default(0),
+    latestAdmitted: integer("latest_admitted", { mode: "boolean" }).notNull(),
+    admittedAtMs: integer("admitted_at_ms").notNull(),
+    retryAtMs: integer("retry_at_ms").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.username, t.clientAddress] }),
+    index("login_attempts_by_admitted_at").on(t.admittedAtMs),
+  ],
+);
 
 export const devices = sqliteTable(
   "devices",

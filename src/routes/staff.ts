@@ -4,12 +4,15 @@ import { decoyPasswordHash, hashPassword, verifyPassword } from "../auth/passwor
 import { appendAudit } from "../db/audit";
 import { getDb } from "../db/client";
 import {
-  clearFailedLogins,
-  findOperatorByUsername,
-  insertOperator,
-  loginRetryAfterSeconds,
-  recordFailedLogin,
-} from "../db/operators";
+  clearLoginAttempts,
+  clientAddressFrom,
+  LOGIN_BACKOFF_BASE_SECONDS,
+  LOGIN_BACKOFF_MAX_SECONDS,
+  LOGIN_FREE_ATTEMPTS,
+  LOGIN_STREAK_RESET_SECONDS,
+  reserveLoginAttempt,
+} from "../db/login-throttle";
+import { findOperatorByUsername, insertOperator } from "../db/operators";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
@@ -72,8 +75,13 @@ export const staffRoutes = createRouter()
       tags: ["Staff"],
       summary: "Exchange staff credentials for an operator token",
       description:
-        "A wrong username and a wrong password get the same answer in similar time. After " +
-        "5 failures in 15 minutes a username is refused with 429 until the window ends.",
+        "A wrong username and a wrong password get the same answer in similar time. Attempts are " +
+        "throttled per (username, client address from `CF-Connecting-IP`), so failures from one " +
+        `address never lock the username out at another. The first ${LOGIN_FREE_ATTEMPTS} attempts go ` +
+        `straight to the password check; after them each attempt must wait ${LOGIN_BACKOFF_BASE_SECONDS} s, ` +
+        `doubling up to ${LOGIN_BACKOFF_MAX_SECONDS / 60} minutes, and meanwhile is refused with 429 ` +
+        "`too_many_attempts`, a `Retry-After` header and `retry_after` (seconds). A success, or " +
+        `${LOGIN_STREAK_RESET_SECONDS / 60} minutes without an admitted attempt, starts afresh.`,
       request: { body: jsonBody(LoginSchema) },
       responses: {
         200: json(LoginResultSchema, "Logged in"),
@@ -84,27 +92,35 @@ export const staffRoutes = createRouter()
       const { username, password } = c.req.valid("json");
       const db = getDb(c.env.DB);
       const now = new Date();
-      const retryAfter = await loginRetryAfterSeconds(db, username, now);
-      if (retryAfter > 0) {
-        await appendAudit(
-          db,
-          { actor: username, action: "operator.login_failed", details: { reason: "too_many_attempts" } },
-          now,
-        );
+      const clientAddress = clientAddressFrom(c.req.header("cf-connecting-ip"));
+      // Reserved before the password is checked, so parallel guesses cannot all reach the check.
+      const attempt = await reserveLoginAttempt(db, username, clientAddress, now);
+      if (!attempt.admitted) {
+        // Refusals are counted in the throttle's row, not appended to the chain one by one: only the
+        // first of a streak is audited, so a flood of logins adds one entry and never contends for the tail.
+        if (attempt.refused === 1) {
+          await appendAudit(
+            db,
+            {
+              actor: username,
+              action: "operator.login_throttled",
+              details: { client_address: clientAddress, retry_after_seconds: attempt.retryAfterSeconds },
+            },
+            now,
+          );
+        }
         throw new ApiError(
           "too_many_attempts",
           "Too many failed logins; try again later",
-          { retry_after: retryAfter },
-          {
-            "retry-after": String(retryAfter),
-          },
+          { retry_after: attempt.retryAfterSeconds },
+          { "retry-after": String(attempt.retryAfterSeconds) },
         );
       }
       const operator = await findOperatorByUsername(db, username);
       // Always run the hash, against a decoy when the user is unknown, so timing does not reveal usernames.
       const valid = await verifyPassword(password, operator?.passwordHash ?? (await decoyPasswordHash()));
       if (!operator || !valid || !operator.active) {
-        await recordFailedLogin(db, username, now);
+        // The reservation already counted this attempt; admitted failures are bounded, so each is audited.
         const reason = !operator ? "unknown_username" : !valid ? "wrong_password" : "operator_inactive";
         await appendAudit(
           db,
@@ -118,7 +134,6 @@ export const staffRoutes = createRouter()
         );
         throw new ApiError("invalid_credentials");
       }
-      await clearFailedLogins(db, username);
       await appendAudit(
         db,
         {
@@ -128,6 +143,7 @@ export const staffRoutes = createRouter()
           details: { username: operator.username },
         },
         now,
+        [clearLoginAttempts(db, username, clientAddress)],
       );
       const token = await signOperatorToken(
         c.get("config"),
