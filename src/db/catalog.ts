@@ -2,6 +2,7 @@ import { asc, eq, inArray, sql } from "drizzle-orm";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AdminProduct, Product, ProductFunction } from "../types/domain";
+import { appendAudit } from "./audit";
 import { type Db, isConstraintError } from "./client";
 import { products } from "./schema";
 
@@ -61,28 +62,35 @@ export interface NewProduct {
   functions: ProductFunction[];
 }
 
+/** The actor recorded for products created outside a request (test and demo seeds). */
+export const SEED_ACTOR = "system:seed";
+
+/** Creates a product; its `product.create` audit entry commits in the same batch. */
 export async function createProduct(
   db: Db,
   input: NewProduct,
   currency: string,
   now: Date,
+  actor: string = SEED_ACTOR,
 ): Promise<AdminProduct> {
   const timestamp = now.toISOString();
-  const [row] = await db
-    .insert(products)
-    .values({
-      id: newId("prd"),
-      name: input.name,
-      description: input.description,
-      priceCents: input.price_cents,
-      currency,
-      functions: input.functions,
-      sellable: input.sellable,
-      createdAt: timestamp,
-      updatedAt: timestamp,
-    })
-    .returning();
-  if (!row) throw new Error("insert returned no row");
+  const row: ProductRow = {
+    id: newId("prd"),
+    name: input.name,
+    description: input.description,
+    priceCents: input.price_cents,
+    currency,
+    functions: input.functions,
+    sellable: input.sellable,
+    reserved: 0,
+    sold: 0,
+    active: true,
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  };
+  await appendAudit(db, { actor, action: "product.create", target: row.id, details: { ...input } }, now, [
+    db.insert(products).values(row),
+  ]);
   return toAdminProduct(row);
 }
 
@@ -95,39 +103,54 @@ export interface ProductChanges {
 }
 
 /**
- * `sellable` below `reserved + sold` is refused by the table's CHECK, atomically with concurrent
- * reservations: there is no window in which a read says "fine" and a reservation slips in.
+ * Changes a product; the change and its `product.update` audit entry commit in one batch. `sellable`
+ * below `reserved + sold` is refused by the table's CHECK, atomically with concurrent reservations:
+ * there is no window in which a read says "fine" and a reservation slips in, and the CHECK failing
+ * rolls the audit entry back with the change.
  */
 export async function updateProduct(
   db: Db,
   id: string,
   changes: ProductChanges,
+  actor: string,
   now: Date,
 ): Promise<AdminProduct> {
+  // Products are never deleted, so one that exists now still exists when the batch runs (an UPDATE
+  // matching no row would not abort the batch, and the entry would record a change that never was).
+  const current = await findProduct(db, id);
+  if (!current) throw new ApiError("not_found", "No such product");
+  const update = db
+    .update(products)
+    .set({
+      name: changes.name,
+      description: changes.description,
+      priceCents: changes.price_cents,
+      sellable: changes.sellable,
+      active: changes.active,
+      updatedAt: now.toISOString(),
+    })
+    .where(eq(products.id, id));
   try {
-    const [row] = await db
-      .update(products)
-      .set({
-        name: changes.name,
-        description: changes.description,
-        priceCents: changes.price_cents,
-        sellable: changes.sellable,
-        active: changes.active,
-        updatedAt: now.toISOString(),
-      })
-      .where(eq(products.id, id))
-      .returning();
-    if (!row) throw new ApiError("not_found", "No such product");
-    return toAdminProduct(row);
+    await appendAudit(db, { actor, action: "product.update", target: id, details: { ...changes } }, now, [
+      update,
+    ]);
   } catch (error) {
-    if (isConstraintError(error, /inventory_within_sellable|CHECK/i)) {
-      const current = await db.query.products.findFirst({ where: eq(products.id, id) });
+    if (isConstraintError(error, /inventory_within_sellable/i)) {
+      const latest = await findProduct(db, id);
       throw new ApiError("sellable_below_committed", "sellable cannot be set below reserved + sold", {
-        committed: current ? current.reserved + current.sold : undefined,
+        committed: latest ? latest.reserved + latest.sold : undefined,
       });
     }
     throw error;
   }
+  // Read back rather than merge: reserved and sold may have moved since `current` was read.
+  const updated = await findProduct(db, id);
+  if (!updated) throw new Error("invariant: products are never deleted");
+  return toAdminProduct(updated);
+}
+
+async function findProduct(db: Db, id: string): Promise<ProductRow | undefined> {
+  return db.query.products.findFirst({ where: eq(products.id, id) });
 }
 
 /** Statement pieces for moving inventory; each is guarded only by the table's CHECK constraints. */

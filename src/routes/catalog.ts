@@ -1,5 +1,4 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { appendAudit } from "../db/audit";
 import { createProduct, listActiveProducts, updateProduct } from "../db/catalog";
 import { getDb } from "../db/client";
 import { requireOperator } from "../http/auth";
@@ -116,12 +115,7 @@ export const catalogRoutes = createRouter()
       const db = getDb(c.env.DB);
       const now = new Date();
       const input = c.req.valid("json");
-      const product = await createProduct(db, input, config.currency, now);
-      await appendAudit(
-        db,
-        { actor: c.get("operator").operatorId, action: "product.create", target: product.id, details: input },
-        now,
-      );
+      const product = await createProduct(db, input, config.currency, now, c.get("operator").operatorId);
       return c.json(product, 201);
     },
   )
@@ -153,19 +147,10 @@ export const catalogRoutes = createRouter()
       const db = getDb(c.env.DB);
       const now = new Date();
       const changes = c.req.valid("json");
-      const product = await updateProduct(db, c.req.valid("param").id, changes, now);
+      const id = c.req.valid("param").id;
+      const product = await updateProduct(db, id, changes, c.get("operator").operatorId, now);
       // Orders priced in this isolate see the change at once; elsewhere within CATALOG_CACHE_MS.
       forgetProduct(product.id);
-      await appendAudit(
-        db,
-        {
-          actor: c.get("operator").operatorId,
-          action: "product.update",
-          target: product.id,
-          details: changes,
-        },
-        now,
-      );
       return c.json(product, 200);
     },
   );

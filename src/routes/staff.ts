@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { OPERATOR_TOKEN_TTL_SECONDS, signOperatorToken } from "../auth/operator-token";
 import { decoyPasswordHash, hashPassword, verifyPassword } from "../auth/password";
 import { appendAudit } from "../db/audit";
-import { getDb } from "../db/client";
+import { getDb, isConstraintError } from "../db/client";
 import {
   clearLoginAttempts,
   clientAddressFrom,
@@ -12,11 +12,13 @@ import {
   LOGIN_STREAK_RESET_SECONDS,
   reserveLoginAttempt,
 } from "../db/login-throttle";
-import { findOperatorByUsername, insertOperator } from "../db/operators";
+import { findOperatorByUsername } from "../db/operators";
+import { operators } from "../db/schema";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import { newId } from "../ids";
 import { OPERATOR_ROLES } from "../types/domain";
 
 const Username = z
@@ -185,34 +187,39 @@ export const staffRoutes = createRouter()
       const input = c.req.valid("json");
       const db = getDb(c.env.DB);
       const now = new Date();
-      const row = await insertOperator(
-        db,
-        {
-          username: input.username,
-          passwordHash: await hashPassword(input.password),
-          roles: [...new Set(input.roles)],
-          eventIds: [...new Set(input.event_ids)],
-        },
-        now,
-      );
-      // The password stays out of the details: the log is kept forever.
-      await appendAudit(
-        db,
-        {
-          actor: c.get("operator").operatorId,
-          action: "operator.create",
-          target: row.id,
-          details: { username: row.username, roles: row.roles, event_ids: row.eventIds },
-        },
-        now,
-      );
+      const created = {
+        id: newId("opr"),
+        username: input.username,
+        passwordHash: await hashPassword(input.password),
+        roles: [...new Set(input.roles)],
+        eventIds: [...new Set(input.event_ids)],
+        createdAt: now.toISOString(),
+      } satisfies typeof operators.$inferInsert;
+      try {
+        // The operator and its entry commit in one batch: there is no operator without its entry. The
+        // password stays out of the details: the log is kept forever.
+        await appendAudit(
+          db,
+          {
+            actor: c.get("operator").operatorId,
+            action: "operator.create",
+            target: created.id,
+            details: { username: created.username, roles: created.roles, event_ids: created.eventIds },
+          },
+          now,
+          [db.insert(operators).values(created)],
+        );
+      } catch (error) {
+        if (isConstraintError(error, /UNIQUE.*operators\.username/i)) throw new ApiError("username_taken");
+        throw error;
+      }
       return c.json(
         {
-          operator_id: row.id,
-          username: row.username,
-          roles: input.roles,
-          event_ids: row.eventIds,
-          created_at: row.createdAt,
+          operator_id: created.id,
+          username: created.username,
+          roles: created.roles,
+          event_ids: created.eventIds,
+          created_at: created.createdAt,
         },
         201,
       );
