@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
-import { appendAudit, verifyAuditChain } from "../../src/db/audit";
+import { appendAudit, auditEntryHash, verifyAuditChain } from "../../src/db/audit";
 import { getDb } from "../../src/db/client";
+import { auditLog } from "../../src/db/schema";
 import type { AuditEntry } from "../../src/types/domain";
 import { operatorToken, TEST_PASSWORD } from "../support/fixtures";
 import { callJson } from "../support/http";
@@ -215,6 +217,123 @@ describe("the audit log is append-only", () => {
     await expect(
       env.DB.prepare("UPDATE audit_log SET details = '{}' WHERE seq = ?").bind(victim.seq).run(),
     ).rejects.toThrow(/audit_log_append_only/);
+  });
+});
+
+type AuditRow = typeof auditLog.$inferSelect;
+
+async function storedEntry(seq: number): Promise<AuditRow> {
+  const [row] = await db().select().from(auditLog).where(eq(auditLog.seq, seq));
+  if (!row) throw new Error(`no audit entry ${seq}`);
+  return row;
+}
+
+/** `row` with `changes` and its hash recomputed: a rewrite by someone who knows how entries are hashed. */
+async function rehashed(row: AuditRow, changes: Partial<AuditRow>): Promise<AuditRow> {
+  const { hash: _stale, ...unhashed } = { ...row, ...changes };
+  return { ...unhashed, hash: await auditEntryHash(unhashed) };
+}
+
+/** Three fresh entries at the tail, as stored: the middle one is the one a test tampers with. */
+async function threeEntries(action: string): Promise<[AuditRow, AuditRow, AuditRow]> {
+  // The admin logs in (an audit entry) on first use: do it now, not while the chain is being tampered with.
+  await adminOperator();
+  const appended: AuditRow[] = [];
+  for (const position of ["before", "victim", "after"]) {
+    const entry = await appendAudit(db(), { actor: "test", action: `${action}.${position}` }, new Date());
+    appended.push(await storedEntry(entry.seq));
+  }
+  const [before, victim, after] = appended;
+  if (!before || !victim || !after) throw new Error("three entries were appended");
+  return [before, victim, after];
+}
+
+/**
+ * Drops the named audit_log triggers while `tamper` runs and recreates them from the migrations however it
+ * ends. Storage is shared by the tests of a file, so `tamper` must also put the rows back.
+ */
+async function withTriggersDropped(triggers: string[], tamper: () => Promise<void>): Promise<void> {
+  const queries = env.TEST_MIGRATIONS.flatMap((migration) => migration.queries);
+  const definitions = triggers.map((name) => {
+    const definition = queries.find((query) => query.includes(`TRIGGER IF NOT EXISTS ${name}`));
+    if (!definition) throw new Error(`no migration creates ${name}`);
+    return definition;
+  });
+  for (const name of triggers) await env.DB.exec(`DROP TRIGGER ${name}`);
+  try {
+    await tamper();
+  } finally {
+    for (const definition of definitions) await env.DB.prepare(definition).run();
+  }
+}
+
+describe("verify names each kind of broken link", () => {
+  // Each tamper recomputes the hash of what it rewrote, as someone who knows the scheme would: the
+  // hash_mismatch check passes, and the break must be named by the check under test.
+
+  it("an entry removed from the middle is a seq_gap, even with its successor re-linked and re-hashed", async ({
+    expect,
+  }) => {
+    const [before, victim, after] = await threeEntries("test.removed");
+    await withTriggersDropped(
+      ["audit_log_no_delete", "audit_log_no_update", "audit_log_append_links_tail"],
+      async () => {
+        try {
+          await env.DB.prepare("DELETE FROM audit_log WHERE seq = ?").bind(victim.seq).run();
+          const relinked = await rehashed(after, { prevHash: before.hash });
+          await db().update(auditLog).set(relinked).where(eq(auditLog.seq, after.seq));
+          expect((await verify()).body).toEqual({
+            ok: false,
+            entries_checked: before.seq,
+            broken_at: { seq: after.seq, id: after.id, reason: "seq_gap" },
+          });
+        } finally {
+          // The successor first: until it is unlinked, the removed entry's prev_hash is taken (UNIQUE).
+          await db().update(auditLog).set(after).where(eq(auditLog.seq, after.seq));
+          await db().insert(auditLog).values(victim).onConflictDoNothing();
+        }
+      },
+    );
+    expect((await verify()).body).toEqual({ ok: true, entries: await tailSeq() });
+  });
+
+  it("an entry edited and re-hashed is a prev_hash_mismatch at the entry after it", async ({ expect }) => {
+    const [, victim, after] = await threeEntries("test.relinked");
+    await withTriggersDropped(["audit_log_no_update"], async () => {
+      try {
+        const edited = await rehashed(victim, { details: `{"amount":1000}` });
+        await db().update(auditLog).set(edited).where(eq(auditLog.seq, victim.seq));
+        expect((await verify()).body).toEqual({
+          ok: false,
+          entries_checked: victim.seq,
+          broken_at: { seq: after.seq, id: after.id, reason: "prev_hash_mismatch" },
+        });
+      } finally {
+        await db().update(auditLog).set(victim).where(eq(auditLog.seq, victim.seq));
+      }
+    });
+    expect((await verify()).body).toEqual({ ok: true, entries: await tailSeq() });
+  });
+
+  it("an entry re-dated before the one it follows is ts_regressed", async ({ expect }) => {
+    const [before, victim] = await threeEntries("test.backdated");
+    const backdated = new Date(Date.parse(before.ts) - 60_000).toISOString();
+    await withTriggersDropped(["audit_log_no_update"], async () => {
+      try {
+        await db()
+          .update(auditLog)
+          .set(await rehashed(victim, { ts: backdated }))
+          .where(eq(auditLog.seq, victim.seq));
+        expect((await verify()).body).toEqual({
+          ok: false,
+          entries_checked: before.seq,
+          broken_at: { seq: victim.seq, id: victim.id, reason: "ts_regressed" },
+        });
+      } finally {
+        await db().update(auditLog).set(victim).where(eq(auditLog.seq, victim.seq));
+      }
+    });
+    expect((await verify()).body).toEqual({ ok: true, entries: await tailSeq() });
   });
 });
 

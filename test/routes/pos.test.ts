@@ -4,6 +4,7 @@ import { describe, it } from "vitest";
 import { signWalletQrToken } from "../../src/auth/qr-token";
 import { auditLog, walletReceipts } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
+import type { OperatorRole } from "../../src/types/domain";
 import { db, operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { openSession, registeredDevice } from "../support/staff";
@@ -12,6 +13,7 @@ import {
   type DeductionBody,
   deduct,
   fundedWallet,
+  type Problem,
   posTill,
   refund,
   storedWallet,
@@ -124,7 +126,7 @@ describe("POST /pos/wallet-lookup", () => {
       token: gate.token,
       body: { qr_token: qr, session_id: gate.sessionId },
     });
-    expect(asGate.status).toBe(403);
+    expect(asGate).toMatchObject({ status: 403, body: { code: "forbidden" } });
     const other = await posTill(till.eventId);
     const notMine = await callJson("POST", "/pos/wallet-lookup", {
       token: other.token,
@@ -377,7 +379,7 @@ describe("POST /pos/deductions/{id}/refund", () => {
     expect((await refund(admin.token, purchase?.id ?? "")).status).toBe(404);
     expect((await refund(admin.token, "txn_doesnotexist")).status).toBe(404);
     const gate = await operatorToken(["gate"]);
-    expect((await refund(gate.token, id)).status).toBe(403);
+    expect(await refund(gate.token, id)).toMatchObject({ status: 403, body: { code: "forbidden" } });
   });
 });
 
@@ -449,5 +451,40 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
     });
     expect(history.body.transactions.map((t) => t.id)).toContain(sale.body.transaction_id);
     expect(await walletOf(token)).toMatchObject({ balance_cents: 700 });
+  });
+});
+
+describe("POS routes: roles", () => {
+  // The role is checked before the body, the session or the deduction is looked at. Were it missing, a
+  // session id that does not exist would still be refused (session_invalid, or not_found for a refund):
+  // only the code tells the two apart.
+  const requests = {
+    "POST /pos/wallet-lookup": (token: string, qr: string) =>
+      callJson<Problem>("POST", "/pos/wallet-lookup", {
+        token,
+        body: { qr_token: qr, session_id: "ses_nope" },
+      }),
+    "POST /pos/deductions": (token: string, qr: string) =>
+      callJson<Problem>("POST", "/pos/deductions", {
+        token,
+        idempotencyKey: crypto.randomUUID(),
+        body: { qr_token: qr, amount_cents: 100, session_id: "ses_nope" },
+      }),
+    "POST /pos/deductions/{id}/refund": (token: string) =>
+      callJson<Problem>("POST", "/pos/deductions/txn_doesnotexist/refund", {
+        token,
+        idempotencyKey: crypto.randomUUID(),
+        body: { reason: "test refund", session_id: "ses_nope" },
+      }),
+  };
+  const cases = (Object.keys(requests) as (keyof typeof requests)[]).flatMap((route) =>
+    (["gate", "analyst"] satisfies OperatorRole[]).map((role) => [route, role] as const),
+  );
+
+  it.for(cases)("%s: an operator with role %s is forbidden", async ([route, role], { expect }) => {
+    const { token } = await fundedWallet(0);
+    const operator = await operatorToken([role]);
+    const refused = await requests[route](operator.token, await walletQr(token));
+    expect(refused).toMatchObject({ status: 403, body: { code: "forbidden" } });
   });
 });

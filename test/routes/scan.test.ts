@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { describe, it } from "vitest";
+import type { OperatorRole } from "../../src/types/domain";
 import { operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { gateSession, paidTicket, qrToken, scan } from "../support/tickets";
@@ -160,9 +161,27 @@ describe("POST /tickets/scan: rejections", () => {
 
     const pos = await operatorToken(["pos"], ["evt"]);
     const asPos = await scan({ token: pos.token, sessionId: other.sessionId }, await qrToken(ticket), "bus");
-    expect(asPos.status).toBe(403);
+    expect(asPos).toMatchObject({ status: 403, body: { code: "forbidden" } });
 
     const ok = await scan(other, await qrToken(ticket), "bus");
     expect(remainingOf(ok.body, "bus")).toBe(4);
   });
+});
+
+describe("POST /tickets/scan: roles", () => {
+  // The role is checked before the session. Were it missing, the session check would still refuse with a
+  // 403, but session_invalid: only the code tells the two apart.
+  it.for<OperatorRole>(["pos", "analyst"])(
+    "an operator with role %s is forbidden before any session is looked at",
+    async (role, { expect }) => {
+      const ticket = await paidTicket([{ function: "bus", uses: 1 }]);
+      const operator = await operatorToken([role], ["evt"]);
+      const refused = await scan(
+        { token: operator.token, sessionId: "ses_nope" },
+        await qrToken(ticket),
+        "bus",
+      );
+      expect(refused).toMatchObject({ status: 403, body: { code: "forbidden" } });
+    },
+  );
 });
