@@ -10,12 +10,40 @@ import { ApiError } from "../errors";
 const QR_ALGORITHM = "EdDSA" as const;
 export const TICKET_QR_TYP = "ticket-qr+jwt";
 export const TICKET_QR_AUDIENCE = "gate";
-/** Short enough that a screenshot is useless within a minute; the contract caps it at 60 s. */
+/**
+ * The contract's cap on a ticket token's life (`expires_in ≤ 60`), enforced when verifying: a token whose
+ * `iat` is older is refused whatever its `exp` says, so a token signed with too long a life (a bug, a
+ * misconfigured signer) is still worthless a minute later.
+ */
+export const TICKET_QR_MAX_AGE_SECONDS = 60;
+/** Short enough that a screenshot is useless within a minute; at most TICKET_QR_MAX_AGE_SECONDS. */
 export const TICKET_QR_TTL_SECONDS = 30;
 export const WALLET_QR_TYP = "wallet-qr+jwt";
 export const WALLET_QR_AUDIENCE = "pos";
+/** The contract's cap on a wallet token's life (`expires_in ≤ 120`), enforced when verifying. */
+export const WALLET_QR_MAX_AGE_SECONDS = 120;
 /** Long enough to walk up to a till after opening the app, short enough that a screenshot soon dies. */
 export const WALLET_QR_TTL_SECONDS = 90;
+
+/**
+ * The age bound of each token kind, measured from `iat` (jose's `maxTokenAge`, as any JOSE library can
+ * check it). A token signed ahead for a later window must therefore carry its window's start as `iat`.
+ */
+const MAX_AGE_SECONDS_BY_TYP: Readonly<Record<string, number>> = {
+  [TICKET_QR_TYP]: TICKET_QR_MAX_AGE_SECONDS,
+  [WALLET_QR_TYP]: WALLET_QR_MAX_AGE_SECONDS,
+};
+
+function maxAgeSeconds(typ: string): number {
+  const max = MAX_AGE_SECONDS_BY_TYP[typ];
+  if (max === undefined) throw new Error(`QR token kind ${typ} has no age bound`);
+  return max;
+}
+
+// A lifetime beyond its kind's age bound would sign tokens that verification refuses before their exp.
+if (TICKET_QR_TTL_SECONDS > TICKET_QR_MAX_AGE_SECONDS || WALLET_QR_TTL_SECONDS > WALLET_QR_MAX_AGE_SECONDS) {
+  throw new Error("invariant: a QR token's TTL is within its kind's age bound");
+}
 /** Seconds of clock skew tolerated between the signer and a verifying gate. */
 const CLOCK_TOLERANCE_SECONDS = 5;
 /** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
@@ -105,6 +133,9 @@ export async function signQrToken(
   now: Date,
 ): Promise<{ token: string; expires_in: number }> {
   if (!config.qrSigningJwk) throw new ApiError("service_unavailable", "QR signing is not configured");
+  if (request.ttlSeconds > maxAgeSeconds(request.typ)) {
+    throw new Error(`invariant: a ${request.typ} lives at most ${maxAgeSeconds(request.typ)} s`);
+  }
   const key = await signingKey(config.qrSigningJwk);
   const iat = Math.floor(now.getTime() / 1000);
   const token = await new SignJWT({ ...request.claims })
@@ -156,6 +187,10 @@ export interface VerifiedQrToken {
   subject: string;
   jti: string;
   issuedAt: number;
+  /**
+   * When the token stops being good, in Unix seconds: the earlier of its `exp` and `iat` plus its kind's
+   * age bound. The objects that judge expiry themselves (and keep a jti until then) are given this.
+   */
   expiresAt: number;
   payload: JWTPayload;
 }
@@ -163,11 +198,14 @@ export interface VerifiedQrToken {
 /**
  * Verifies a QR token of one kind: the algorithm, issuer, audience and `typ` are all pinned, so a wallet
  * token never passes for a ticket token or the reverse. The key is chosen by `kid` among the current and
- * previous keys. An expired token is `token_expired`; anything else wrong is `token_invalid`.
+ * previous keys. A token past its `exp`, or older than its kind's age bound, is `token_expired` (a real
+ * token of ours whose time is up: the holder needs a fresh one, as for any expired code); anything else
+ * wrong is `token_invalid`.
  *
  * `acceptExpired`: an expired token whose signature and every other claim are good is returned instead
  * (with `expiresAt` in the past), for a caller that must still find a stored answer for it and judges
- * `exp` itself. jose checks `exp` last, after the signature, `typ`, `iss`, `aud` and required claims.
+ * `expiresAt` itself. jose checks `exp` and the age last, after the signature, `typ`, `iss`, `aud` and
+ * required claims.
  */
 export async function verifyQrToken(
   config: Config,
@@ -175,6 +213,7 @@ export async function verifyQrToken(
   expected: { typ: string; audience: string; acceptExpired?: boolean },
 ): Promise<VerifiedQrToken> {
   if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
+  const maxAge = maxAgeSeconds(expected.typ);
   const keys = await configuredKeys(config);
   try {
     const { payload } = await jwtVerify(
@@ -190,14 +229,18 @@ export async function verifyQrToken(
         audience: expected.audience,
         typ: expected.typ,
         requiredClaims: ["sub", "jti", "iat", "exp"],
+        maxTokenAge: maxAge,
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
       },
     );
-    return verifiedClaims(payload);
+    return verifiedClaims(payload, maxAge);
   } catch (error) {
     if (error instanceof ApiError) throw error;
+    // jose throws JWTExpired for an `exp` in the past (claim "exp") and for an `iat` older than
+    // maxTokenAge (claim "iat"); an `iat` in the future is a JWTClaimValidationFailed: token_invalid.
     if (error instanceof errors.JWTExpired) {
-      if (expected.acceptExpired && error.claim === "exp") return verifiedClaims(error.payload);
+      const timeIsUp = error.claim === "exp" || error.claim === "iat";
+      if (expected.acceptExpired && timeIsUp) return verifiedClaims(error.payload, maxAge);
       throw new ApiError("token_expired");
     }
     if (error instanceof errors.JOSEError) throw new ApiError("token_invalid");
@@ -205,10 +248,10 @@ export async function verifyQrToken(
   }
 }
 
-function verifiedClaims(payload: JWTPayload): VerifiedQrToken {
+function verifiedClaims(payload: JWTPayload, maxAge: number): VerifiedQrToken {
   const { sub, jti, iat, exp } = payload;
   if (typeof sub !== "string" || typeof jti !== "string" || iat === undefined || exp === undefined) {
     throw new ApiError("token_invalid", "Token claims are incomplete");
   }
-  return { subject: sub, jti, issuedAt: iat, expiresAt: exp, payload };
+  return { subject: sub, jti, issuedAt: iat, expiresAt: Math.min(exp, iat + maxAge), payload };
 }
