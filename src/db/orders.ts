@@ -1,8 +1,9 @@
-import { and, asc, eq, inArray, lte } from "drizzle-orm";
+import { and, asc, eq, exists, inArray, lte, sql } from "drizzle-orm";
 import { holdDeadline, type PricedLine } from "../domain/orders";
 import type { Order, OrderStatus } from "../types/domain";
 import { inventory } from "./catalog";
 import { atomically, type Db, isConstraintError, type Statement } from "./client";
+import { releasePendingUnitsStatement } from "./pending-units";
 import { orderItems, orderSettlements, orders } from "./schema";
 
 type OrderRow = typeof orders.$inferSelect;
@@ -125,6 +126,23 @@ export const isAlreadySettled = (error: unknown) => isConstraintError(error, /or
  */
 export type ExpiryExtension = (db: Db, orderId: string, now: Date) => Promise<Statement[]>;
 
+/** What expiring one order writes: its settlement, its released stock and units, and the extensions'. */
+async function expiryStatements(
+  db: Db,
+  orderId: string,
+  items: Pick<ItemRow, "productId" | "quantity">[],
+  now: Date,
+  extensions: ExpiryExtension[],
+): Promise<Statement[]> {
+  const extra = (await Promise.all(extensions.map((extend) => extend(db, orderId, now)))).flat();
+  return [
+    ...settleOrderStatements(db, orderId, "EXPIRED", now),
+    ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
+    releasePendingUnitsStatement(db, orderId, now),
+    ...extra,
+  ];
+}
+
 /**
  * Expires one pending order and releases its reservation, exactly once: a concurrent or repeated expiry
  * (or a payment that settled first) fails on the settlement key and changes nothing.
@@ -137,13 +155,8 @@ export async function expireOrder(
   now: Date,
   extensions: ExpiryExtension[] = [],
 ): Promise<boolean> {
-  const extra = (await Promise.all(extensions.map((extend) => extend(db, orderId, now)))).flat();
   try {
-    await atomically(db, [
-      ...settleOrderStatements(db, orderId, "EXPIRED", now),
-      ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
-      ...extra,
-    ]);
+    await atomically(db, await expiryStatements(db, orderId, items, now, extensions));
     return true;
   } catch (error) {
     if (isAlreadySettled(error)) return false;
@@ -151,41 +164,160 @@ export async function expireOrder(
   }
 }
 
-/** Orders expired per sweep run: inside D1's 100-parameter limit for the item lookup, and one cron run's budget. */
+/**
+ * Orders expired per batch, by the sweep and by the reserve path: inside D1's 100-parameter limit for the
+ * item lookup, and a batch of a few hundred short statements.
+ */
 export const EXPIRY_SWEEP_BATCH = 50;
+/**
+ * Batches one sweep run may expire: 5 000 orders a minute. A batch costs three D1 queries (five after a
+ * lost race), so a run stays far inside the 1 000 queries a paid Worker invocation may make.
+ */
+export const EXPIRY_SWEEP_MAX_BATCHES = 100;
+/**
+ * Wall time one sweep run may start new batches in. Well inside the minute between runs, so that a run
+ * never overlaps the next one by much; what is left waits at most one minute.
+ */
+export const EXPIRY_SWEEP_BUDGET_MS = 20_000;
 
 /**
- * Expires up to `limit` lapsed orders, oldest deadline first. Idempotent: running it twice, or twice
- * at once, expires each order once. Returns how many this run expired.
+ * Expires lapsed pending orders, as read by the caller, in one batch. If any of them was settled meanwhile
+ * (paid, failed, expired by someone else), its settlement key rolls the batch back: the ones still pending
+ * are then tried once more together, and only if that fails too one at a time, so a lost race costs two
+ * queries, not one batch per order. Returns how many this call expired.
+ */
+export async function expireOrders(
+  db: Db,
+  orderIds: string[],
+  now: Date,
+  extensions: ExpiryExtension[] = [],
+): Promise<number> {
+  if (orderIds.length === 0) return 0;
+  if (orderIds.length > EXPIRY_SWEEP_BATCH)
+    throw new Error(`expireOrders takes at most ${EXPIRY_SWEEP_BATCH}`);
+  const items = await db
+    .select({ orderId: orderItems.orderId, productId: orderItems.productId, quantity: orderItems.quantity })
+    .from(orderItems)
+    .where(inArray(orderItems.orderId, orderIds));
+  const itemsOf = (orderId: string) => items.filter((item) => item.orderId === orderId);
+  const statements = new Map<string, Statement[]>();
+  for (const orderId of orderIds)
+    statements.set(orderId, await expiryStatements(db, orderId, itemsOf(orderId), now, extensions));
+  const expireTogether = async (ids: string[]) => {
+    try {
+      await atomically(
+        db,
+        ids.flatMap((id) => statements.get(id) ?? []),
+      );
+      return true;
+    } catch (error) {
+      if (isConstraintError(error)) return false;
+      throw error;
+    }
+  };
+  if (await expireTogether(orderIds)) return orderIds.length;
+  const pending = await db
+    .select({ id: orders.id })
+    .from(orders)
+    .where(and(inArray(orders.id, orderIds), eq(orders.status, "PENDING_PAYMENT")));
+  const stillPending = orderIds.filter((id) => pending.some((row) => row.id === id));
+  if (stillPending.length === 0 || (await expireTogether(stillPending))) return stillPending.length;
+  let expired = 0;
+  for (const orderId of stillPending) {
+    if (await expireOrder(db, orderId, itemsOf(orderId), now, extensions)) expired++;
+  }
+  return expired;
+}
+
+export interface SweepBudget {
+  maxBatches: number;
+  budgetMs: number;
+}
+
+const DEFAULT_SWEEP_BUDGET: SweepBudget = {
+  maxBatches: EXPIRY_SWEEP_MAX_BATCHES,
+  budgetMs: EXPIRY_SWEEP_BUDGET_MS,
+};
+
+/**
+ * Expires every order lapsed at `now`, oldest deadline first, `batchSize` at a time, until none is left or
+ * the budget is spent (the next run goes on from there). Idempotent: running it twice, or twice at once,
+ * expires each order once. Returns how many this run expired.
  */
 export async function sweepExpiredOrders(
   db: Db,
   now: Date,
-  limit = EXPIRY_SWEEP_BATCH,
+  batchSize = EXPIRY_SWEEP_BATCH,
   extensions: ExpiryExtension[] = [],
+  budget: SweepBudget = DEFAULT_SWEEP_BUDGET,
 ): Promise<number> {
-  const lapsed = await db
-    .select({ id: orders.id })
-    .from(orders)
-    .where(and(eq(orders.status, "PENDING_PAYMENT"), lte(orders.expiresAt, now.toISOString())))
-    .orderBy(asc(orders.expiresAt))
-    .limit(limit);
-  if (lapsed.length === 0) return 0;
-  const ids = lapsed.map((order) => order.id);
-  const items = await db
-    .select({ orderId: orderItems.orderId, productId: orderItems.productId, quantity: orderItems.quantity })
-    .from(orderItems)
-    .where(inArray(orderItems.orderId, ids));
+  const startedMs = Date.now();
   let expired = 0;
-  for (const id of ids) {
-    const done = await expireOrder(
+  for (let batch = 0; batch < budget.maxBatches && Date.now() - startedMs < budget.budgetMs; batch++) {
+    // Every order read here leaves PENDING_PAYMENT before the next read (by this run or by whoever
+    // settled it first), so each read moves on.
+    const lapsed = await db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(and(eq(orders.status, "PENDING_PAYMENT"), lte(orders.expiresAt, now.toISOString())))
+      .orderBy(asc(orders.expiresAt))
+      .limit(batchSize);
+    expired += await expireOrders(
       db,
-      id,
-      items.filter((item) => item.orderId === id),
+      lapsed.map((order) => order.id),
       now,
       extensions,
     );
-    if (done) expired++;
+    if (lapsed.length < batchSize) break;
   }
   return expired;
+}
+
+/** Whose lapsed orders the reserve path may expire: the buyer's own, and those holding these products. */
+export interface LapsedHolders {
+  userId: string;
+  productIds: string[];
+}
+
+/**
+ * Pending orders lapsed at `now` that count against the buyer's cap or hold stock of the products, oldest
+ * deadline first, at most `limit`. Both reads walk the partial indexes of pending orders (by buyer, by
+ * deadline), so they touch lapsed pending orders only, which the sweep keeps few.
+ */
+export async function findLapsedOrderIds(
+  db: Db,
+  holders: LapsedHolders,
+  now: Date,
+  limit: number,
+): Promise<string[]> {
+  const lapsed = and(eq(orders.status, "PENDING_PAYMENT"), lte(orders.expiresAt, now.toISOString()));
+  const [buyers, products] = await db.batch([
+    db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(and(eq(orders.userId, holders.userId), lapsed))
+      .orderBy(asc(orders.expiresAt))
+      .limit(limit),
+    db
+      .select({ id: orders.id })
+      .from(orders)
+      .where(
+        and(
+          lapsed,
+          // EXISTS keeps the scan on pending orders; a join could start from order_items, which has no
+          // index by product.
+          exists(
+            db
+              .select({ one: sql`1` })
+              .from(orderItems)
+              .where(
+                and(eq(orderItems.orderId, orders.id), inArray(orderItems.productId, holders.productIds)),
+              ),
+          ),
+        ),
+      )
+      .orderBy(asc(orders.expiresAt))
+      .limit(limit),
+  ]);
+  return [...new Set([...buyers, ...products].map((order) => order.id))].slice(0, limit);
 }

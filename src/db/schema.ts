@@ -59,6 +59,22 @@ export const orderSettlements = sqliteTable("order_settlements", {
   settledAt: text("settled_at").notNull(),
 });
 
+/** Units each buyer holds in PENDING_PAYMENT orders; the CHECK caps them (migrations/0008). */
+export const buyerPendingUnits = sqliteTable(
+  "buyer_pending_units",
+  {
+    userId: text("user_id").primaryKey(),
+    units: integer("units").notNull(),
+    /** The cap in force at the buyer's latest order. */
+    maxUnits: integer("max_units").notNull(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [
+    check("pending_units_not_negative", sql`${t.units} >= 0`),
+    check("pending_units_within_cap", sql`${t.units} <= ${t.maxUnits}`),
+  ],
+);
+
 export const idempotencyRecords = sqliteTable(
   "idempotency_records",
   {

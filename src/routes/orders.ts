@@ -90,9 +90,16 @@ export const orderRoutes = createRouter()
       description:
         "Reserves inventory atomically (`reserved + sold ≤ sellable` holds under any concurrency) for " +
         "`ORDER_HOLD_SECONDS`; an unpaid order then becomes `EXPIRED` and releases its reservation. " +
+        "Lapsed orders release their stock within a minute of their deadline, and at once when a new " +
+        "order needs that stock. " +
+        "A buyer's units in unpaid (`PENDING_PAYMENT`, not lapsed) orders are capped at " +
+        "`MAX_PENDING_UNITS_PER_BUYER` (default 40), under any concurrency: an order that would take them " +
+        "above it is 409 `too_many_pending` with `pending_units`, `requested_units` and `max_pending_units`; " +
+        "paying an order, a failed payment or expiry frees its units. An order paid in full with credits " +
+        "is never pending and does not count. " +
         "`credits_cents` pays part or all of it from the caller's wallet: more than the available credit " +
         "(balance minus what pending orders hold) is 402 `insufficient_funds` with `balance_cents` and " +
-        "`available_cents`, stored as the key's outcome like any other business failure.",
+        "`available_cents`. Both are stored as the key's outcome like any other business failure.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       request: { headers: IdempotencyKeyHeader, body: jsonBody(NewOrderSchema) },
@@ -103,6 +110,7 @@ export const orderRoutes = createRouter()
           ...IDEMPOTENCY_PROBLEMS,
           "unauthenticated",
           "sold_out",
+          "too_many_pending",
           "product_inactive",
           "insufficient_funds",
           "unknown_product",
@@ -125,6 +133,7 @@ export const orderRoutes = createRouter()
             creditsCents: body.credits_cents,
             currency: config.currency,
             holdSeconds: config.orderHoldSeconds,
+            maxPendingUnits: config.maxPendingUnitsPerBuyer,
             claim,
             events: c.env.EVENTS,
             wallets: c.env.WALLETS,

@@ -3,14 +3,19 @@ import type { Db, Statement } from "../db/client";
 import { atomically, isConstraintError } from "../db/client";
 import {
   createOrderStatements,
+  EXPIRY_SWEEP_BATCH,
+  expireOrders,
+  findLapsedOrderIds,
   findOrderByIdempotencyKey,
   findOrderWithItems,
   isDuplicateOrderKey,
   isInventoryExceeded,
+  type LapsedHolders,
   settleOrderStatements,
   toOrder,
 } from "../db/orders";
 import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "../db/outbox";
+import { holdPendingUnitsStatement, isPendingCapExceeded, pendingUnitsOf } from "../db/pending-units";
 import { issueTicketsStatements } from "../db/tickets";
 import { isWalletShort } from "../db/wallet";
 import { planOrderCredits } from "../domain/ledger";
@@ -22,7 +27,11 @@ import type { WalletObject } from "../objects/wallet";
 import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
 import { productsForPricing } from "./catalog-cache";
-import { holdOrderCreditsStatement, payOrderWithCreditsStatement } from "./wallet-holds";
+import {
+  holdOrderCreditsStatement,
+  ORDER_EXPIRY_EXTENSIONS,
+  payOrderWithCreditsStatement,
+} from "./wallet-holds";
 import { walletObject } from "./wallet-object";
 
 export interface ReserveOrderInput {
@@ -33,6 +42,8 @@ export interface ReserveOrderInput {
   creditsCents?: number;
   currency: string;
   holdSeconds: number;
+  /** Units the buyer may hold in unpaid orders, this one included (`MAX_PENDING_UNITS_PER_BUYER`). */
+  maxPendingUnits: number;
   claim: IdempotencyClaim;
   /** Where `order.paid` goes when credits pay the whole order at once. */
   events: Queue<EventMessage>;
@@ -47,9 +58,18 @@ export interface ReserveOrderInput {
 const CREDIT_RESERVATION_MARGIN_MS = 60_000;
 
 /**
+ * Lapsed orders (not yet swept) that one refused order may expire before its single retry: one expiry
+ * batch, so a refusal costs at most two reads and two batches more.
+ */
+const LAPSED_RELEASE_LIMIT = EXPIRY_SWEEP_BATCH;
+
+/**
  * Prices the items at catalog prices (at most CATALOG_CACHE_MS old) and creates a pending order with its inventory reserved,
  * in one batch that also stores the idempotent response. Not enough stock → `sold_out` naming the first
- * product that is short, with what is left of it.
+ * product that is short, with what is left of it. The same batch adds the order's units to the buyer's
+ * pending count, whose CHECK refuses more than `maxPendingUnits` → `too_many_pending`. Before either
+ * answer, lapsed orders that hold the stock or count against the cap (the sweep has not reached them yet)
+ * are expired and the batch is tried once more: a lapsed hold never keeps anyone from buying.
  *
  * With `creditsCents`, the same batch also holds that much of the wallet (partial payment) or deducts the
  * whole total, settles the order PAID and issues its tickets (full payment). The wallet's object, which
@@ -96,6 +116,13 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   });
   let row = created.row;
   const statements: Statement[] = [...created.statements];
+  const units = lines.reduce((sum, line) => sum + line.quantity, 0);
+  if (credits.kind !== "full") {
+    // An order paid in full at once is never pending: only the others count against the cap.
+    statements.push(
+      holdPendingUnitsStatement(db, { userId: input.userId, units, maxUnits: input.maxPendingUnits, now }),
+    );
+  }
   let paid: OutboxEntry | undefined;
   if (credits.kind === "partial") {
     statements.push(holdOrderCreditsStatement(db, row, now));
@@ -143,13 +170,17 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
 
   try {
     // The claim goes first: a taken key must fail on its record before any other constraint is judged.
-    await atomically(db, [input.claim.complete({ status: 201, body: order }), ...statements]);
+    const batch = [input.claim.complete({ status: 201, body: order }), ...statements];
+    const holders = { userId: input.userId, productIds: lines.map((line) => line.product_id) };
+    await commitReleasingLapsed(db, batch, holders, now);
   } catch (error) {
     // A constraint failure rolled the batch back for certain: the credits are free again. Anything else
     // (a lost answer) may have committed, so the reservation stays until it expires.
     if (wallet && isConstraintError(error)) await settleReservation(wallet, input.userId, row.id, false);
     // Before the inventory check: its pattern matches any CHECK, the wallet's included.
     if (isWalletShort(error) && wallet) throw insufficientFunds(await wallet.sync(input.userId));
+    if (isPendingCapExceeded(error))
+      throw await tooManyPending(db, input.userId, units, input.maxPendingUnits);
     if (isInventoryExceeded(error)) throw await soldOutAfterRace(db, lines);
     if (isDuplicateOrderKey(error)) {
       // The key already made an order (its stored response may have been purged): answer with that order.
@@ -164,6 +195,40 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   // Issuance has committed; what follows it (the receipt) fans out through the queue.
   if (paid) await publishOutboxEntry(db, input.events, paid, now);
   return order;
+}
+
+/**
+ * Runs the order's batch. Refused for stock or for the buyer's cap, it expires the lapsed orders that
+ * hold those products or count against that cap (at most LAPSED_RELEASE_LIMIT, with everything their
+ * expiry undoes) and, if there were any, runs the batch once more. Any other failure, or a second
+ * refusal, is the caller's to answer.
+ */
+async function commitReleasingLapsed(
+  db: Db,
+  batch: Statement[],
+  holders: LapsedHolders,
+  now: Date,
+): Promise<void> {
+  try {
+    await atomically(db, batch);
+    return;
+  } catch (error) {
+    // The wallet's CHECKs match the inventory pattern too; a short wallet is not helped by expiries.
+    if (isWalletShort(error) || !(isPendingCapExceeded(error) || isInventoryExceeded(error))) throw error;
+    const lapsed = await findLapsedOrderIds(db, holders, now, LAPSED_RELEASE_LIMIT);
+    if (lapsed.length === 0) throw error;
+    try {
+      // Expired here or, having lost a race, by whoever settled them: either way they hold nothing now.
+      await expireOrders(db, lapsed, now, ORDER_EXPIRY_EXTENSIONS);
+    } catch (expiryError) {
+      // The sweep will meet it too; this buyer gets the refusal the batch gave, not a 500.
+      console.error(
+        JSON.stringify({ level: "error", msg: "lapsed orders not expired", error: String(expiryError) }),
+      );
+      throw error;
+    }
+  }
+  await atomically(db, batch);
 }
 
 /**
@@ -195,6 +260,24 @@ function insufficientFunds(wallet: { balanceCents: number; availableCents: numbe
     balance_cents: wallet.balanceCents,
     available_cents: wallet.availableCents,
   });
+}
+
+/** Reads the buyer's count to say how much they hold: the batch only said "too much". */
+async function tooManyPending(
+  db: Db,
+  userId: string,
+  requestedUnits: number,
+  maxUnits: number,
+): Promise<ApiError> {
+  return new ApiError(
+    "too_many_pending",
+    `Unpaid orders may hold at most ${maxUnits} units: pay or wait for pending orders first`,
+    {
+      pending_units: await pendingUnitsOf(db, userId),
+      requested_units: requestedUnits,
+      max_pending_units: maxUnits,
+    },
+  );
 }
 
 function soldOut(productId: string, available: number): ApiError {

@@ -14,6 +14,7 @@ import {
   recordAmountMismatch,
   recordPaymentStatement,
 } from "../db/payments";
+import { releasePendingUnitsStatement } from "../db/pending-units";
 import { issueTicketsStatements } from "../db/tickets";
 import { assertTransition, canTransition, isHoldExpired } from "../domain/orders";
 import { ApiError } from "../errors";
@@ -37,14 +38,14 @@ type OrderWithItems = NonNullable<Awaited<ReturnType<typeof findOrderWithItems>>
 /**
  * Applies a gateway event to an order, exactly once however many deliveries arrive, in parallel or not.
  *
- * - SUCCESS for a pending order → PAID, inventory committed, tickets issued, its credit hold (if any)
- *   posted as a DEDUCT: one atomic batch, together with the payment row whose unique keys make any other
- *   delivery of the payment roll back.
+ * - SUCCESS for a pending order → PAID, inventory committed, tickets issued, its units off the buyer's
+ *   pending count, its credit hold (if any) posted as a DEDUCT: one atomic batch, together with the
+ *   payment row whose unique keys make any other delivery of the payment roll back.
  * - SUCCESS whose amount or currency differs from what is due → recorded for review, 422, nothing else.
  * - SUCCESS for an order that is no longer pending (expired, failed, paid by another payment) → recorded
  *   as needing a refund, `ignored`.
- * - FAILED for a pending order → PAYMENT_FAILED, the reservation and credit hold released; otherwise
- *   `ignored`.
+ * - FAILED for a pending order → PAYMENT_FAILED, the reservation, pending units and credit hold released;
+ *   otherwise `ignored`.
  */
 export async function settleOrderPayment(
   context: PaymentContext,
@@ -128,6 +129,7 @@ async function payOrder(context: PaymentContext, delivery: PaymentDelivery, foun
     recordPaymentStatement(db, delivery, "processed", false),
     ...settleOrderStatements(db, order.id, "PAID", now),
     ...items.map((item) => inventory.commit(db, item.productId, item.quantity, now)),
+    releasePendingUnitsStatement(db, order.id, now),
     ...postOrderCreditsStatements(db, order, now),
     ...tickets.statements,
     outboxStatement(db, paid, now),
@@ -146,6 +148,7 @@ async function failOrder(context: PaymentContext, delivery: PaymentDelivery, fou
     recordPaymentStatement(db, delivery, "processed", false),
     ...settleOrderStatements(db, order.id, "PAYMENT_FAILED", now),
     ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
+    releasePendingUnitsStatement(db, order.id, now),
     ...voidOrderCreditsStatements(db, order, now),
   ]);
 }
