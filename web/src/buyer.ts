@@ -83,6 +83,10 @@ interface TopupAttempt {
 }
 
 const TOKEN_KEY = "passes.buyer.token";
+/** The `state` and `nonce` of the provider sign-in this tab started (sessionStorage: this tab only). */
+const SIGNIN_ATTEMPT_KEY = "passes.buyer.signin-attempt";
+/** A provider sign-in not answered within this long is abandoned: its state is no longer accepted. */
+const SIGNIN_ATTEMPT_MAX_MS = 10 * 60_000;
 const CHECKOUT_KEY = "passes.buyer.checkout";
 const TOPUP_KEY = "passes.buyer.topup";
 const MAX_QUANTITY = 20;
@@ -131,7 +135,7 @@ function retryable(error: unknown): boolean {
 
 // ——— Sign-in ———
 
-function tokenClaims(jwt: string): { sub?: string; exp?: number } | null {
+function tokenClaims(jwt: string): { sub?: string; exp?: number; nonce?: unknown } | null {
   const payload = jwt.split(".")[1];
   if (!payload) return null;
   try {
@@ -146,15 +150,105 @@ function usable(jwt: string | null): jwt is string {
   return Boolean(claims?.sub) && (claims?.exp === undefined || claims.exp * 1000 > Date.now());
 }
 
-/** An identity provider hands the token back in the URL fragment; it is taken and removed from the URL. */
-function tokenFromFragment(): string | null {
+/**
+ * The deployment's OpenID Connect provider, from `<meta name="passes-oidc-authorize-url">` and
+ * `<meta name="passes-oidc-client-id">` in index.html (optional `passes-oidc-scope`, default `openid`).
+ * Without them the page offers no provider button; demo sign-in (development) and a pasted token remain.
+ */
+interface IdentityProvider {
+  authorizeUrl: string;
+  clientId: string;
+  scope: string;
+}
+
+function configuredProvider(): IdentityProvider | null {
+  const meta = (name: string) =>
+    document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content.trim() ?? "";
+  const authorizeUrl = meta("passes-oidc-authorize-url");
+  const clientId = meta("passes-oidc-client-id");
+  if (!authorizeUrl || !clientId) return null;
+  return { authorizeUrl, clientId, scope: meta("passes-oidc-scope") || "openid" };
+}
+
+/** What this tab asked the provider for: the answer must bring this `state` back, its token this `nonce`. */
+interface SignInAttempt {
+  state: string;
+  nonce: string;
+  started_at: number;
+}
+
+function randomValue(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/**
+ * The provider's authorize URL for a sign-in (OpenID Connect implicit flow: the ID token comes back to
+ * this page in the URL fragment). A fresh random `state` and `nonce` are stored in this tab first.
+ */
+function providerSignInUrl(provider: IdentityProvider): string {
+  const attempt: SignInAttempt = { state: randomValue(), nonce: randomValue(), started_at: Date.now() };
+  writeJson(SIGNIN_ATTEMPT_KEY, attempt);
+  const url = new URL(provider.authorizeUrl);
+  const params = {
+    response_type: "id_token",
+    response_mode: "fragment",
+    client_id: provider.clientId,
+    redirect_uri: location.origin + location.pathname,
+    scope: provider.scope,
+    state: attempt.state,
+    nonce: attempt.nonce,
+  };
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  return url.toString();
+}
+
+const NOT_STARTED_HERE = "A sign-in this page did not start was ignored";
+
+/**
+ * The provider's answer in the URL fragment, taken and removed from the URL. It counts only with the
+ * `state` this tab stored when it started the sign-in (used once, then forgotten), and a token that
+ * carries a `nonce` must carry ours. Anything else is a sign-in this page did not ask for, such as a link
+ * that would sign the visitor into someone else's account (login CSRF): it is ignored.
+ */
+function signInFromFragment(): { token: string } | { refused: string } | null {
   const params = new URLSearchParams(location.hash.slice(1));
   const received = params.get("id_token") ?? params.get("access_token") ?? params.get("token");
-  if (received) history.replaceState(null, "", location.pathname + location.search);
-  return received;
+  const error = params.get("error");
+  if (!received && !error) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  const attempt = readJson<SignInAttempt>(SIGNIN_ATTEMPT_KEY);
+  writeJson(SIGNIN_ATTEMPT_KEY, null);
+  if (
+    attempt === null ||
+    Date.now() - attempt.started_at > SIGNIN_ATTEMPT_MAX_MS ||
+    params.get("state") !== attempt.state
+  ) {
+    return { refused: NOT_STARTED_HERE };
+  }
+  if (error || !received) return { refused: "The identity provider did not sign you in" };
+  const nonce = tokenClaims(received)?.nonce;
+  if (nonce !== undefined && nonce !== attempt.nonce) return { refused: NOT_STARTED_HERE };
+  if (!usable(received))
+    return { refused: "The token from the identity provider is not valid or has expired" };
+  return { token: received };
+}
+
+/** A short notice about sign-in, at the top of whichever screen is showing (sign-in or the app). */
+const signInNotice = h("p", { id: "signin-notice", class: "status", role: "status", hidden: true });
+
+function noticeSignIn(text: string): void {
+  const screen = token ? byId("app").querySelector("main") : byId("signin");
+  screen?.prepend(signInNotice);
+  say(signInNotice, text, "error");
+  show(signInNotice, text !== "");
 }
 
 function signIn(jwt: string): void {
+  noticeSignIn("");
   token = jwt;
   localStorage.setItem(TOKEN_KEY, jwt);
   byId("who").textContent = `Signed in as ${tokenClaims(jwt)?.sub ?? "?"}`;
@@ -166,6 +260,7 @@ function signIn(jwt: string): void {
 }
 
 function signOut(message = ""): void {
+  noticeSignIn("");
   token = null;
   localStorage.removeItem(TOKEN_KEY);
   checkout = null;
@@ -222,6 +317,18 @@ byId<HTMLFormElement>("token-form").addEventListener("submit", (event) => {
 });
 
 byId("sign-out").addEventListener("click", () => signOut());
+
+const provider = configuredProvider();
+if (provider) {
+  const start = () => location.assign(providerSignInUrl(provider));
+  byId("token-form").before(
+    h(
+      "button",
+      { id: "provider-signin", type: "button", onclick: start },
+      "Sign in with your identity provider",
+    ),
+  );
+}
 
 // ——— Tabs ———
 
@@ -806,8 +913,10 @@ byId("wallet-qr-button").addEventListener("click", () => {
 
 // ——— Start ———
 
-const received = tokenFromFragment();
+const fromProvider = signInFromFragment();
 const stored = localStorage.getItem(TOKEN_KEY);
-if (usable(received)) signIn(received);
+if (fromProvider && "token" in fromProvider) signIn(fromProvider.token);
 else if (usable(stored)) signIn(stored);
-else signOut(received ? "The token from the identity provider is not valid or has expired" : "");
+else signOut();
+// After the screen is chosen: a refused sign-in leaves whoever was signed in (or nobody) as they were.
+if (fromProvider && "refused" in fromProvider) noticeSignIn(fromProvider.refused);
