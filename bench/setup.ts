@@ -3,6 +3,7 @@
 // redemption rows).
 import { importJWK, SignJWT } from "jose";
 import { Webhook } from "standardwebhooks";
+import { fetchPoster, openDeviceSession } from "../scripts/device-session";
 import { DEMO_PASSWORD } from "../scripts/seed.mjs";
 import { BENCH_VARS, type BenchSecrets } from "./start";
 
@@ -148,13 +149,19 @@ export async function buyTickets(
   return mine.tickets.map((ticket) => ticket.code);
 }
 
-export async function gateSessionFor(api: Api) {
-  const token = await login(api, "gate-demo");
-  const session = await request<{ session_id: string }>(api, "POST", "/validators/sessions", {
-    token,
-    body: { device_id: "dev-gate-1" },
+/** A session on a seeded device for a seeded operator, the device enrolled with an admin's code. */
+export async function deviceSessionFor(api: Api, username: string, deviceId: string) {
+  const token = await login(api, username);
+  const sessionId = await openDeviceSession(fetchPoster(api.url), {
+    adminToken: await login(api, "admin-demo"),
+    operatorToken: token,
+    deviceId,
   });
-  return { token, sessionId: session.session_id };
+  return { token, sessionId };
+}
+
+export function gateSessionFor(api: Api) {
+  return deviceSessionFor(api, "gate-demo", "dev-gate-1");
 }
 
 /**

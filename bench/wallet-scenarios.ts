@@ -1,6 +1,6 @@
 // POS deduction scenarios: across many wallets, and many deductions from one hot wallet.
 import { load, type ScenarioResult } from "./load";
-import { type Api, buyerToken, login, signedDelivery } from "./setup";
+import { type Api, buyerToken, deviceSessionFor, signedDelivery } from "./setup";
 
 interface Context {
   api: Api;
@@ -48,12 +48,7 @@ export async function runDeductionScenarios(ctx: Context): Promise<void> {
   ctx.log("… funding wallets");
   for (let i = 0; i < users.length; i += 20)
     await Promise.all(users.slice(i, i + 20).map((user) => fund(ctx, user)));
-  const pos = await login(ctx.api, "pos-demo");
-  const session = await fetch(`${ctx.base}/validators/sessions`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${pos}` },
-    body: JSON.stringify({ device_id: "dev-pos-1", event_id: "evt-demo" }),
-  }).then((r) => r.json() as Promise<{ session_id: string }>);
+  const { token: pos, sessionId } = await deviceSessionFor(ctx.api, "pos-demo", "dev-pos-1");
 
   const run = async (seconds: number, pick: (i: number) => string) => {
     const bodies = await Promise.all(
@@ -61,7 +56,7 @@ export async function runDeductionScenarios(ctx: Context): Promise<void> {
         JSON.stringify({
           qr_token: await ctx.sign("wallet-qr+jwt", pick(i), 90),
           amount_cents: 1,
-          session_id: session.session_id,
+          session_id: sessionId,
         }),
       ),
     );

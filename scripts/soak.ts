@@ -4,6 +4,7 @@
 // gateway would; talks to nothing but the given URL.
 import { Webhook } from "standardwebhooks";
 import { devVar, signDevBuyerToken } from "./dev-config";
+import { openDeviceSession, type PostJson } from "./device-session";
 
 const arg = (name: string, fallback: string) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -101,23 +102,23 @@ const device = await api("POST", "/admin/devices", {
   body: { device_id: `soak-gate-${runId}`, kind: "gate", location_id: location },
 });
 if (device.status !== 201) throw new Error(`cannot register the soak gate: ${device.status}`);
-const gateSession = await api<{ session_id: string }>("POST", "/validators/sessions", {
-  token: gateToken,
-  body: { device_id: `soak-gate-${runId}` },
+const post: PostJson = async (path, body, token) => api("POST", path, { body, token });
+const sessionId = await openDeviceSession(post, {
+  adminToken: admin,
+  operatorToken: gateToken,
+  deviceId: `soak-gate-${runId}`,
 });
-const sessionId = gateSession.body.session_id;
 const walletEnabled =
   (await api("GET", "/wallet", { token: await buyerToken(`probe-${runId}`) })).status === 200;
 let posSession: string | undefined;
 let posToken: string | undefined;
 if (walletEnabled) {
   posToken = await login("pos-demo");
-  posSession = (
-    await api<{ session_id: string }>("POST", "/validators/sessions", {
-      token: posToken,
-      body: { device_id: "dev-pos-1", event_id: "evt-demo" },
-    })
-  ).body.session_id;
+  posSession = await openDeviceSession(post, {
+    adminToken: admin,
+    operatorToken: posToken,
+    deviceId: "dev-pos-1",
+  });
 }
 
 // ── the client's ledger of what it saw ──

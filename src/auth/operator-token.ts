@@ -10,10 +10,21 @@ export const OPERATOR_TOKEN_AUDIENCE = "staff";
 /** One shift. */
 export const OPERATOR_TOKEN_TTL_SECONDS = 8 * 60 * 60;
 
+/**
+ * The operator a request acts as. Roles and event ids come from the operator record (never older than
+ * OPERATOR_RECORD_CACHE_MS, see src/services/current-operator.ts), not from the token: a token's claims
+ * are only a snapshot of login time.
+ */
 export interface OperatorClaims {
   operatorId: string;
   roles: OperatorRole[];
   eventIds: string[];
+}
+
+/** What a token itself proves: who logged in, and under which credential version. */
+export interface OperatorTokenClaims extends OperatorClaims {
+  /** The operator's `credential_version` at login; a deactivation or password reset moves it on. */
+  credentialVersion: number;
 }
 
 const keys = new Map<string, Uint8Array>();
@@ -26,9 +37,18 @@ function operatorKey(secret: string): Uint8Array {
   return key;
 }
 
-export async function signOperatorToken(config: Config, claims: OperatorClaims, now: Date): Promise<string> {
+export async function signOperatorToken(
+  config: Config,
+  claims: OperatorTokenClaims,
+  now: Date,
+): Promise<string> {
   const iat = Math.floor(now.getTime() / 1000);
-  return new SignJWT({ operator_id: claims.operatorId, roles: claims.roles, event_ids: claims.eventIds })
+  return new SignJWT({
+    operator_id: claims.operatorId,
+    roles: claims.roles,
+    event_ids: claims.eventIds,
+    cv: claims.credentialVersion,
+  })
     .setProtectedHeader({ alg: "HS256", typ: OPERATOR_TOKEN_TYP })
     .setSubject(claims.operatorId)
     .setIssuer(config.serviceIssuer)
@@ -42,17 +62,18 @@ function isRole(value: unknown): value is OperatorRole {
   return typeof value === "string" && (OPERATOR_ROLES as readonly string[]).includes(value);
 }
 
-const verified = new VerifiedTokens<OperatorClaims>();
+const verified = new VerifiedTokens<OperatorTokenClaims>();
 
 /**
- * The operator's claims from a valid token (else 401 `unauthenticated`). A token this isolate verified
- * recently is accepted again without the signature check, until its `exp` (see verified-tokens.ts).
+ * The claims of a validly signed, unexpired token (else 401 `unauthenticated`). A token this isolate
+ * verified recently is accepted again without the signature check, until its `exp` (see
+ * verified-tokens.ts). Whether the operator may still use it is the operator record's to say.
  */
 export async function verifyOperatorToken(
   config: Config,
   token: string,
   now = new Date(),
-): Promise<OperatorClaims> {
+): Promise<OperatorTokenClaims> {
   const nowMs = now.getTime();
   const known = verified.get(config, token, nowMs);
   if (known) return known;
@@ -70,7 +91,15 @@ export async function verifyOperatorToken(
       ? payload.event_ids.filter((id): id is string => typeof id === "string")
       : [];
     if (typeof payload.operator_id !== "string") throw new ApiError("unauthenticated");
-    const claims = { operatorId: payload.operator_id, roles, eventIds };
+    // Tokens signed before credential versions existed carry none: they were issued under the first one.
+    const credentialVersion = payload.cv === undefined ? 1 : payload.cv;
+    if (!Number.isSafeInteger(credentialVersion)) throw new ApiError("unauthenticated");
+    const claims = {
+      operatorId: payload.operator_id,
+      roles,
+      eventIds,
+      credentialVersion: credentialVersion as number,
+    };
     // `exp` is required above; jose refuses the token from the second `exp` on (no clock tolerance here).
     verified.remember(config, token, claims, (payload.exp ?? 0) * 1000, nowMs);
     return claims;

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { check, index, integer, primaryKey, sqliteTable, text, unique } from "drizzle-orm/sqlite-core";
+import type { DevicePublicJwk } from "../auth/device-proof";
 import type { ProductFunction } from "../types/domain";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database (they carry the CHECKs
@@ -98,6 +99,9 @@ export const operators = sqliteTable("operators", {
   eventIds: text("event_ids", { mode: "json" }).$type<string[]>().notNull(),
   active: integer("active", { mode: "boolean" }).notNull().default(true),
   createdAt: text("created_at").notNull(),
+  /** Tokens carry the version they were issued under; deactivation and a password reset bump it. */
+  credentialVersion: integer("credential_version").notNull().default(1),
+  updatedAt: text("updated_at"),
 });
 
 /** One streak of login attempts per (username, client address); see src/db/login-throttle.ts. */
@@ -130,8 +134,34 @@ export const devices = sqliteTable(
     active: integer("active", { mode: "boolean" }).notNull().default(true),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
+    /** The enrolled public key (a public JWK); null until the device enrolls. */
+    publicJwk: text("public_jwk", { mode: "json" }).$type<DevicePublicJwk>(),
+    keyAlg: text("key_alg", { enum: ["ES256", "EdDSA"] }),
+    enrolledAt: text("enrolled_at"),
   },
   (t) => [check("pos_device_has_event", sql`${t.kind} <> 'pos' OR ${t.eventId} IS NOT NULL`)],
+);
+
+/** One-time enrollment codes, stored as their SHA-256 only. */
+export const deviceEnrollments = sqliteTable("device_enrollments", {
+  codeHash: text("code_hash").primaryKey(),
+  deviceId: text("device_id")
+    .notNull()
+    .references(() => devices.id),
+  createdAt: text("created_at").notNull(),
+  expiresAt: text("expires_at").notNull(),
+  usedAt: text("used_at"),
+});
+
+/** Spent device-proof jtis, kept until the proof would have expired anyway. */
+export const deviceProofs = sqliteTable(
+  "device_proofs",
+  {
+    deviceId: text("device_id").notNull(),
+    jti: text("jti").notNull(),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.deviceId, t.jti] })],
 );
 
 export const validatorSessions = sqliteTable(

@@ -1,7 +1,9 @@
 import { createMiddleware } from "hono/factory";
 import { verifyBuyerToken } from "../auth/buyer-token";
 import { verifyOperatorToken } from "../auth/operator-token";
+import { getDb } from "../db/client";
 import { ApiError } from "../errors";
+import { currentOperator } from "../services/current-operator";
 import type { OperatorRole } from "../types/domain";
 import type { AppEnv } from "./context";
 
@@ -30,12 +32,15 @@ export const requireBuyer = createMiddleware<AppEnv>(async (c, next) => {
 });
 
 /**
- * Staff routes: an operator token holding at least one of `roles` (admin passes every check).
- * Missing or invalid token → 401; valid but without the role → 403.
+ * Staff routes: an operator token whose operator, as the record says now (≤ 5 s old), is active, still on
+ * the token's credential version, and holds at least one of `roles` (admin passes every check).
+ * Missing, invalid or revoked token → 401; valid but without the role → 403.
  */
 export function requireOperator(...roles: OperatorRole[]) {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const operator = await verifyOperatorToken(c.get("config"), bearerToken(c.req.header("authorization")));
+    const claims = await verifyOperatorToken(c.get("config"), bearerToken(c.req.header("authorization")));
+    const operator = await currentOperator(getDb(c.env.DB), claims, Date.now());
+    if (!operator) throw new ApiError("unauthenticated", "This sign-in is no longer valid: sign in again");
     const allowed = operator.roles.includes("admin") || roles.some((role) => operator.roles.includes(role));
     if (!allowed) throw new ApiError("forbidden", `Requires role: ${roles.join(" or ")}`);
     c.set("operator", operator);

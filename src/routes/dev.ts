@@ -3,6 +3,8 @@ import { SignJWT } from "jose";
 import { nanoid } from "nanoid";
 import { Webhook } from "standardwebhooks";
 import { z } from "zod";
+import { getDb } from "../db/client";
+import { issueEnrollmentCode } from "../db/devices";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
@@ -145,6 +147,16 @@ export function devRoutes(appFetch: AppFetch) {
       c.env,
       c.executionCtx,
     );
+  });
+
+  // The pages enroll the seeded devices (dev-gate-1, dev-pos-1) without an admin handing out a code: the
+  // page asks for one here, then enrolls its own key through the real POST /devices/enroll.
+  router.post("/dev/devices/:id/enrollment", async (c) => {
+    const deviceId = c.req.param("id");
+    if (deviceId.length > MAX_ID_LENGTH) throw new ApiError("not_found", "No such device");
+    const code = await issueEnrollmentCode(getDb(c.env.DB), deviceId, "system:dev", new Date());
+    if (!code) throw new ApiError("not_found", "No such device");
+    return c.json(code, 201, { "cache-control": "no-store" });
   });
 
   return router;

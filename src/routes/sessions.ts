@@ -1,4 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { MAX_DEVICE_PROOF_LENGTH } from "../auth/device-proof";
+import {
+  DEVICE_PROOF_AUDIENCE,
+  DEVICE_PROOF_MAX_LIFETIME_SECONDS,
+  DEVICE_PROOF_TYP,
+} from "../auth/device-proof-token";
 import { getDb } from "../db/client";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
@@ -28,8 +34,23 @@ const ValidatorSessionSchema = z
 const NewSessionSchema = z
   .object({
     device_id: DeviceId,
-    location_id: LocationId.optional().openapi({ description: "Defaults to the device's location." }),
-    event_id: EventId.optional().openapi({ description: "Defaults to the device's event." }),
+    device_proof: z
+      .string()
+      .min(1)
+      .max(MAX_DEVICE_PROOF_LENGTH)
+      .optional()
+      .openapi({
+        description:
+          `Required (missing → 403 \`device_not_authorized\`). A compact JWS signed by the device's enrolled key: header \`typ: "${DEVICE_PROOF_TYP}"\`, ` +
+          `claims \`sub\` = the device id, \`aud: "${DEVICE_PROOF_AUDIENCE}"\`, \`iat\`, \`exp\` (at most ` +
+          `${DEVICE_PROOF_MAX_LIFETIME_SECONDS} s after \`iat\`) and a single-use \`jti\`.`,
+      }),
+    location_id: LocationId.optional().openapi({
+      description: "Optional; the session always takes the device's. A different value → 422.",
+    }),
+    event_id: EventId.optional().openapi({
+      description: "Optional; the session always takes the device's. A different value → 422.",
+    }),
   })
   .strict()
   .openapi("NewValidatorSession");
@@ -51,10 +72,13 @@ export const sessionRoutes = createRouter()
       tags: ["Staff"],
       summary: "Open a validator session on a device",
       description:
-        "The device must be registered and active (403 `device_not_authorized`). A gate device needs role " +
-        "`gate`, a POS device role `pos` (admin passes both). A device bound to an event opens sessions " +
-        "for that event only, and a POS session's event must be one of the operator's `event_ids` " +
-        `(admin excepted), else 403 \`forbidden\`. Sessions expire after ${VALIDATOR_SESSION_SECONDS} s. Audited.`,
+        "The device must be registered, active and enrolled, and prove it with `device_proof` signed by its " +
+        "enrolled key (a proof works once). Missing, bad signature, expired, replayed, not enrolled, revoked " +
+        "or inactive → 403 `device_not_authorized`. A gate device needs role `gate`, a POS device role " +
+        "`pos` (admin passes both), and a POS session's event must be one of the operator's `event_ids` " +
+        "(admin excepted), else 403 `forbidden`. Location and event come from the device record; naming " +
+        "others → 422 `device_scope_mismatch`. Sessions expire after " +
+        `${VALIDATOR_SESSION_SECONDS} s. Audited.`,
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("gate", "pos")] as const,
       request: { body: jsonBody(NewSessionSchema) },
@@ -65,6 +89,7 @@ export const sessionRoutes = createRouter()
           "unauthenticated",
           "forbidden",
           "device_not_authorized",
+          "device_scope_mismatch",
           "service_unavailable",
         ),
       },
@@ -74,6 +99,7 @@ export const sessionRoutes = createRouter()
       const session = await openValidatorSession(getDb(c.env.DB), {
         operator: c.get("operator"),
         deviceId: body.device_id,
+        deviceProof: body.device_proof,
         locationId: body.location_id,
         eventId: body.event_id,
         now: new Date(),

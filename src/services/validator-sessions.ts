@@ -1,8 +1,9 @@
 import { eq } from "drizzle-orm";
+import { verifyDeviceProof } from "../auth/device-proof";
 import type { OperatorClaims } from "../auth/operator-token";
 import { appendAudit, errorMatches } from "../db/audit";
 import type { Db } from "../db/client";
-import { findDevice, toDevice } from "../db/devices";
+import { findDevice, isDeviceProofReplay, spendDeviceProofStatement, toDevice } from "../db/devices";
 import { validatorSessions } from "../db/schema";
 import {
   findSessionWithDevice,
@@ -24,30 +25,63 @@ const isAdmin = (operator: OperatorClaims) => operator.roles.includes("admin");
 export interface OpenSessionRequest {
   operator: OperatorClaims;
   deviceId: string;
+  /** A compact JWS signed by the device's enrolled key (see src/auth/device-proof.ts); missing → refused. */
+  deviceProof: string | undefined;
+  /** Optional: when given, must equal the device's (the session's scope always comes from the device). */
   locationId?: string;
   eventId?: string;
   now: Date;
 }
 
 /**
- * Opens a session on a registered, active device (else `device_not_authorized`). The caller needs the
- * role matching the device's kind (admin passes). A device bound to an event only opens sessions for that
- * event, and a POS session's event must also be one of the operator's `event_ids` (admin passes).
- * Defaults: the device's location and event.
+ * Opens a session on a registered, active, enrolled device that proved itself with a fresh device proof
+ * (else 403 `device_not_authorized`, the same answer for every reason, so probing learns nothing). The
+ * caller needs the role matching the device's kind (admin passes), and a POS session's event must be one
+ * of the operator's `event_ids` (admin passes). Location and event come from the device record; a request
+ * naming others → 422 `device_scope_mismatch`.
+ *
+ * The proof's jti is spent in the batch that opens the session: D1 rather than an object, because a
+ * session open is rare (one per device per shift), must be seen by every isolate at once, and committing
+ * the jti with the session means a proof is used up exactly when it opened one.
  */
 export async function openValidatorSession(db: Db, request: OpenSessionRequest): Promise<ValidatorSession> {
   const { operator, now } = request;
+  // The client learns only that the device is not authorized; the reason goes to the log for the admin.
+  const refused = (reason: string) => {
+    console.warn(
+      JSON.stringify({ level: "warn", msg: "device refused", device_id: request.deviceId, reason }),
+    );
+    return new ApiError("device_not_authorized", `Device ${request.deviceId} is not authorized`);
+  };
   const device = await findDevice(db, request.deviceId);
-  if (!device?.active) {
-    throw new ApiError("device_not_authorized", `Device ${request.deviceId} is not registered or not active`);
-  }
+  if (!device?.active) throw refused("not registered or not active");
+  if (!device.publicJwk || !device.keyAlg) throw refused("not enrolled");
+  if (request.deviceProof === undefined) throw refused("no proof");
+  const verdict = await verifyDeviceProof(
+    request.deviceProof,
+    { id: device.id, publicJwk: device.publicJwk, keyAlg: device.keyAlg },
+    now,
+  );
+  if (!verdict.ok) throw refused(`proof refused: ${verdict.reason}`);
+
   if (!isAdmin(operator) && !operator.roles.includes(device.kind)) {
     throw new ApiError("forbidden", `A ${device.kind} session requires role ${device.kind}`);
   }
-  const eventId = request.eventId ?? device.eventId;
-  if (device.eventId !== null && eventId !== device.eventId) {
-    throw new ApiError("forbidden", `Device ${device.id} is bound to event ${device.eventId}`);
+  const mismatched = [
+    request.locationId !== undefined && request.locationId !== device.locationId ? "location_id" : undefined,
+    request.eventId !== undefined && request.eventId !== device.eventId ? "event_id" : undefined,
+  ].filter((field) => field !== undefined);
+  if (mismatched.length > 0) {
+    throw new ApiError(
+      "device_scope_mismatch",
+      `Device ${device.id} is bound elsewhere: ${mismatched.join(", ")}`,
+      {
+        device_location_id: device.locationId,
+        device_event_id: device.eventId,
+      },
+    );
   }
+  const eventId = device.eventId;
   if (
     device.kind === "pos" &&
     !isAdmin(operator) &&
@@ -61,30 +95,38 @@ export async function openValidatorSession(db: Db, request: OpenSessionRequest):
     operatorId: operator.operatorId,
     deviceId: device.id,
     kind: device.kind,
-    locationId: request.locationId ?? device.locationId,
+    locationId: device.locationId,
     eventId,
     openedAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + VALIDATOR_SESSION_SECONDS * 1000).toISOString(),
     closedAt: null,
   };
   const session = toValidatorSession(row);
-  await appendAudit(
-    db,
-    {
-      actor: operator.operatorId,
-      action: "session.open",
-      target: row.id,
-      details: {
-        device_id: session.device_id,
-        kind: session.kind,
-        location_id: session.location_id,
-        event_id: session.event_id,
-        expires_at: session.expires_at,
+  try {
+    await appendAudit(
+      db,
+      {
+        actor: operator.operatorId,
+        action: "session.open",
+        target: row.id,
+        details: {
+          device_id: session.device_id,
+          kind: session.kind,
+          location_id: session.location_id,
+          event_id: session.event_id,
+          expires_at: session.expires_at,
+        },
       },
-    },
-    now,
-    [db.insert(validatorSessions).values(row)],
-  );
+      now,
+      [
+        spendDeviceProofStatement(db, device.id, verdict.proof.jti, verdict.proof.expiresAt),
+        db.insert(validatorSessions).values(row),
+      ],
+    );
+  } catch (error) {
+    if (isDeviceProofReplay(error)) throw refused("proof replayed");
+    throw error;
+  }
   return session;
 }
 

@@ -4,6 +4,19 @@
 /** `supervisor` approves refunds above the limit and annuls scans outside the window; it implies no other role. */
 export const OPERATOR_ROLES = ["gate", "pos", "analyst", "supervisor", "admin"] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+export const isOperatorRole = (value: unknown): value is OperatorRole =>
+  typeof value === "string" && (OPERATOR_ROLES as readonly string[]).includes(value);
+
+/** A staff member as admins see them (never the password). */
+export interface Operator {
+  operator_id: string;
+  username: string;
+  roles: OperatorRole[];
+  event_ids: string[];
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
 
 export const ORDER_STATUSES = ["PENDING_PAYMENT", "PAID", "PAYMENT_FAILED", "EXPIRED"] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
@@ -62,8 +75,19 @@ export interface Device {
   event_id: string | null;
   functions: string[] | null;
   active: boolean;
+  /** When the device last enrolled its key; `null` until it has (it cannot open sessions before). */
+  enrolled_at: string | null;
+  /** The enrolled key's algorithm, `null` until enrolled. */
+  key_alg: "ES256" | "EdDSA" | null;
   created_at: string;
   updated_at: string;
+}
+
+/** A one-time code that lets a device enroll its key; only its hash is stored. */
+export interface DeviceEnrollmentCode {
+  device_id: string;
+  enrollment_code: string;
+  enrollment_expires_at: string;
 }
 
 /** An operator working a device: scans and POS calls name the session they run under. */

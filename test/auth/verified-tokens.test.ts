@@ -12,7 +12,7 @@ import { uniqueUser } from "../support/tokens";
 // shortcut accept something the full verification would refuse.
 
 const config = loadConfig(env);
-const claims = { operatorId: "opr_cached", roles: ["gate" as const], eventIds: [] };
+const claims = { operatorId: "opr_cached", roles: ["gate" as const], eventIds: [], credentialVersion: 1 };
 
 async function refusal(verification: Promise<unknown>): Promise<string | undefined> {
   try {

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, inject, it } from "vitest";
-import { call, DEMO_PASSWORD, demoBuyer, paidTicket, staffToken } from "./support/api";
+import { call, DEMO_PASSWORD, demoBuyer, deviceSession, paidTicket, staffToken } from "./support/api";
 import { documentWidth, launchBrowser, openPage, PHONE_VIEWPORT, screenshot } from "./support/browser";
 
 const base = inject("baseUrl");
@@ -24,13 +24,10 @@ async function ferryScan(): Promise<string> {
     token: buyer,
   });
   const gate = await staffToken(base, "gate-demo");
-  const session = await call<{ session_id: string }>(base, "POST", "/validators/sessions", {
-    token: gate,
-    body: { device_id: "dev-gate-1" },
-  });
+  const sessionId = await deviceSession(base, gate, "dev-gate-1");
   const scan = await call(base, "POST", "/tickets/scan", {
     token: gate,
-    body: { qr_token: qr.body.token, function: "ferry", session_id: session.body.session_id },
+    body: { qr_token: qr.body.token, function: "ferry", session_id: sessionId },
   });
   if (scan.status !== 200) throw new Error(`scan failed: ${scan.status} ${JSON.stringify(scan.body)}`);
   return ticket.code;

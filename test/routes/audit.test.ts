@@ -7,7 +7,7 @@ import { auditLog } from "../../src/db/schema";
 import type { AuditEntry } from "../../src/types/domain";
 import { operatorToken, TEST_PASSWORD } from "../support/fixtures";
 import { callJson } from "../support/http";
-import { adminOperator, openSession, registeredDevice, uniqueDeviceId } from "../support/staff";
+import { adminOperator, openSession, registeredDevice } from "../support/staff";
 
 const db = () => getDb(env.DB);
 const FAR_FUTURE = "2999-01-01T00:00:00Z";
@@ -73,11 +73,7 @@ describe("audit entries for staff actions", () => {
       body: { sellable: 9 },
     });
     expect(patched.status).toBe(200);
-    const deviceId = uniqueDeviceId("gate");
-    await callJson("POST", "/admin/devices", {
-      token: admin.token,
-      body: { device_id: deviceId, kind: "gate" },
-    });
+    const deviceId = await registeredDevice({ kind: "gate" });
     await callJson("PATCH", `/admin/devices/${deviceId}`, { token: admin.token, body: { active: false } });
     await callJson("PATCH", `/admin/devices/${deviceId}`, { token: admin.token, body: { active: true } });
     const session = await openSession(gate.token, { device_id: deviceId });
@@ -99,6 +95,7 @@ describe("audit entries for staff actions", () => {
       ["product.create", admin.operatorId],
       ["product.update", admin.operatorId],
       ["device.register", admin.operatorId],
+      ["device.enroll", `device:${deviceId}`],
       ["device.update", admin.operatorId],
       ["device.update", admin.operatorId],
       ["session.open", gate.operatorId],

@@ -67,7 +67,7 @@ describe("dev helpers outside development", () => {
       openapi: "3.0.3",
       info: { title: "t", version: "0" },
     });
-    expect(Object.keys(document.paths ?? {}).filter((path) => path.startsWith("/dev"))).toEqual([]);
+    expect(Object.keys(document.paths ?? {}).filter((path) => path.startsWith("/dev/"))).toEqual([]);
   });
 });
 

@@ -43,12 +43,17 @@ describe("POST /validators/sessions", () => {
     expect(open.device).toMatchObject({ device_id: deviceId, functions: ["bus"], active: true });
   });
 
-  it("takes a location from the body over the device's", async ({ expect }) => {
+  it("never takes a location from the body: the scope is the device's (422 otherwise)", async ({
+    expect,
+  }) => {
     const deviceId = await registeredDevice({ kind: "gate", location_id: "loc-pier-1" });
     const gate = await operatorToken(["gate"]);
-    const opened = await openSession(gate.token, { device_id: deviceId, location_id: "loc-museum" });
+    const elsewhere = await openSession(gate.token, { device_id: deviceId, location_id: "loc-museum" });
+    expect(elsewhere.status).toBe(422);
+    expect(elsewhere.body.code).toBe("device_scope_mismatch");
+    const opened = await openSession(gate.token, { device_id: deviceId });
     expect(opened.status).toBe(201);
-    expect(opened.body.location_id).toBe("loc-museum");
+    expect(opened.body.location_id).toBe("loc-pier-1");
   });
 
   it("opens a pos session for an event in the operator's event_ids", async ({ expect }) => {
@@ -88,14 +93,28 @@ describe("POST /validators/sessions", () => {
     expect(response.body.code).toBe("forbidden");
   });
 
-  it("403 forbidden: an event_id other than the device's, even one the operator holds", async ({
+  it("422 device_scope_mismatch: an event_id or location_id other than the device's, even one the operator holds", async ({
     expect,
   }) => {
-    const deviceId = await registeredDevice({ kind: "pos", event_id: EVENT });
+    const deviceId = await registeredDevice({ kind: "pos", event_id: EVENT, location_id: "loc-bar" });
     const pos = await operatorToken(["pos"], [EVENT, "evt-elsewhere"]);
-    const response = await openSession(pos.token, { device_id: deviceId, event_id: "evt-elsewhere" });
-    expect(response.status).toBe(403);
-    expect(response.body.code).toBe("forbidden");
+    const otherEvent = await openSession(pos.token, { device_id: deviceId, event_id: "evt-elsewhere" });
+    expect(otherEvent.status).toBe(422);
+    expect(otherEvent.body.code).toBe("device_scope_mismatch");
+    const otherPlace = await openSession(pos.token, {
+      device_id: deviceId,
+      location_id: "loc-somewhere-else",
+    });
+    expect(otherPlace.status).toBe(422);
+    expect(otherPlace.body.code).toBe("device_scope_mismatch");
+    // Naming the device's own scope is allowed, and the session takes it from the device either way.
+    const same = await openSession(pos.token, {
+      device_id: deviceId,
+      event_id: EVENT,
+      location_id: "loc-bar",
+    });
+    expect(same.status).toBe(201);
+    expect(same.body).toMatchObject({ event_id: EVENT, location_id: "loc-bar" });
   });
 
   it("403 forbidden for an analyst", async ({ expect }) => {

@@ -231,7 +231,7 @@ describe("JWKS and key rotation", () => {
         .setAudience(changes.aud ?? TICKET_QR_AUDIENCE)
         .setSubject(generateTicketCode())
         .setJti(crypto.randomUUID())
-        .setIssuedAt(now - 120)
+        .setIssuedAt(now - 20)
         .setExpirationTime(changes.exp ?? now + 30)
         .sign(currentKey);
     const expected = { typ: TICKET_QR_TYP, audience: TICKET_QR_AUDIENCE };

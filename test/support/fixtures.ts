@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { hashPassword } from "../../src/auth/password";
 import { createProduct } from "../../src/db/catalog";
 import { getDb } from "../../src/db/client";
-import { insertOperator } from "../../src/db/operators";
+import { createOperator } from "../../src/db/operators";
 import type { OperatorRole, ProductFunction } from "../../src/types/domain";
 import { callJson } from "./http";
 
@@ -33,14 +33,16 @@ export const TEST_PASSWORD = "correct-horse-battery";
 /** Creates an operator directly in D1 and logs in through the API; returns the operator token. */
 export async function operatorToken(roles: OperatorRole[], eventIds: string[] = []) {
   const username = `op-${crypto.randomUUID().slice(0, 8)}`;
-  const row = await insertOperator(
+  const created = await createOperator(
     db(),
     { username, passwordHash: await hashPassword(TEST_PASSWORD), roles, eventIds },
+    "system:test",
     new Date(),
   );
+  if (!created.ok) throw new Error(`operator not created: ${created.code}`);
   const login = await callJson<{ operator_token: string }>("POST", "/operators/login", {
     body: { username, password: TEST_PASSWORD },
   });
   if (login.status !== 200) throw new Error(`login failed: ${login.status}`);
-  return { token: login.body.operator_token, operatorId: row.id, username };
+  return { token: login.body.operator_token, operatorId: created.operator.operator_id, username };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { signDeviceProof } from "../../../src/auth/device-proof-token";
 
 // Setting the scene from Node through the same public API (and the dev-only helpers) the pages use.
 
@@ -68,4 +69,38 @@ export async function staffToken(base: string, username: string): Promise<string
   });
   expectStatus(result, 200, `login ${username}`);
   return result.body.operator_token;
+}
+
+/**
+ * Opens a session on a seeded device the way a page does: a development enrollment code, a fresh key
+ * enrolled with it (this replaces the device's key, so a page enrolled earlier enrolls again), a proof.
+ */
+export async function deviceSession(base: string, token: string, deviceId: string): Promise<string> {
+  const code = await call<{ enrollment_code: string }>(
+    base,
+    "POST",
+    `/dev/devices/${encodeURIComponent(deviceId)}/enrollment`,
+  );
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
+  const jwk = (await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey;
+  const enrolled = await call(base, "POST", "/devices/enroll", {
+    body: {
+      enrollment_code: code.body.enrollment_code,
+      public_key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+    },
+  });
+  if (enrolled.status !== 200) throw new Error(`enrollment failed: ${enrolled.status}`);
+  const session = await call<{ session_id: string }>(base, "POST", "/validators/sessions", {
+    token,
+    body: {
+      device_id: deviceId,
+      device_proof: await signDeviceProof(pair.privateKey, "ES256", deviceId, new Date()),
+    },
+  });
+  if (session.status !== 201)
+    throw new Error(`session failed: ${session.status} ${JSON.stringify(session.body)}`);
+  return session.body.session_id;
 }

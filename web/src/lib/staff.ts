@@ -1,4 +1,5 @@
 import { ApiProblem, api } from "./api";
+import { deviceProof, EnrollmentNeeded, enrollDevice, forgetDeviceKey, hasDeviceKey } from "./device-key";
 import { busy, byId, say, show } from "./dom";
 import { dateTime, describeError } from "./format";
 
@@ -115,24 +116,53 @@ export function setupStaff(options: StaffOptions): Staff {
   sessionForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(sessionForm);
-    const body: Record<string, string> = { device_id: String(data.get("device_id") ?? "").trim() };
-    const eventId = String(data.get("event_id") ?? "").trim();
-    if (eventId) body.event_id = eventId;
+    const deviceId = String(data.get("device_id") ?? "").trim();
+    const enrollmentCode = String(data.get("enrollment_code") ?? "").trim();
     void busy(byId<HTMLButtonElement>("session-button"), async () => {
       say(sessionStatus, "Opening session…");
       try {
-        const { data: session } = await api<ValidatorSession>("POST", "/validators/sessions", {
-          token: state?.token,
-          body,
-        });
+        const session = await openSessionAsDevice(deviceId, enrollmentCode);
         say(sessionStatus, "");
+        byId<HTMLInputElement>("enrollment-code").value = "";
+        show(byId("enrollment"), false);
         if (state) save({ ...state, session });
       } catch (error) {
+        if (error instanceof EnrollmentNeeded) {
+          show(byId("enrollment"), true);
+          say(sessionStatus, "Enter this device's enrollment code to continue", "error");
+          return;
+        }
         say(sessionStatus, describeError(error), "error");
         handleError(error);
       }
     });
   });
+
+  /**
+   * Enrolls this browser as the device when it holds no key (or a code was typed), then opens a session
+   * with a fresh device proof. A key the server no longer accepts (revoked, or replaced elsewhere) is
+   * forgotten, and the device enrolls again: by itself under `npm run dev`, else with a typed code.
+   */
+  async function openSessionAsDevice(deviceId: string, enrollmentCode: string): Promise<ValidatorSession> {
+    if (enrollmentCode || !(await hasDeviceKey(deviceId)))
+      await enrollDevice(deviceId, enrollmentCode || undefined);
+    const open = async () =>
+      (
+        await api<ValidatorSession>("POST", "/validators/sessions", {
+          token: state?.token,
+          body: { device_id: deviceId, device_proof: await deviceProof(deviceId) },
+        })
+      ).data;
+    try {
+      return await open();
+    } catch (error) {
+      if (!(error instanceof ApiProblem) || error.code !== "device_not_authorized" || enrollmentCode)
+        throw error;
+      await forgetDeviceKey(deviceId);
+      await enrollDevice(deviceId);
+      return open();
+    }
+  }
 
   byId("close-session").addEventListener("click", () => {
     const session = state?.session;

@@ -1,0 +1,37 @@
+import { SignJWT } from "jose";
+
+// The device proof's shape, written down once for everyone who makes or checks one: the Worker verifies
+// (device-proof.ts), the gate and till pages and the scripts sign. Only jose is imported here, so the
+// pages' bundle stays small.
+
+export const DEVICE_PROOF_TYP = "device-proof+jwt";
+export const DEVICE_PROOF_AUDIENCE = "sessions";
+/** The contract's bound: a proof lives at most this long after its `iat`. */
+export const DEVICE_PROOF_MAX_LIFETIME_SECONDS = 120;
+/** What the pages sign: well inside the bound, long enough for one slow request. */
+export const DEVICE_PROOF_LIFETIME_SECONDS = 60;
+
+export const DEVICE_KEY_ALGS = ["ES256", "EdDSA"] as const;
+export type DeviceKeyAlg = (typeof DEVICE_KEY_ALGS)[number];
+
+/**
+ * Signs a device proof with the device's private key (a non-extractable CryptoKey in the pages, any key in
+ * scripts and tests). `jti` defaults to a random UUID.
+ */
+export function signDeviceProof(
+  privateKey: CryptoKey,
+  alg: DeviceKeyAlg,
+  deviceId: string,
+  now: Date,
+  options: { jti?: string; lifetimeSeconds?: number } = {},
+): Promise<string> {
+  const iat = Math.floor(now.getTime() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg, typ: DEVICE_PROOF_TYP })
+    .setSubject(deviceId)
+    .setAudience(DEVICE_PROOF_AUDIENCE)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + (options.lifetimeSeconds ?? DEVICE_PROOF_LIFETIME_SECONDS))
+    .setJti(options.jti ?? crypto.randomUUID())
+    .sign(privateKey);
+}
