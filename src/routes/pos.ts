@@ -2,6 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getDb } from "../db/client";
 import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
+import { canApproveRefunds, decideRefundPolicy } from "../domain/refund-policy";
+import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { type AppEnv, asRouteResponse, createRouter } from "../http/context";
 import { hashRequest, parseIdempotencyKey, REPLAYED_HEADER, runIdempotent } from "../http/idempotency";
@@ -29,6 +31,12 @@ import { TransactionWithoutUser } from "./wallet";
 const MAX_QR_TOKEN_FIELD_LENGTH = 4_096;
 /** Ids this API hands out are well inside this. */
 const MAX_ID_LENGTH = 64;
+
+const refundPolicyDetail = {
+  refund_window_closed:
+    "The deduction is older than the refund window; an admin adjustment can still credit it",
+  approval_required: "A refund this large needs a supervisor",
+} as const;
 
 const QrTokenField = z
   .string()
@@ -110,6 +118,11 @@ const RefundRequestSchema = z
       description: "Defaults to whatever of the deduction is not refunded yet",
     }),
     reason: z.string().trim().min(1).max(MAX_REASON_LENGTH).openapi({ example: "Drink spilled" }),
+    session_id: SessionIdField.optional().openapi({
+      description:
+        "Required (missing → 403 `session_invalid`): the caller's open POS session, at the deduction's event " +
+        "(`admin` and `supervisor`: any POS session)",
+    }),
   })
   .strict()
   .openapi("PosRefundRequest");
@@ -234,10 +247,15 @@ export const posRoutes = createRouter()
       tags: ["POS"],
       summary: "Refund (part of) a POS deduction (idempotent)",
       description:
-        "Role `pos` with the deduction's event among the operator's `event_ids`, or `admin`; a deduction at " +
-        "another event answers 404 like a missing one. Without `amount_cents`, refunds what is left of the " +
-        "deduction. Refunds of one deduction never add up to more than it: 409 `refund_exceeds_original`, " +
-        "with `refundable_cents`. Audited with the refund.",
+        "Role `pos` with the deduction's event among the operator's `event_ids`, or `supervisor`/`admin`; a " +
+        "deduction at another event answers 404 like a missing one. Needs the caller's open POS session " +
+        "(`session_id`) at the deduction's event (`supervisor` and `admin`: any POS session), else 403 " +
+        "`session_invalid`. The policy: a deduction older than `REFUND_WINDOW_SECONDS` (default 86400) → 409 " +
+        "`refund_window_closed`; a refund above `REFUND_APPROVAL_CENTS` (default 5000; without " +
+        "`amount_cents`, the deduction's whole amount counts) needs role `supervisor` or `admin`, else 403 " +
+        "`approval_required`. Without `amount_cents`, refunds what is left of the deduction. Refunds of one " +
+        "deduction never add up to more than it: 409 `refund_exceeds_original`, with `refundable_cents`. " +
+        "Audited with the refund.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("pos")] as const,
       request: {
@@ -252,8 +270,11 @@ export const posRoutes = createRouter()
           ...IDEMPOTENCY_PROBLEMS,
           "unauthenticated",
           "forbidden",
+          "session_invalid",
+          "approval_required",
           "not_found",
           "refund_exceeds_original",
+          "refund_window_closed",
           "service_unavailable",
         ),
       },
@@ -264,6 +285,12 @@ export const posRoutes = createRouter()
       const body = c.req.valid("json");
       const context = posContext(c);
       const deduction = await findRefundableDeduction(context.db, context.operator, transactionId);
+      if (body.session_id === undefined)
+        throw new ApiError("session_invalid", "A refund needs an open POS session");
+      const session = await requirePosSession(context, body.session_id);
+      if (session.eventId !== deduction.eventId && !canApproveRefunds(context.operator.roles)) {
+        throw new ApiError("session_invalid", "The session is at another event than the deduction");
+      }
       const response = await runIdempotent(
         {
           db: context.db,
@@ -273,6 +300,21 @@ export const posRoutes = createRouter()
           now: context.now,
         },
         async () => {
+          // Inside the key's scope: a retry of a refund that went through replays it even once the window
+          // has closed, and a refusal is stored like any other business answer.
+          const policy = decideRefundPolicy(
+            {
+              windowSeconds: context.config.refundWindowSeconds,
+              approvalCents: context.config.refundApprovalCents,
+            },
+            {
+              deductionCreatedAt: deduction.createdAt,
+              amountCents: body.amount_cents ?? deduction.amountCents,
+              roles: context.operator.roles,
+              now: context.now,
+            },
+          );
+          if (!policy.ok) throw new ApiError(policy.code, refundPolicyDetail[policy.code]);
           const refund = await refundDeduction(context, deduction, {
             amountCents: body.amount_cents,
             reason: body.reason,

@@ -4,6 +4,7 @@ import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
 import { findLedgerEntry, type LedgerRow, lastPosReceipt } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction, WALLET_FLUSH_WINDOW_MS } from "../domain/ledger";
+import { canApproveRefunds } from "../domain/refund-policy";
 import type { Config, Env } from "../env";
 import { ApiError } from "../errors";
 import { REPLAYED_HEADER } from "../http/idempotency";
@@ -272,7 +273,8 @@ const REFUND_LOOKUP_POLL_MS = 200;
 const REFUND_LOOKUP_WAIT_MS = WALLET_FLUSH_WINDOW_MS + 1_000;
 
 /**
- * The deduction a caller may refund: a DEDUCT at one of the operator's events, or any DEDUCT for an admin.
+ * The deduction a caller may refund: a DEDUCT at one of the operator's events, or any DEDUCT for a
+ * supervisor or an admin.
  * Anything else, including someone else's event, answers exactly like a missing transaction.
  *
  * A deduction is decided by its wallet's object and reaches D1 with the object's next flush. A till
@@ -292,7 +294,7 @@ export async function findRefundableDeduction(
   }
   const allowed =
     row?.type === "DEDUCT" &&
-    (operator.roles.includes("admin") || (row.eventId !== null && operator.eventIds.includes(row.eventId)));
+    (canApproveRefunds(operator.roles) || (row.eventId !== null && operator.eventIds.includes(row.eventId)));
   if (!row || !allowed) throw new ApiError("not_found", "No such deduction");
   return row;
 }

@@ -153,7 +153,11 @@ async function runOp(op: Op, state: RunState, actors: Actors, earlier: readonly 
         await send(state, "POST", `/pos/deductions/${id}/refund`, {
           token: actors.till.token,
           idempotencyKey: crypto.randomUUID(),
-          body: { reason: "property", ...(op.cents !== null && { amount_cents: op.cents }) },
+          body: {
+            reason: "property",
+            session_id: actors.till.sessionId,
+            ...(op.cents !== null && { amount_cents: op.cents }),
+          },
         }),
       );
       return;

@@ -14,6 +14,7 @@ import {
   deduct,
   fundedWallet,
   type Problem,
+  posSessionFor,
   posTill,
   refund,
   storedWallet,
@@ -308,7 +309,7 @@ describe("POST /pos/deductions/{id}/refund", () => {
     expect,
   }) => {
     const { userId, till, id } = await deduction(1_000);
-    const first = await refund(till.token, id, { amount_cents: 300 });
+    const first = await refund(till, id, { amount_cents: 300 });
     expect(first.status).toBe(201);
     expect(first.body).toMatchObject({
       type: "REFUND",
@@ -319,8 +320,8 @@ describe("POST /pos/deductions/{id}/refund", () => {
     });
     expect(first.body.user_id).toBeUndefined();
     expect(first.body.wallet_ref).toMatch(/^wal_/);
-    expect((await refund(till.token, id, { amount_cents: 700 })).status).toBe(201);
-    const over = await refund(till.token, id, { amount_cents: 1 });
+    expect((await refund(till, id, { amount_cents: 700 })).status).toBe(201);
+    const over = await refund(till, id, { amount_cents: 1 });
     expect(over).toMatchObject({
       status: 409,
       body: { code: "refund_exceeds_original", refundable_cents: 0 },
@@ -336,24 +337,22 @@ describe("POST /pos/deductions/{id}/refund", () => {
     expect,
   }) => {
     const { till, id } = await deduction(800);
-    expect((await refund(till.token, id, { amount_cents: 200 })).status).toBe(201);
+    expect((await refund(till, id, { amount_cents: 200 })).status).toBe(201);
     const key = crypto.randomUUID();
-    const rest = await refund(till.token, id, {}, key);
+    const rest = await refund(till, id, {}, key);
     expect(rest).toMatchObject({ status: 201, body: { amount_cents: 600 } });
-    const replay = await refund(till.token, id, {}, key);
+    const replay = await refund(till, id, {}, key);
     expect(replay.headers.get("idempotent-replayed")).toBe("true");
     expect(replay.body).toEqual(rest.body);
-    expect((await refund(till.token, id)).body.code).toBe("refund_exceeds_original");
-    expect((await refund(till.token, id, { amount_cents: 5 }, key)).body.code).toBe("idempotency_key_reused");
+    expect((await refund(till, id)).body.code).toBe("refund_exceeds_original");
+    expect((await refund(till, id, { amount_cents: 5 }, key)).body.code).toBe("idempotency_key_reused");
   });
 
   it("concurrent refunds racing past the original never exceed it", async ({ expect }) => {
     const { userId, till, id } = await deduction(1_000);
-    const admin = await operatorToken(["admin"]);
+    const admin = await posSessionFor((await operatorToken(["admin"])).token, till.eventId);
     const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) =>
-        refund(i % 2 === 0 ? till.token : admin.token, id, { amount_cents: 300 }),
-      ),
+      Array.from({ length: 8 }, (_, i) => refund(i % 2 === 0 ? till : admin, id, { amount_cents: 300 })),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(3);
     const refused = results.filter((r) => r.status === 409);
@@ -369,17 +368,22 @@ describe("POST /pos/deductions/{id}/refund", () => {
   }) => {
     const { userId, till, id } = await deduction(500);
     const otherEvent = await posTill();
-    expect((await refund(otherEvent.token, id)).status).toBe(404);
+    expect((await refund(otherEvent, id)).status).toBe(404);
     const sameEventOtherOperator = await operatorToken(["pos"], [till.eventId]);
-    expect((await refund(sameEventOtherOperator.token, id, { amount_cents: 100 })).status).toBe(201);
-    const admin = await operatorToken(["admin"]);
-    expect((await refund(admin.token, id)).body).toMatchObject({ amount_cents: 400, reversal_of: id });
+    const colleague = await posSessionFor(sameEventOtherOperator.token, till.eventId);
+    expect((await refund(colleague, id, { amount_cents: 100 })).status).toBe(201);
+    // An admin refunds from a POS session of another event: admins may use any.
+    const admin = await posSessionFor((await operatorToken(["admin"])).token, "evt-admin-desk");
+    expect((await refund(admin, id)).body).toMatchObject({ amount_cents: 400, reversal_of: id });
 
     const purchase = (await storedWallet(userId)).ledger.find((row) => row.type === "PURCHASE");
-    expect((await refund(admin.token, purchase?.id ?? "")).status).toBe(404);
-    expect((await refund(admin.token, "txn_doesnotexist")).status).toBe(404);
+    expect((await refund(admin, purchase?.id ?? "")).status).toBe(404);
+    expect((await refund(admin, "txn_doesnotexist")).status).toBe(404);
     const gate = await operatorToken(["gate"]);
-    expect(await refund(gate.token, id)).toMatchObject({ status: 403, body: { code: "forbidden" } });
+    expect(await refund({ token: gate.token, sessionId: "ses_nope" }, id)).toMatchObject({
+      status: 403,
+      body: { code: "forbidden" },
+    });
   });
 });
 
@@ -401,7 +405,7 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
     expect(sale.status).toBe(201);
     const inD1 = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
     expect(inD1).not.toContain(sale.body.transaction_id);
-    const refunded = await refund(till.token, sale.body.transaction_id, { amount_cents: 400 });
+    const refunded = await refund(till, sale.body.transaction_id, { amount_cents: 400 });
     expect(refunded).toMatchObject({ status: 201, body: { reversal_of: sale.body.transaction_id } });
     expect(await storedWallet(userId)).toMatchObject({ balanceCents: 1_900, ledgerSumCents: 1_900 });
   });

@@ -134,16 +134,33 @@ export interface LedgerRowBody extends Problem {
   wallet_ref?: string | null;
 }
 
+/** Who refunds: an operator token and their open POS session (a refund needs one). */
+export interface PosActor {
+  token: string;
+  sessionId: string;
+}
+
+/**
+ * An open POS session for `token` on a fresh device of `eventId`: for admins and supervisors, who refund
+ * from a session of their own.
+ */
+export async function posSessionFor(token: string, eventId: string): Promise<PosActor> {
+  const deviceId = await registeredDevice({ kind: "pos", event_id: eventId });
+  const session = await openSession(token, { device_id: deviceId });
+  if (session.status !== 201) throw new Error(`POS session failed: ${session.status} ${session.body.code}`);
+  return { token, sessionId: session.body.session_id };
+}
+
 export function refund(
-  operator: string,
+  actor: PosActor,
   transactionId: string,
   body: { amount_cents?: number; reason?: string } = {},
   key = crypto.randomUUID(),
 ) {
   return callJson<LedgerRowBody>("POST", `/pos/deductions/${transactionId}/refund`, {
-    token: operator,
+    token: actor.token,
     idempotencyKey: key,
-    body: { reason: "test refund", ...body },
+    body: { reason: "test refund", session_id: actor.sessionId, ...body },
   });
 }
 

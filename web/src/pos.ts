@@ -273,7 +273,11 @@ byId("refund-button").addEventListener("click", (event) => {
       const { data } = await api<{ amount_cents: number }>(
         "POST",
         `/pos/deductions/${encodeURIComponent(current.transaction_id)}/refund`,
-        { token: staff.token(), idempotencyKey: current.key, body: { reason: REFUND_REASON } },
+        {
+          token: staff.token(),
+          idempotencyKey: current.key,
+          body: { reason: REFUND_REASON, session_id: staff.session().session_id },
+        },
       );
       say(status, `Refunded ${money(data.amount_cents, currency)}`, "ok");
       lastCharge = null;

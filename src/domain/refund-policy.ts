@@ -1,0 +1,38 @@
+import type { OperatorRole } from "../types/domain";
+
+// Who may refund a POS deduction from a till, and when. Pure: the route supplies the facts.
+
+export interface RefundPolicy {
+  /** A deduction older than this is refunded by an admin adjustment, not from a till. */
+  windowSeconds: number;
+  /** A refund above this needs role `supervisor` or `admin`. */
+  approvalCents: number;
+}
+
+export interface RefundRequestFacts {
+  deductionCreatedAt: string;
+  /**
+   * What the refund may move: the amount asked for, or, when none was named, the whole deduction (what is
+   * left of it can only be smaller, so this never lets a large refund through unapproved).
+   */
+  amountCents: number;
+  roles: readonly OperatorRole[];
+  now: Date;
+}
+
+export type RefundPolicyDecision =
+  | { ok: true }
+  | { ok: false; code: "refund_window_closed" | "approval_required" };
+
+/** Roles that approve refunds above the limit and may refund from a POS session of any event. */
+export const canApproveRefunds = (roles: readonly OperatorRole[]) =>
+  roles.includes("supervisor") || roles.includes("admin");
+
+export function decideRefundPolicy(policy: RefundPolicy, facts: RefundRequestFacts): RefundPolicyDecision {
+  const ageMs = facts.now.getTime() - Date.parse(facts.deductionCreatedAt);
+  if (ageMs > policy.windowSeconds * 1000) return { ok: false, code: "refund_window_closed" };
+  if (facts.amountCents > policy.approvalCents && !canApproveRefunds(facts.roles)) {
+    return { ok: false, code: "approval_required" };
+  }
+  return { ok: true };
+}
