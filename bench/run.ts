@@ -44,6 +44,8 @@ const CONNECTIONS = 16;
 const REPORT_CONNECTIONS = 4;
 const SCAN_TICKETS = QUICK ? 100 : 400;
 const WEBHOOK_ORDERS = QUICK ? 600 : 2_000;
+/** Buyers the order scenarios take turns with: 2,000 buyers × the 40-unit cap is far above any run. */
+const ORDER_BUYERS = 2_000;
 const REPORT_DAY = "2026-10-15";
 const REPORT_DAY_ROWS = 10_000;
 const REPORT_BIG_TABLE_ROWS = 1_000_000;
@@ -180,18 +182,22 @@ try {
 
   await floorDoRound();
 
-  // Orders: each request a new buyer key, all on one product.
+  // Orders: each request a new Idempotency-Key, all on one product, spread over many buyers: one buyer may
+  // hold only MAX_PENDING_UNITS_PER_BUYER unpaid units, as a real crowd of buyers would never notice.
   await insertProduct(api, "prd_bench_orders", [{ function: "bus", uses: 1 }], 100_000_000);
-  const orderToken = await buyerToken(api, "bench-orders");
+  const orderTokens = await Promise.all(
+    Array.from({ length: ORDER_BUYERS }, (_, i) => buyerToken(api, `bench-orders-${i}`)),
+  );
+  let orderBuyer = 0;
+  const nextOrderToken = () => orderTokens[orderBuyer++ % orderTokens.length] ?? "";
   await scenario("order_create", (s) =>
     load({
       url: `${base}/orders`,
       method: "POST",
-      headers: { authorization: `Bearer ${orderToken}` },
       connections: CONNECTIONS,
       durationSeconds: s,
       next: () => ({
-        headers: { "idempotency-key": crypto.randomUUID() },
+        headers: { authorization: `Bearer ${nextOrderToken()}`, "idempotency-key": crypto.randomUUID() },
         body: JSON.stringify({ items: [{ product_id: "prd_bench_orders", quantity: 1 }] }),
       }),
     }),
@@ -204,7 +210,7 @@ try {
     for (let i = 0; i < WEBHOOK_ORDERS + 200; i += 50) {
       pending.push(
         ...(await Promise.all(
-          Array.from({ length: 50 }, () => createOrder(api, orderToken, "prd_bench_orders", 2)),
+          Array.from({ length: 50 }, () => createOrder(api, nextOrderToken(), "prd_bench_orders", 2)),
         )),
       );
     }

@@ -36,7 +36,9 @@ export const OPENAPI_INFO = {
     description:
       "Multi-use passes and stored-value credits at the edge. Errors are RFC 9457 " +
       "`application/problem+json` with a stable `code`; every response carries `x-request-id`. " +
-      "Money is integer minor units (`*_cents`); times are RFC 3339 UTC.",
+      "Money is integer minor units (`*_cents`); times are RFC 3339 UTC. A deployment whose configuration " +
+      "is invalid, or that runs in production with a secret published in `.dev.vars.example`, answers every " +
+      "route with 503 `service_misconfigured`.",
   },
   servers: [{ url: "http://localhost:8787", description: "Local development (npm run dev)" }],
   tags: [

@@ -2,6 +2,7 @@ import { buildApp } from "./app";
 import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
 import { pruneDeviceProofs } from "./db/devices";
+import { forgetQuietLoginStreaks } from "./db/login-throttle";
 import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
 import { drainOutbox } from "./db/outbox";
 import { previousUtcDay } from "./domain/report-range";
@@ -30,6 +31,7 @@ export default {
       await sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS);
       await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
       await pruneDeviceProofs(db, now);
+      await forgetQuietLoginStreaks(db, now);
       // Events whose send failed after their batch committed.
       await drainOutbox(db, env.EVENTS, now);
     }
