@@ -62,6 +62,8 @@ describe("reports page, in Chromium", () => {
       await page.waitForTimeout(500);
     }
     expect(total).toBe("1 redemption");
+    // The total and the chart are drawn from one answer, but not in one frame: wait for the bar.
+    await page.locator("#chart svg rect").first().waitFor();
     expect(await page.locator("#chart svg rect").count()).toBe(1);
     expect(await page.locator("#chart svg").getAttribute("aria-label")).toMatch(/1 in total$/);
     expect(await page.locator("#legend").textContent()).toBe("ferry");

@@ -64,6 +64,30 @@ export async function openPage(browser: Browser, url: string, setup?: (page: Pag
   return { page, context, errors } satisfies WatchedPage;
 }
 
+/** The buyer page's key for a signed-in buyer's token (web/src/buyer.ts). */
+const BUYER_TOKEN_KEY = "passes.buyer.token";
+
+/**
+ * The buyer page with `token` already signed in, as after an earlier sign-in in this browser. (A token in
+ * the URL fragment is only taken with the state of a sign-in the page started: see buyer-signin.test.ts.)
+ */
+export function openSignedInBuyerPage(
+  browser: Browser,
+  base: string,
+  token: string,
+  setup?: (page: Page) => Promise<void>,
+) {
+  return openPage(browser, `${base}/`, async (page) => {
+    await page.addInitScript(
+      ([key, value]) => {
+        if (!localStorage.getItem(key)) localStorage.setItem(key, value);
+      },
+      [BUYER_TOKEN_KEY, token] as const,
+    );
+    await setup?.(page);
+  });
+}
+
 /** How wide the document is: more than the viewport means something forces sideways scrolling. */
 export function documentWidth(page: Page): Promise<number> {
   return page.evaluate(() => document.documentElement.scrollWidth);
