@@ -31,6 +31,13 @@ const ValidatorSessionSchema = z
   })
   .openapi("ValidatorSession");
 
+const OpenedSessionSchema = ValidatorSessionSchema.extend({
+  functions: z
+    .array(z.string())
+    .nullable()
+    .openapi({ description: "The device's functions (a gate validates only these); `null`: every function" }),
+}).openapi("OpenedValidatorSession");
+
 const NewSessionSchema = z
   .object({
     device_id: DeviceId,
@@ -83,7 +90,7 @@ export const sessionRoutes = createRouter()
       middleware: [requireOperator("gate", "pos")] as const,
       request: { body: jsonBody(NewSessionSchema) },
       responses: {
-        201: json(ValidatorSessionSchema, "Opened"),
+        201: json(OpenedSessionSchema, "Opened"),
         ...problems(
           ...BODY_PROBLEMS,
           "unauthenticated",

@@ -44,7 +44,10 @@ export interface OpenSessionRequest {
  * session open is rare (one per device per shift), must be seen by every isolate at once, and committing
  * the jti with the session means a proof is used up exactly when it opened one.
  */
-export async function openValidatorSession(db: Db, request: OpenSessionRequest): Promise<ValidatorSession> {
+export async function openValidatorSession(
+  db: Db,
+  request: OpenSessionRequest,
+): Promise<ValidatorSession & { functions: string[] | null }> {
   const { operator, now } = request;
   // The client learns only that the device is not authorized; the reason goes to the log for the admin.
   const refused = (reason: string) => {
@@ -127,7 +130,7 @@ export async function openValidatorSession(db: Db, request: OpenSessionRequest):
     if (isDeviceProofReplay(error)) throw refused("proof replayed");
     throw error;
   }
-  return session;
+  return { ...session, functions: device.functions ?? null };
 }
 
 export interface CloseSessionRequest {
