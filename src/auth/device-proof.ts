@@ -97,6 +97,7 @@ export async function verifyDeviceProof(
     const key = await importDeviceKey(device.publicJwk, device.keyAlg);
     const { payload } = await jwtVerify(proof, key, {
       algorithms: [device.keyAlg],
+      typ: DEVICE_PROOF_TYP,
       audience: DEVICE_PROOF_AUDIENCE,
       subject: device.id,
       requiredClaims: ["sub", "iat", "exp", "jti"],
