@@ -30,6 +30,7 @@ export interface Env {
   REFUND_WINDOW_SECONDS?: string;
   REFUND_APPROVAL_CENTS?: string;
   MAX_PENDING_UNITS_PER_BUYER?: string;
+  ANNUL_WINDOW_SECONDS?: string;
 }
 
 const intFromString = (fallback: number, min: number, max: number) =>
@@ -65,6 +66,8 @@ const configSchema = z.object({
   refundApprovalCents: intFromString(5_000, 0, 10_000_000),
   /** Units one buyer may hold in unpaid orders at once: stock cannot be hoarded without paying. */
   maxPendingUnitsPerBuyer: intFromString(40, 1, 10_000),
+  /** The device that made a scan may give it back for this long; a supervisor or admin at any time. */
+  annulWindowSeconds: intFromString(900, 0, 7 * 86_400),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -144,6 +147,7 @@ function parseConfig(env: Env): Config {
     refundWindowSeconds: emptyToUndefined(env.REFUND_WINDOW_SECONDS),
     refundApprovalCents: emptyToUndefined(env.REFUND_APPROVAL_CENTS),
     maxPendingUnitsPerBuyer: emptyToUndefined(env.MAX_PENDING_UNITS_PER_BUYER),
+    annulWindowSeconds: emptyToUndefined(env.ANNUL_WINDOW_SECONDS),
   });
   if (!parsed.success) {
     // zod's messages describe the rule broken ("Too small: expected string to have >=32 characters"),

@@ -1,19 +1,15 @@
-import { and, asc, eq, gt, gte, lt, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, isNull, lt, or, sql } from "drizzle-orm";
 import { type Db, type Statement, selectJsonRows } from "./client";
-import { redemptions } from "./schema";
+import { redemptionAnnulments, redemptions } from "./schema";
 
 export type RedemptionRow = typeof redemptions.$inferSelect;
 
-/** Idempotent on the redemption id: a redelivered event inserts nothing. */
-export function recordRedemptionStatement(db: Db, row: RedemptionRow): Statement {
-  return db.insert(redemptions).values(row).onConflictDoNothing();
-}
-
 /**
  * Many redemptions in ONE statement (rows travel as one JSON parameter): a queue batch of scans costs one
- * statement to build and run instead of one per scan. Idempotent on each id like the single form.
+ * statement to build and run instead of one per scan. Idempotent on each id: a redelivered event inserts
+ * nothing. A redemption whose annulment arrived first (the queue is unordered) is inserted annulled.
  */
-export function recordRedemptionsStatement(db: Db, rows: RedemptionRow[]): Statement {
+export function recordRedemptionsStatement(db: Db, rows: Omit<RedemptionRow, "annulledAt">[]): Statement {
   return db
     .insert(redemptions)
     .select(
@@ -26,9 +22,37 @@ export function recordRedemptionsStatement(db: Db, rows: RedemptionRow[]): State
         "deviceId",
         "locationId",
         "ts",
-      ] satisfies (keyof RedemptionRow)[]),
+        sql`(SELECT annulled_at FROM redemption_annulments WHERE redemption_id = json_extract(value, '$.id'))`,
+      ]),
     )
     .onConflictDoNothing();
+}
+
+export type RedemptionAnnulmentRow = typeof redemptionAnnulments.$inferSelect;
+
+/**
+ * An annulment, as two idempotent statements for one batch: remember it (for a redemption that has not
+ * arrived yet), and mark the redemption if it has. Either order of arrival ends with the redemption
+ * marked once, at the annulment's time.
+ */
+export function recordAnnulmentStatements(db: Db, row: RedemptionAnnulmentRow): Statement[] {
+  return [
+    db.insert(redemptionAnnulments).values(row).onConflictDoNothing(),
+    db
+      .update(redemptions)
+      .set({ annulledAt: row.annulledAt })
+      .where(and(eq(redemptions.id, row.redemptionId), isNull(redemptions.annulledAt))),
+  ];
+}
+
+/** Where an annulment request finds a redemption minted before ids named their ticket. */
+export async function findRedemptionTicket(db: Db, redemptionId: string): Promise<string | undefined> {
+  const [row] = await db
+    .select({ ticketCode: redemptions.ticketCode })
+    .from(redemptions)
+    .where(eq(redemptions.id, redemptionId))
+    .limit(1);
+  return row?.ticketCode;
 }
 
 export interface RedemptionFilter {
@@ -38,8 +62,9 @@ export interface RedemptionFilter {
   locationId?: string;
 }
 
-function filterWhere(filter: RedemptionFilter) {
+function filterWhere(filter: RedemptionFilter, options: { standingOnly: boolean }) {
   return and(
+    options.standingOnly ? isNull(redemptions.annulledAt) : undefined,
     gte(redemptions.ts, filter.fromIso),
     lt(redemptions.ts, filter.toIso),
     filter.fn === undefined ? undefined : eq(redemptions.function, filter.fn),
@@ -55,8 +80,9 @@ export interface RedemptionAggregate {
 }
 
 /**
- * Redemptions per UTC day, function and location. Reads one range of the covering (ts, function,
- * location_id) index, so its cost follows the range asked for, not the size of the table.
+ * Redemptions that stand (not annulled) per UTC day, function and location. Reads one range of the
+ * covering (ts, function, location_id, annulled_at) index, so its cost follows the range asked for, not
+ * the size of the table.
  */
 export async function aggregateRedemptions(
   db: Db,
@@ -72,7 +98,7 @@ export async function aggregateRedemptions(
       redemptions: sql<number>`count(*)`,
     })
     .from(redemptions)
-    .where(filterWhere(filter))
+    .where(filterWhere(filter, { standingOnly: true }))
     .groupBy(day, redemptions.function, redemptions.locationId)
     .orderBy(day, redemptions.function, redemptions.locationId)
     .limit(limit);
@@ -84,7 +110,7 @@ export interface RedemptionCursor {
   id: string;
 }
 
-/** One keyset page of raw events in (ts, id) order, for streaming CSV and exports. */
+/** One keyset page of raw events in (ts, id) order, annulled ones included, for streaming CSV and exports. */
 export async function pageRedemptions(
   db: Db,
   filter: RedemptionFilter,
@@ -96,7 +122,7 @@ export async function pageRedemptions(
     .from(redemptions)
     .where(
       and(
-        filterWhere(filter),
+        filterWhere(filter, { standingOnly: false }),
         after === undefined
           ? undefined
           : or(gt(redemptions.ts, after.ts), and(eq(redemptions.ts, after.ts), gt(redemptions.id, after.id))),
@@ -117,6 +143,7 @@ export const REDEMPTION_CSV_HEADER = [
   "session_id",
   "device_id",
   "location_id",
+  "annulled_at",
 ] as const;
 
 export function redemptionCsvFields(row: RedemptionRow) {
@@ -129,5 +156,6 @@ export function redemptionCsvFields(row: RedemptionRow) {
     row.sessionId,
     row.deviceId,
     row.locationId,
+    row.annulledAt,
   ];
 }

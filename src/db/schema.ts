@@ -252,6 +252,8 @@ export const ticketEntitlements = sqliteTable(
     function: text("function").notNull(),
     totalUses: integer("total_uses").notNull(),
     remainingUses: integer("remaining_uses").notNull(),
+    /** The ticket object's change count for this function; the read model takes only newer states. */
+    usesVersion: integer("uses_version").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.ticketCode, t.function] })],
 );
@@ -292,6 +294,17 @@ export const redemptions = sqliteTable("redemptions", {
   deviceId: text("device_id").notNull(),
   locationId: text("location_id"),
   ts: text("ts").notNull(),
+  /** Set when the scan was given back; reports count only redemptions without it. */
+  annulledAt: text("annulled_at"),
+});
+
+export const redemptionAnnulments = sqliteTable("redemption_annulments", {
+  redemptionId: text("redemption_id").primaryKey(),
+  annulledAt: text("annulled_at").notNull(),
+  operatorId: text("operator_id").notNull(),
+  sessionId: text("session_id").notNull(),
+  deviceId: text("device_id").notNull(),
+  reason: text("reason"),
 });
 
 // The credits wallet (migrations/0005). The balance, refund totals and held amounts are maintained by

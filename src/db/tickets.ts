@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { generateTicketCode } from "../domain/ticket-code";
 import type { Entitlement, Ticket } from "../types/domain";
 import type { Db, Statement } from "./client";
@@ -40,7 +40,7 @@ export function issueTicketsStatements(
       FROM json_each(${JSON.stringify(issued)})`),
     db.insert(ticketEntitlements).select(sql`
       SELECT t.code, json_extract(f.value, '$.function'), json_extract(f.value, '$.uses'),
-             json_extract(f.value, '$.uses')
+             json_extract(f.value, '$.uses'), 0
       FROM tickets AS t
       JOIN products AS p ON p.id = t.product_id
       JOIN json_each(p.functions) AS f
@@ -110,42 +110,46 @@ export async function findTicketOwner(db: Db, code: string): Promise<{ userId: s
   return db.query.tickets.findFirst({ columns: { userId: true }, where: eq(tickets.code, code) });
 }
 
+export interface ReportedUses {
+  code: string;
+  fn: string;
+  remainingUses: number;
+  /** The object's change count (absent in events from before annulments: those only lower the count). */
+  usesVersion?: number;
+}
+
 /**
- * Moves a ticket's read model down to what its Durable Object reported after a scan. MIN makes it
- * idempotent and order-insensitive: a redelivered or late event can never raise the count again.
+ * Moves the tickets' read model to what their objects reported after scans and annulments, in ONE
+ * statement for a whole queue batch. Per ticket and function the newest report wins (the highest
+ * `usesVersion`), and a row changes only when that report is newer than what it holds, so redelivered or
+ * reordered events leave the same result. A report without a version (written before annulments, when
+ * uses only went down) can only lower the count, as it always could.
  */
-/**
- * The set form of lowerRemainingUsesStatement: one statement for a whole batch of scans. A ticket scanned
- * several times in the batch moves to the lowest count it was reported at, exactly as the single form
- * applied once per event would leave it.
- */
-export function lowerRemainingUsesManyStatement(
-  db: Db,
-  reports: { code: string; fn: string; remainingUses: number }[],
-): Statement {
-  const reported = sql`(
-    SELECT json_extract(value, '$.code') AS code, json_extract(value, '$.fn') AS fn,
-           MIN(json_extract(value, '$.remainingUses')) AS remaining_uses
-    FROM json_each(${JSON.stringify(reports)})
-    GROUP BY 1, 2
+export function applyReportedUsesStatement(db: Db, reports: ReportedUses[]): Statement {
+  const newest = sql`(
+    SELECT code, fn, remaining_uses, uses_version, lowest_unversioned FROM (
+      SELECT code, fn, remaining_uses, uses_version,
+             MIN(remaining_uses) OVER (PARTITION BY code, fn) AS lowest_unversioned,
+             ROW_NUMBER() OVER (PARTITION BY code, fn ORDER BY uses_version DESC) AS newest_first
+      FROM (
+        SELECT json_extract(value, '$.code') AS code, json_extract(value, '$.fn') AS fn,
+               json_extract(value, '$.remainingUses') AS remaining_uses,
+               coalesce(json_extract(value, '$.usesVersion'), -1) AS uses_version
+        FROM json_each(${JSON.stringify(reports)})
+      )
+    ) WHERE newest_first = 1
   ) AS reported`;
   return db
     .update(ticketEntitlements)
-    .set({ remainingUses: sql`MIN(${ticketEntitlements.remainingUses}, reported.remaining_uses)` })
-    .from(reported)
+    .set({
+      remainingUses: sql`CASE WHEN reported.uses_version < 0
+        THEN MIN(${ticketEntitlements.remainingUses}, reported.lowest_unversioned)
+        ELSE reported.remaining_uses END`,
+      usesVersion: sql`MAX(${ticketEntitlements.usesVersion}, reported.uses_version)`,
+    })
+    .from(newest)
     .where(
-      sql`${ticketEntitlements.ticketCode} = reported.code AND ${ticketEntitlements.function} = reported.fn`,
+      sql`${ticketEntitlements.ticketCode} = reported.code AND ${ticketEntitlements.function} = reported.fn
+        AND (reported.uses_version < 0 OR reported.uses_version > ${ticketEntitlements.usesVersion})`,
     );
-}
-
-export function lowerRemainingUsesStatement(
-  db: Db,
-  code: string,
-  fn: string,
-  remainingUses: number,
-): Statement {
-  return db
-    .update(ticketEntitlements)
-    .set({ remainingUses: sql`MIN(${ticketEntitlements.remainingUses}, ${remainingUses})` })
-    .where(and(eq(ticketEntitlements.ticketCode, code), eq(ticketEntitlements.function, fn)));
 }

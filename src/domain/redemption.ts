@@ -26,3 +26,37 @@ export function decideRedemption(input: {
   if (entitlement.remaining_uses <= 0) return { ok: false, code: "exhausted" };
   return { ok: true, entitlement };
 }
+
+/** What the ticket's object knows of one accepted scan, for deciding whether it may be annulled. */
+export interface RedemptionRecord {
+  fn: string;
+  deviceId: string;
+  scannedAtMs: number;
+  annulledAtMs: number | null;
+}
+
+export type AnnulmentRefusal = "not_found" | "already_annulled" | "annul_not_allowed" | "reason_required";
+
+/**
+ * Whether a scan may be given back. The device that made it may, within the window; a supervisor or admin
+ * may at any time, from any device, but then must say why. The use comes back to the function it was
+ * spent on, and never beyond the ticket's total (the object's CHECK holds that too).
+ */
+export function decideAnnulment(input: {
+  redemption: RedemptionRecord | undefined;
+  deviceId: string;
+  canOverride: boolean;
+  hasReason: boolean;
+  windowSeconds: number;
+  nowMs: number;
+}): { ok: true } | { ok: false; code: AnnulmentRefusal } {
+  const { redemption } = input;
+  if (!redemption) return { ok: false, code: "not_found" };
+  if (redemption.annulledAtMs !== null) return { ok: false, code: "already_annulled" };
+  const ownScanInWindow =
+    redemption.deviceId === input.deviceId &&
+    input.nowMs - redemption.scannedAtMs <= input.windowSeconds * 1000;
+  if (ownScanInWindow) return { ok: true };
+  if (!input.canOverride) return { ok: false, code: "annul_not_allowed" };
+  return input.hasReason ? { ok: true } : { ok: false, code: "reason_required" };
+}

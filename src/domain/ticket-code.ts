@@ -57,3 +57,17 @@ export function parseTicketCode(input: string): string {
   }
   return code;
 }
+
+/** The code's data symbols (the check symbol is derived), lower-cased: how a redemption id carries it. */
+export function ticketCodeData(code: string): string {
+  return code.slice(0, TICKET_CODE_RANDOM_SYMBOLS).toLowerCase();
+}
+
+/** The ticket code whose data symbols are `data` (as ticketCodeData gave them), or undefined. */
+export function ticketCodeFromData(data: string): string | undefined {
+  const upper = data.toUpperCase();
+  if (upper.length !== TICKET_CODE_RANDOM_SYMBOLS || ![...upper].every((s) => DATA_ALPHABET.includes(s))) {
+    return undefined;
+  }
+  return upper + checkSymbol(upper);
+}

@@ -1,9 +1,15 @@
 import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
-import { decideRedemption, type EntitlementState, type RedemptionRejection } from "../domain/redemption";
+import {
+  type AnnulmentRefusal,
+  decideAnnulment,
+  decideRedemption,
+  type EntitlementState,
+  type RedemptionRejection,
+} from "../domain/redemption";
+import { newRedemptionId } from "../domain/redemption-id";
 import type { Env } from "../env";
-import { newId } from "../ids";
-import type { RedemptionRecorded } from "../queues/messages";
+import type { RedemptionAnnulled, RedemptionRecorded } from "../queues/messages";
 
 /**
  * How long an accepted scan's answer outlives its token. The answer is kept with the spent jti, so an RPC
@@ -11,6 +17,8 @@ import type { RedemptionRecorded } from "../queues/messages";
  * a resend comes within seconds, even one that lands just after the token expired.
  */
 export const RESENT_SCAN_GRACE_MS = 60_000;
+/** A gate's own Idempotency-Key for a scan is honoured at least this long (the contract's 24 h). */
+export const SCAN_KEY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
 const OUTBOX_BATCH = 100;
 /** How long accepted scans may gather in the outbox before one alarm forwards them together. */
@@ -25,10 +33,20 @@ export interface ScanSession {
   locationId: string | null;
 }
 
+/** A gate's Idempotency-Key for one scan attempt, scoped to its operator by the caller. */
+export interface ScanKey {
+  /** `operator id` + the gate's key: the same attempt resent has the same one. */
+  scope: string;
+  /** SHA-256 of the request body: the same key with another body is refused, not replayed. */
+  requestHash: string;
+}
+
 export interface RedeemRequest {
   ticketCode: string;
   /** Unique per scan attempt; a retried RPC carries the same one. */
   scanId: string;
+  /** Present when the gate sent an Idempotency-Key: the answer is kept under it for 24 h. */
+  key?: ScanKey;
   fn: string;
   jti: string;
   /** The QR token's `exp`, in Unix seconds: the jti is remembered until then. */
@@ -36,7 +54,7 @@ export interface RedeemRequest {
   session: ScanSession;
 }
 
-export type RedeemResult =
+export type RedeemAnswer =
   | {
       result: "accepted";
       redemptionId: string;
@@ -45,8 +63,33 @@ export type RedeemResult =
       scannedAt: string;
       entitlements: EntitlementState[];
     }
-  | { result: "rejected"; code: RedemptionRejection; entitlements: EntitlementState[] }
-  | { result: "rejected"; code: "ticket_not_found" };
+  | { result: "rejected"; code: RedemptionRejection; entitlements: EntitlementState[] };
+
+/** `replayed`: the stored answer to an earlier attempt with the same Idempotency-Key and body. */
+export type RedeemResult =
+  | (RedeemAnswer & { replayed?: boolean })
+  | { result: "rejected"; code: "ticket_not_found" | "idempotency_key_reused" };
+
+export interface AnnulRequest {
+  redemptionId: string;
+  ticketCode: string;
+  session: ScanSession;
+  /** A supervisor or admin: may annul any scan, from any device, at any time (with a reason). */
+  canOverride: boolean;
+  reason: string | null;
+  windowSeconds: number;
+}
+
+export type AnnulResult =
+  | {
+      result: "annulled";
+      redemptionId: string;
+      ticketCode: string;
+      fn: string;
+      annulledAt: string;
+      entitlements: EntitlementState[];
+    }
+  | { result: "refused"; code: AnnulmentRefusal | "ticket_not_found" };
 
 export interface TicketSnapshot {
   code: string;
@@ -81,8 +124,23 @@ export class TicketObject extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS entitlements (
         function TEXT PRIMARY KEY,
         total_uses INTEGER NOT NULL,
-        remaining_uses INTEGER NOT NULL CHECK (remaining_uses >= 0 AND remaining_uses <= total_uses)
+        remaining_uses INTEGER NOT NULL CHECK (remaining_uses >= 0 AND remaining_uses <= total_uses),
+        version INTEGER NOT NULL DEFAULT 0
       );
+      CREATE TABLE IF NOT EXISTS redemptions (
+        id TEXT PRIMARY KEY,
+        function TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        scanned_at_ms INTEGER NOT NULL,
+        annulled_at_ms INTEGER
+      );
+      CREATE TABLE IF NOT EXISTS scan_keys (
+        scope TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        keep_until_ms INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS scan_keys_by_expiry ON scan_keys (keep_until_ms);
       CREATE TABLE IF NOT EXISTS spent_jtis (
         jti TEXT PRIMARY KEY,
         expires_at_ms INTEGER NOT NULL,
@@ -104,68 +162,181 @@ export class TicketObject extends DurableObject<Env> {
     // separated by another request.
     const nowMs = Date.now();
     const before = this.currentEntitlements();
+    const { key } = request;
     const result = this.ctx.storage.transactionSync((): RedeemResult => {
-      const spent = this.sql
-        .exec<{ scan_id: string | null; result: string | null }>(
-          "SELECT scan_id, result FROM spent_jtis WHERE jti = ?",
-          request.jti,
+      if (key) {
+        const stored = this.sql
+          .exec<{ request_hash: string; answer: string }>(
+            "SELECT request_hash, answer FROM scan_keys WHERE scope = ?",
+            key.scope,
+          )
+          .toArray()[0];
+        if (stored && stored.request_hash !== key.requestHash) {
+          return { result: "rejected", code: "idempotency_key_reused" };
+        }
+        if (stored) return { ...(JSON.parse(stored.answer) as RedeemAnswer), replayed: true };
+      }
+      const answer = this.decideAndApply(request, before, nowMs);
+      if (key) {
+        this.sql.exec(
+          "INSERT INTO scan_keys (scope, request_hash, answer, keep_until_ms) VALUES (?, ?, ?, ?)",
+          key.scope,
+          key.requestHash,
+          JSON.stringify(answer),
+          nowMs + SCAN_KEY_RETENTION_MS,
+        );
+      }
+      return answer;
+    });
+    // Committed: only now may the in-memory copy move (a throw above rolled storage back, and it with it).
+    if (result.result === "accepted" && !("replayed" in result && result.replayed)) {
+      this.entitlementsCopy = result.entitlements;
+      await this.scheduleOutboxFlush();
+    }
+    return result;
+  }
+
+  /**
+   * The scan's decision and, when accepted, its effects: one use spent, the jti spent with the answer, the
+   * redemption remembered for annulment, the event in the outbox. Runs inside redeem's transaction.
+   */
+  private decideAndApply(request: RedeemRequest, before: EntitlementState[], nowMs: number): RedeemAnswer {
+    const spent = this.sql
+      .exec<{ scan_id: string | null; result: string | null }>(
+        "SELECT scan_id, result FROM spent_jtis WHERE jti = ?",
+        request.jti,
+      )
+      .toArray()[0];
+    // The same scan resent (same scan id, same jti): its answer, even if the token has expired since.
+    if (spent?.result && spent.scan_id === request.scanId) return JSON.parse(spent.result) as RedeemAnswer;
+
+    const decision = decideRedemption({
+      entitlements: before,
+      fn: request.fn,
+      jtiSpent: spent !== undefined,
+      tokenExpiresAtSeconds: request.tokenExpiresAt,
+      nowMs,
+    });
+    if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: before };
+
+    const version = this.sql
+      .exec<{ version: number }>(
+        "UPDATE entitlements SET remaining_uses = remaining_uses - 1, version = version + 1 " +
+          "WHERE function = ? AND remaining_uses > 0 RETURNING version",
+        request.fn,
+      )
+      .toArray();
+    if (version.length !== 1)
+      throw new Error("invariant: decrement after a positive check must change one row");
+
+    const scannedAt = new Date(nowMs).toISOString();
+    const result: RedeemAnswer = {
+      result: "accepted",
+      redemptionId: newRedemptionId(request.ticketCode),
+      ticketCode: request.ticketCode,
+      fn: request.fn,
+      scannedAt,
+      // The row just changed by exactly one use; no need to read it back.
+      entitlements: before.map((e) =>
+        e.function === request.fn ? { ...e, remaining_uses: e.remaining_uses - 1 } : e,
+      ),
+    };
+    this.sql.exec(
+      "INSERT INTO spent_jtis (jti, expires_at_ms, scan_id, result) VALUES (?, ?, ?, ?)",
+      request.jti,
+      request.tokenExpiresAt * 1000,
+      request.scanId,
+      JSON.stringify(result),
+    );
+    this.sql.exec(
+      "INSERT INTO redemptions (id, function, device_id, scanned_at_ms) VALUES (?, ?, ?, ?)",
+      result.redemptionId,
+      request.fn,
+      request.session.deviceId,
+      nowMs,
+    );
+    const remaining = result.entitlements.find((e) => e.function === request.fn)?.remaining_uses ?? 0;
+    const event: RedemptionRecorded = {
+      type: "redemption.recorded",
+      redemption_id: result.redemptionId,
+      ticket_code: request.ticketCode,
+      function: request.fn,
+      remaining_uses: remaining,
+      uses_version: version[0]?.version ?? 0,
+      operator_id: request.session.operatorId,
+      session_id: request.session.sessionId,
+      device_id: request.session.deviceId,
+      location_id: request.session.locationId,
+      ts: scannedAt,
+    };
+    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+    return result;
+  }
+
+  /**
+   * Gives one scan's use back (see decideAnnulment for who may, and when). The use, the redemption's
+   * annulled time and the annulment event commit in one transaction; a second annulment finds the first.
+   */
+  async annul(request: AnnulRequest): Promise<AnnulResult> {
+    if (!(await this.ensureInitialized(request.ticketCode)))
+      return { result: "refused", code: "ticket_not_found" };
+    const nowMs = Date.now();
+    const result = this.ctx.storage.transactionSync((): AnnulResult => {
+      const row = this.sql
+        .exec<{ function: string; device_id: string; scanned_at_ms: number; annulled_at_ms: number | null }>(
+          "SELECT function, device_id, scanned_at_ms, annulled_at_ms FROM redemptions WHERE id = ?",
+          request.redemptionId,
         )
         .toArray()[0];
-      // The same scan resent (same scan id, same jti): its answer, even if the token has expired since.
-      if (spent?.result && spent.scan_id === request.scanId) return JSON.parse(spent.result) as RedeemResult;
-
-      const decision = decideRedemption({
-        entitlements: before,
-        fn: request.fn,
-        jtiSpent: spent !== undefined,
-        tokenExpiresAtSeconds: request.tokenExpiresAt,
+      const decision = decideAnnulment({
+        redemption: row && {
+          fn: row.function,
+          deviceId: row.device_id,
+          scannedAtMs: row.scanned_at_ms,
+          annulledAtMs: row.annulled_at_ms,
+        },
+        deviceId: request.session.deviceId,
+        canOverride: request.canOverride,
+        hasReason: request.reason !== null,
+        windowSeconds: request.windowSeconds,
         nowMs,
       });
-      if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: before };
-
-      const changed = this.sql.exec(
-        "UPDATE entitlements SET remaining_uses = remaining_uses - 1 WHERE function = ? AND remaining_uses > 0",
-        request.fn,
-      ).rowsWritten;
-      if (changed !== 1) throw new Error("invariant: decrement after a positive check must change one row");
-
-      const scannedAt = new Date(nowMs).toISOString();
-      const result: RedeemResult = {
-        result: "accepted",
-        redemptionId: newId("red"),
-        ticketCode: request.ticketCode,
-        fn: request.fn,
-        scannedAt,
-        // The row just changed by exactly one use; no need to read it back.
-        entitlements: before.map((e) =>
-          e.function === request.fn ? { ...e, remaining_uses: e.remaining_uses - 1 } : e,
-        ),
-      };
-      this.sql.exec(
-        "INSERT INTO spent_jtis (jti, expires_at_ms, scan_id, result) VALUES (?, ?, ?, ?)",
-        request.jti,
-        request.tokenExpiresAt * 1000,
-        request.scanId,
-        JSON.stringify(result),
-      );
-      const remaining = result.entitlements.find((e) => e.function === request.fn)?.remaining_uses ?? 0;
-      const event: RedemptionRecorded = {
-        type: "redemption.recorded",
-        redemption_id: result.redemptionId,
+      if (!decision.ok || !row) return { result: "refused", code: decision.ok ? "not_found" : decision.code };
+      const [version] = this.sql
+        .exec<{ version: number }>(
+          "UPDATE entitlements SET remaining_uses = remaining_uses + 1, version = version + 1 " +
+            "WHERE function = ? RETURNING version",
+          row.function,
+        )
+        .toArray();
+      if (!version) throw new Error("invariant: an accepted scan's function is one of the ticket's");
+      this.sql.exec("UPDATE redemptions SET annulled_at_ms = ? WHERE id = ?", nowMs, request.redemptionId);
+      const annulledAt = new Date(nowMs).toISOString();
+      const entitlements = this.entitlements();
+      const event: RedemptionAnnulled = {
+        type: "redemption.annulled",
+        redemption_id: request.redemptionId,
         ticket_code: request.ticketCode,
-        function: request.fn,
-        remaining_uses: remaining,
+        function: row.function,
+        remaining_uses: entitlements.find((e) => e.function === row.function)?.remaining_uses ?? 0,
+        uses_version: version.version,
         operator_id: request.session.operatorId,
         session_id: request.session.sessionId,
         device_id: request.session.deviceId,
-        location_id: request.session.locationId,
-        ts: scannedAt,
+        reason: request.reason,
+        ts: annulledAt,
       };
       this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
-      return result;
+      return {
+        result: "annulled",
+        redemptionId: request.redemptionId,
+        ticketCode: request.ticketCode,
+        fn: row.function,
+        annulledAt,
+        entitlements,
+      };
     });
-    // Committed: only now may the in-memory copy move (a throw above rolled storage back, and it with it).
-    if (result.result === "accepted") {
+    if (result.result === "annulled") {
       this.entitlementsCopy = result.entitlements;
       await this.scheduleOutboxFlush();
     }
@@ -228,6 +399,7 @@ export class TicketObject extends DurableObject<Env> {
    */
   private prune(nowMs: number): void {
     this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs - RESENT_SCAN_GRACE_MS);
+    this.sql.exec("DELETE FROM scan_keys WHERE keep_until_ms <= ?", nowMs);
   }
 
   private async scheduleNextAlarm(): Promise<void> {
@@ -235,7 +407,9 @@ export class TicketObject extends DurableObject<Env> {
     if (pendingOutbox) return this.ctx.storage.setAlarm(Date.now());
     const next = this.sql
       .exec<{ at: number | null }>(
-        `SELECT MIN(expires_at_ms) + ${RESENT_SCAN_GRACE_MS} AS at FROM spent_jtis`,
+        `SELECT MIN(at) AS at FROM (
+           SELECT MIN(expires_at_ms) + ${RESENT_SCAN_GRACE_MS} AS at FROM spent_jtis
+           UNION ALL SELECT MIN(keep_until_ms) FROM scan_keys)`,
       )
       .toArray()[0]?.at;
     if (next != null) await this.ctx.storage.setAlarm(next);
@@ -308,5 +482,12 @@ function upgradeStorage(sql: SqlStorage): void {
       ALTER TABLE spent_jtis ADD COLUMN result TEXT;
       DROP TABLE IF EXISTS scans;
     `);
+  }
+  // Entitlements written before annulments existed have no version: their count starts from 0, which
+  // the read model (moved only by a newer version) accepts from the next change on.
+  try {
+    sql.exec("SELECT version FROM entitlements LIMIT 0");
+  } catch {
+    sql.exec("ALTER TABLE entitlements ADD COLUMN version INTEGER NOT NULL DEFAULT 0");
   }
 }

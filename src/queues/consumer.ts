@@ -1,8 +1,8 @@
 import { appendAudit, appendAuditEntries } from "../db/audit";
 import { atomically, type Db } from "../db/client";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
-import { type RedemptionRow, recordRedemptionStatement, recordRedemptionsStatement } from "../db/redemptions";
-import { lowerRemainingUsesManyStatement, lowerRemainingUsesStatement } from "../db/tickets";
+import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
+import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
 import {
   markWalletReceiptMailed,
   markWalletReceiptsMailed,
@@ -17,6 +17,7 @@ import {
   type AuditRequest,
   type EventMessage,
   EventMessageSchema,
+  type RedemptionAnnulled,
   type RedemptionRecorded,
   type ScanRejected,
   type WalletTransactionPosted,
@@ -50,8 +51,8 @@ async function onOrderPaid(
 
 /**
  * `redemption.recorded`: the redemptions row, the ticket's read model and the scan's audit entry, in one
- * batch. All three are keyed by the redemption id, and the read model only ever moves down to the
- * remaining count the event carries, so redelivery and reordering leave the same result.
+ * batch. All three are keyed by the redemption id, and the read model takes the newest state the ticket's
+ * object reported (see applyReportedUsesStatement), so redelivery and reordering leave the same result.
  */
 function redemptionAudit(message: RedemptionRecorded) {
   return {
@@ -73,7 +74,16 @@ function redemptionAudit(message: RedemptionRecorded) {
   };
 }
 
-function redemptionRow(message: RedemptionRecorded): RedemptionRow {
+function reportedUses(message: RedemptionRecorded | RedemptionAnnulled): ReportedUses {
+  return {
+    code: message.ticket_code,
+    fn: message.function,
+    remainingUses: message.remaining_uses,
+    usesVersion: message.uses_version,
+  };
+}
+
+function redemptionRow(message: RedemptionRecorded): Omit<RedemptionRow, "annulledAt"> {
   return {
     id: message.redemption_id,
     ticketCode: message.ticket_code,
@@ -92,9 +102,47 @@ async function onRedemptionRecorded(
 ): Promise<void> {
   const { record, now } = redemptionAudit(message);
   await appendAudit(db, record, now, [
-    recordRedemptionStatement(db, redemptionRow(message)),
-    lowerRemainingUsesStatement(db, message.ticket_code, message.function, message.remaining_uses),
+    recordRedemptionsStatement(db, [redemptionRow(message)]),
+    applyReportedUsesStatement(db, [reportedUses(message)]),
   ]);
+}
+
+/**
+ * `redemption.annulled`: the annulment (kept apart too, for a redemption that has not arrived yet), the
+ * ticket's read model and the audit entry, in one batch, each idempotent on the redemption id.
+ */
+async function onRedemptionAnnulled(
+  message: RedemptionAnnulled,
+  { db }: ConsumerDependencies,
+): Promise<void> {
+  await appendAudit(
+    db,
+    {
+      id: `aud_annul_${message.redemption_id}`,
+      actor: message.operator_id,
+      action: "ticket.scan_annulled",
+      target: message.ticket_code,
+      details: {
+        redemption_id: message.redemption_id,
+        function: message.function,
+        session_id: message.session_id,
+        device_id: message.device_id,
+        reason: message.reason,
+      },
+    },
+    new Date(message.ts),
+    [
+      ...recordAnnulmentStatements(db, {
+        redemptionId: message.redemption_id,
+        annulledAt: message.ts,
+        operatorId: message.operator_id,
+        sessionId: message.session_id,
+        deviceId: message.device_id,
+        reason: message.reason,
+      }),
+      applyReportedUsesStatement(db, [reportedUses(message)]),
+    ],
+  );
 }
 
 /**
@@ -113,10 +161,7 @@ async function recordRedemptionsTogether(
   try {
     await appendAuditEntries(db, messages.map(redemptionAudit), [
       recordRedemptionsStatement(db, messages.map(redemptionRow)),
-      lowerRemainingUsesManyStatement(
-        db,
-        messages.map((m) => ({ code: m.ticket_code, fn: m.function, remainingUses: m.remaining_uses })),
-      ),
+      applyReportedUsesStatement(db, messages.map(reportedUses)),
     ]);
     return true;
   } catch (error) {
@@ -242,6 +287,8 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
       return onOrderPaid(message, dependencies);
     case "redemption.recorded":
       return onRedemptionRecorded(message, dependencies);
+    case "redemption.annulled":
+      return onRedemptionAnnulled(message, dependencies);
     case "scan.rejected":
       return onScanRejected(message, dependencies);
     case "wallet.topped_up":

@@ -11,10 +11,30 @@ const RedemptionRecordedSchema = z.object({
   function: z.string(),
   /** Uses of `function` left right after this scan: lets the read model converge in any delivery order. */
   remaining_uses: z.number().int().min(0),
+  /**
+   * The object's count of changes to this function's uses (scans and annulments), so the read model takes
+   * the newest state in any delivery order. Absent from events written before annulments existed.
+   */
+  uses_version: z.number().int().min(0).optional(),
   operator_id: z.string(),
   session_id: z.string(),
   device_id: z.string(),
   location_id: z.string().nullable(),
+  ts: z.string(),
+});
+
+/** A scan given back: its use is returned; the redemption stays, marked annulled. */
+const RedemptionAnnulledSchema = z.object({
+  type: z.literal("redemption.annulled"),
+  redemption_id: z.string(),
+  ticket_code: z.string(),
+  function: z.string(),
+  remaining_uses: z.number().int().min(0),
+  uses_version: z.number().int().min(1),
+  operator_id: z.string(),
+  session_id: z.string(),
+  device_id: z.string(),
+  reason: z.string().nullable(),
   ts: z.string(),
 });
 
@@ -63,6 +83,7 @@ const WalletTransactionPostedSchema = z.object({
 export const EventMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("order.paid"), order_id: z.string(), user_id: z.string(), paid_at: z.string() }),
   RedemptionRecordedSchema,
+  RedemptionAnnulledSchema,
   ScanRejectedSchema,
   WalletTransactionPostedSchema,
   AuditRequestedSchema,
@@ -70,6 +91,7 @@ export const EventMessageSchema = z.discriminatedUnion("type", [
 
 export type EventMessage = z.infer<typeof EventMessageSchema>;
 export type RedemptionRecorded = z.infer<typeof RedemptionRecordedSchema>;
+export type RedemptionAnnulled = z.infer<typeof RedemptionAnnulledSchema>;
 export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
 export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;
 export type AuditRequest = z.infer<typeof AuditRecordSchema>;
