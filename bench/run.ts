@@ -58,6 +58,11 @@ const TARGETS = {
   deduct_rps_vs_floor: { min: 0.5 },
   order_rps_vs_d1_floor: { min: 0.5 },
   report_1m_vs_10k_time: { max: 1.5 },
+  /** A retry-safe scan (with an Idempotency-Key) against a plain one, in CPU ms per request. */
+  scan_key_cpu_vs_plain: { max: 1.05 },
+  /** Each hot path against scan_skeleton, the fixed stack's own cost for a request of the same shape. */
+  scan_rps_vs_skeleton: { min: 0.7 },
+  deduct_rps_vs_skeleton: { min: 0.7 },
 } as const;
 
 const results: Record<string, ScenarioResult> = {};
@@ -154,7 +159,12 @@ try {
   // Tokens are single-use, so each request needs its own; signing them ahead keeps the client out of the way.
   const tokenPool = async (count: number, pick: (i: number) => string) =>
     Promise.all(Array.from({ length: count }, (_, i) => scanBody(pick(i))));
-  const scanLoad = async (seconds: number, pick: (i: number) => string, url = `${base}/tickets/scan`) => {
+  const scanLoad = async (
+    seconds: number,
+    pick: (i: number) => string,
+    url = `${base}/tickets/scan`,
+    options: { keyed?: boolean } = {},
+  ) => {
     const bodies = await tokenPool(Math.ceil(seconds * 3_000), pick);
     let i = 0;
     return load({
@@ -163,7 +173,11 @@ try {
       headers: { authorization: `Bearer ${gate.token}` },
       connections: CONNECTIONS,
       durationSeconds: seconds,
-      next: () => ({ body: bodies[i++ % bodies.length] }),
+      // A gate's retry-safe scan: its own Idempotency-Key per attempt.
+      next: () => ({
+        body: bodies[i++ % bodies.length],
+        ...(options.keyed && { headers: { "idempotency-key": crypto.randomUUID() } }),
+      }),
     });
   };
   for (const code of wanted("scan_many_tickets", "scan_skeleton", "scan_hot_ticket") ? codes : []) {
@@ -174,6 +188,9 @@ try {
     });
   }
   await scenario("scan_many_tickets", (s) => scanLoad(s, (i) => codes[i % codes.length] ?? ""));
+  await scenario("scan_many_tickets_keyed", (s) =>
+    scanLoad(s, (i) => codes[i % codes.length] ?? "", `${base}/tickets/scan`, { keyed: true }),
+  );
   await scenario("scan_skeleton", (s) =>
     scanLoad(s, (i) => codes[i % codes.length] ?? "", `${base}/__bench/scan-skeleton`),
   );
@@ -307,6 +324,12 @@ const ratios: Record<keyof typeof TARGETS, number | null> = {
   deduct_rps_vs_floor: ratio(results.deduct_many_wallets?.rps, results.floor_do?.rps),
   order_rps_vs_d1_floor: ratio(results.order_create?.rps, results.d1_floor?.rps),
   report_1m_vs_10k_time: ratio(results.report_day_1m_rows?.p50_ms, results.report_day_10k_rows?.p50_ms),
+  scan_key_cpu_vs_plain: ratio(
+    results.scan_many_tickets_keyed?.cpu_ms_per_request,
+    results.scan_many_tickets?.cpu_ms_per_request,
+  ),
+  scan_rps_vs_skeleton: ratio(results.scan_many_tickets?.rps, results.scan_skeleton?.rps),
+  deduct_rps_vs_skeleton: ratio(results.deduct_many_wallets?.rps, results.scan_skeleton?.rps),
 };
 const verdicts = Object.fromEntries(
   (Object.keys(TARGETS) as (keyof typeof TARGETS)[]).map((name) => {
