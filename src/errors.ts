@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   refund_window_closed: { status: 409, title: "The deduction is too old to refund here" },
   too_many_pending: { status: 409, title: "Too many unpaid units held" },
   already_annulled: { status: 409, title: "The redemption was already annulled" },
+  order_not_pending: { status: 409, title: "Order is no longer awaiting payment" },
   payload_too_large: { status: 413, title: "Request body is too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
   idempotency_key_reused: { status: 422, title: "Idempotency-Key was used with a different request" },

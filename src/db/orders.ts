@@ -1,5 +1,5 @@
-import { and, asc, eq, exists, inArray, lte, sql } from "drizzle-orm";
-import { holdDeadline, type PricedLine } from "../domain/orders";
+import { and, asc, desc, eq, exists, gt, inArray, lte, or, type SQL, sql } from "drizzle-orm";
+import { holdDeadline, isHoldExpired, type PricedLine } from "../domain/orders";
 import type { Order, OrderStatus } from "../types/domain";
 import { inventory } from "./catalog";
 import { atomically, type Db, isConstraintError, type Statement } from "./client";
@@ -162,6 +162,140 @@ export async function expireOrder(
     if (isAlreadySettled(error)) return false;
     throw error;
   }
+}
+
+/** What letting go of an order (`cancelOrder`) found and did. */
+export type CancelOutcome =
+  /** The order is EXPIRED now; `released` says whether this call did it (false: it already was). */
+  | { kind: "expired"; order: Order; released: boolean }
+  /** Paid, or its payment failed: there is nothing to release. */
+  | { kind: "not_pending"; order: Order }
+  /** No such order, or someone else's. */
+  | { kind: "not_found" };
+
+/**
+ * Lets go of one of `userId`'s orders now: a PENDING_PAYMENT order goes exactly the way expiry takes it
+ * (`expireOrder` with the caller's extensions: settlement, stock, pending units, credit hold, in one
+ * batch), only before its deadline. Idempotent, and safe against a racing payment, expiry or cancel: the
+ * settlement key lets exactly one of them move the order, and the loser reads what the winner made of it.
+ */
+export async function cancelOrder(
+  db: Db,
+  orderId: string,
+  userId: string,
+  now: Date,
+  extensions: ExpiryExtension[],
+): Promise<CancelOutcome> {
+  const found = await findOrderWithItems(db, orderId);
+  if (!found || found.row.userId !== userId) return { kind: "not_found" };
+  let row = found.row;
+  let released = false;
+  if (row.status === "PENDING_PAYMENT") {
+    released = await expireOrder(db, orderId, found.items, now, extensions);
+    if (released) row = { ...row, status: "EXPIRED", updatedAt: now.toISOString() };
+    else {
+      // Settled by someone else between our read and our batch: the row says how.
+      const settled = await findOrderWithItems(db, orderId);
+      if (!settled || settled.row.status === "PENDING_PAYMENT")
+        throw new Error(`invariant: order ${orderId} lost its settlement race but is not settled`);
+      row = settled.row;
+    }
+  }
+  const order = toOrder(row, found.items);
+  return order.status === "EXPIRED" ? { kind: "expired", order, released } : { kind: "not_pending", order };
+}
+
+/**
+ * The order as the settle-on-read rule reports it at `now`: a PENDING_PAYMENT order whose hold has lapsed
+ * is EXPIRED, whether or not the sweep has recorded that yet (no payment can succeed for it any more).
+ */
+export function orderAsOf(order: Order, now: Date): Order {
+  return isHoldExpired(order, now) ? { ...order, status: "EXPIRED" } : order;
+}
+
+/** Where the next page of a buyer's orders starts: the last order of this page, newest first. */
+export interface OrderPosition {
+  createdAt: string;
+  id: string;
+}
+
+/** The SQL form of `orderAsOf`'s status, so that a filtered page agrees with what it reports. */
+function reportedStatusIs(status: OrderStatus, now: Date): SQL | undefined {
+  const nowIso = now.toISOString();
+  const pending = eq(orders.status, "PENDING_PAYMENT");
+  switch (status) {
+    case "PENDING_PAYMENT":
+      return and(pending, gt(orders.expiresAt, nowIso));
+    case "EXPIRED":
+      return or(eq(orders.status, "EXPIRED"), and(pending, lte(orders.expiresAt, nowIso)));
+    default:
+      return eq(orders.status, status);
+  }
+}
+
+export interface BuyerOrdersQuery {
+  userId: string;
+  /** Only orders reported (by `orderAsOf`) with this status. */
+  status?: OrderStatus;
+  before?: OrderPosition;
+  limit: number;
+  now: Date;
+}
+
+/**
+ * One page of a buyer's orders, newest first (created_at, then id), with their items: one keyset range of
+ * the orders_by_user index, so pages neither skip nor repeat an order however many are created meanwhile
+ * (new ones sort before the first page). Statuses are as `orderAsOf` reports them at `now`; `lapsed`
+ * names the page's orders reported EXPIRED whose expiry is not recorded yet, for the caller to settle.
+ */
+export async function listBuyerOrders(
+  db: Db,
+  query: BuyerOrdersQuery,
+): Promise<{ orders: Order[]; lapsed: string[]; next: OrderPosition | null }> {
+  const rows = await db
+    .select()
+    .from(orders)
+    .where(
+      and(
+        eq(orders.userId, query.userId),
+        query.status === undefined ? undefined : reportedStatusIs(query.status, query.now),
+        query.before
+          ? sql`(${orders.createdAt}, ${orders.id}) < (${query.before.createdAt}, ${query.before.id})`
+          : undefined,
+      ),
+    )
+    .orderBy(desc(orders.createdAt), desc(orders.id))
+    .limit(query.limit + 1);
+  const page = rows.slice(0, query.limit);
+  const items =
+    page.length === 0
+      ? []
+      : await db
+          .select()
+          .from(orderItems)
+          .where(
+            inArray(
+              orderItems.orderId,
+              page.map((row) => row.id),
+            ),
+          )
+          .orderBy(asc(orderItems.orderId), asc(orderItems.productId));
+  const last = page.at(-1);
+  return {
+    lapsed: page
+      .filter((row) => isHoldExpired({ status: row.status, expires_at: row.expiresAt }, query.now))
+      .map((row) => row.id),
+    orders: page.map((row) =>
+      orderAsOf(
+        toOrder(
+          row,
+          items.filter((item) => item.orderId === row.id),
+        ),
+        query.now,
+      ),
+    ),
+    next: rows.length > query.limit && last ? { createdAt: last.createdAt, id: last.id } : null,
+  };
 }
 
 /**

@@ -1,6 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
-import { expireOrder, findOrderWithItems, toOrder } from "../db/orders";
+import {
+  cancelOrder,
+  EXPIRY_SWEEP_BATCH,
+  expireOrder,
+  expireOrders,
+  findOrderWithItems,
+  listBuyerOrders,
+  toOrder,
+} from "../db/orders";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_ORDER_CREDITS_CENTS } from "../domain/ledger";
 import { isHoldExpired, MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
 import { ApiError } from "../errors";
@@ -70,6 +79,53 @@ const NewOrderSchema = z
   })
   .strict()
   .openapi("NewOrder", { description: "Duplicate lines of one product are merged." });
+
+/** Orders per page of GET /my/orders when the caller does not say. */
+export const MY_ORDERS_PAGE_DEFAULT = 20;
+/** The most orders one page of GET /my/orders may hold. */
+export const MY_ORDERS_PAGE_MAX = 50;
+/** Longer than any cursor this API hands out; anything longer is refused before decoding. */
+const MAX_ORDER_CURSOR_LENGTH = 512;
+// A page's lapsed orders are settled in one expiry batch, which takes at most EXPIRY_SWEEP_BATCH orders.
+if (MY_ORDERS_PAGE_MAX > EXPIRY_SWEEP_BATCH) throw new Error("MY_ORDERS_PAGE_MAX exceeds EXPIRY_SWEEP_BATCH");
+
+const MyOrdersQuery = z.object({
+  status: z
+    .enum(ORDER_STATUSES)
+    .optional()
+    .openapi({
+      param: { name: "status", in: "query" },
+      description:
+        "Only orders with this status, as reported: a `PENDING_PAYMENT` order whose hold has lapsed counts " +
+        "as `EXPIRED`.",
+    }),
+  cursor: z
+    .string()
+    .min(1)
+    .max(MAX_ORDER_CURSOR_LENGTH)
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MY_ORDERS_PAGE_MAX)
+    .default(MY_ORDERS_PAGE_DEFAULT)
+    .openapi({
+      param: { name: "limit", in: "query" },
+      description: `Orders per page, 1..${MY_ORDERS_PAGE_MAX} (default ${MY_ORDERS_PAGE_DEFAULT})`,
+    }),
+});
+
+const OrderPageSchema = z
+  .object({
+    orders: z.array(OrderSchema),
+    next_cursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
+  })
+  .openapi("OrderPage");
 
 const OrderIdParam = z.object({
   id: z
@@ -175,5 +231,104 @@ export const orderRoutes = createRouter()
         if (refreshed) order = toOrder(refreshed.row, refreshed.items);
       }
       return c.json(order, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/my/orders",
+      operationId: "listMyOrders",
+      tags: ["Orders"],
+      summary: "The caller's orders, newest first",
+      description:
+        "Keyset-paged by creation time; follow `next_cursor` (opaque) with the same `status`. Pages never " +
+        "skip or repeat an order; orders created meanwhile appear on a new first page. Statuses follow the " +
+        "same settle-on-read rule as `GET /orders/{id}`: an unpaid order whose hold has lapsed is " +
+        "`EXPIRED`, and listing it records that expiry (its stock and credit hold are released), if the " +
+        "every-minute sweep has not already. Only the caller's own orders are ever listed.",
+      security: [{ buyerToken: [] }],
+      middleware: [requireBuyer] as const,
+      request: { query: MyOrdersQuery },
+      responses: {
+        200: json(OrderPageSchema, "One page of orders"),
+        ...problems("validation_failed", "unauthenticated"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const before = query.cursor === undefined ? undefined : decodeLedgerCursor(query.cursor);
+      if (query.cursor !== undefined && !before) {
+        throw new ApiError("validation_failed", "cursor is not one this API issued", {
+          errors: [{ path: "cursor", message: "Not a cursor from a previous page" }],
+        });
+      }
+      const db = getDb(c.env.DB);
+      const now = new Date();
+      const page = await listBuyerOrders(db, {
+        userId: c.get("buyerId"),
+        status: query.status,
+        before,
+        limit: query.limit,
+        now,
+      });
+      if (page.lapsed.length > 0) {
+        try {
+          // The answer already reports them EXPIRED; recording it frees their stock and holds now.
+          await expireOrders(db, page.lapsed, now, ORDER_EXPIRY_EXTENSIONS);
+        } catch (error) {
+          // The sweep meets them within a minute; the listing stays right without this write.
+          console.error(
+            JSON.stringify({ level: "error", msg: "lapsed orders not expired", error: String(error) }),
+          );
+        }
+      }
+      return c.json(
+        { orders: page.orders, next_cursor: page.next ? encodeLedgerCursor(page.next) : null },
+        200,
+        { "cache-control": "no-store" },
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/orders/{id}/cancel",
+      operationId: "cancelOrder",
+      tags: ["Orders"],
+      summary: "Let go of an unpaid order now (idempotent)",
+      description:
+        "Owner only. A `PENDING_PAYMENT` order is expired at once, exactly as its deadline would: status " +
+        "`EXPIRED`, its reserved stock back on sale, its units off the buyer's unpaid count, its credit hold " +
+        "(if any) released, all in one atomic step. Cancelling an `EXPIRED` order again answers it " +
+        "unchanged (safe to retry; no Idempotency-Key needed). A `PAID` or `PAYMENT_FAILED` order is 409 " +
+        "`order_not_pending` with its `status`. A payment that arrives after the cancel is not applied: " +
+        "the webhook answers `ignored` and records the payment as needing a refund. Someone else's order " +
+        "answers exactly like a missing one (404).",
+      security: [{ buyerToken: [] }],
+      middleware: [requireBuyer] as const,
+      request: { params: OrderIdParam },
+      responses: {
+        200: json(OrderSchema, "The order, now `EXPIRED`"),
+        ...problems("validation_failed", "unauthenticated", "not_found", "order_not_pending"),
+      },
+    }),
+    async (c) => {
+      const orderId = c.req.valid("param").id;
+      const outcome = await cancelOrder(
+        getDb(c.env.DB),
+        orderId,
+        c.get("buyerId"),
+        new Date(),
+        ORDER_EXPIRY_EXTENSIONS,
+      );
+      if (outcome.kind === "not_found") throw new ApiError("not_found", "No such order");
+      if (outcome.kind === "not_pending") {
+        throw new ApiError(
+          "order_not_pending",
+          `The order is ${outcome.order.status}: there is no reservation to let go`,
+          { order_id: outcome.order.order_id, status: outcome.order.status },
+        );
+      }
+      return c.json(outcome.order, 200);
     },
   );
