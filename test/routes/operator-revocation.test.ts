@@ -11,6 +11,7 @@ import { auditLog, operators, validatorSessions } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
 import { currentOperator, OPERATOR_RECORD_CACHE_MS } from "../../src/services/current-operator";
 import { SESSION_CACHE_MS } from "../../src/services/session-cache";
+import { requireOpenSession } from "../../src/services/validator-sessions";
 import type { OperatorRole } from "../../src/types/domain";
 import { callWith, faultyD1 } from "../support/faulty-d1";
 import { db, operatorToken, TEST_PASSWORD } from "../support/fixtures";
@@ -575,6 +576,24 @@ describe("another isolate's change reaches this one within 5 s", () => {
       roles: ["gate"],
       eventIds: [],
     });
+  });
+
+  it("a session closed by a revocation is refused by an isolate that cached it open within SESSION_CACHE_MS", async ({
+    expect,
+  }) => {
+    const staff = await staffOnShift(["gate"]);
+    const check = (nowMs: number) =>
+      requireOpenSession(db(), {
+        sessionId: staff.gateSessionId,
+        operatorId: staff.operatorId,
+        kind: "gate",
+        now: new Date(nowMs),
+      });
+    const now = Date.now();
+    // Cached as open, as by an isolate that served this operator a scan just before the change.
+    expect((await check(now)).session.closed_at).toBeNull();
+    expect((await patchOperator(staff.operatorId, { active: false })).status).toBe(200);
+    await expect(check(now + SESSION_CACHE_MS)).rejects.toMatchObject({ code: "session_invalid" });
   });
 });
 
