@@ -72,6 +72,8 @@ export class QrScanner {
   /** Starts the camera; resolves with the decoder in use. Rejects when there is no camera or no permission. */
   async start(): Promise<Decoder["kind"]> {
     if (this.stream) this.stop();
+    // A restarted camera reads what is in front of it afresh, including the code it saw last.
+    this.forget();
     if (!navigator.mediaDevices?.getUserMedia) {
       throw new Error("No camera access here: the page must be served over https (or from localhost)");
     }
@@ -111,8 +113,16 @@ export class QrScanner {
     this.video.srcObject = null;
   }
 
-  /** Lets the same code count again (after the operator dismissed its result, say). */
+  /**
+   * Lets a code count again while it is still in view (after a refusal, an error, a change of what is being
+   * checked). With `code`, only if that is still the last one seen: a later code is not read twice.
+   */
+  forget(code?: string): void {
+    if (code === undefined || code === this.lastCode) this.lastCode = undefined;
+  }
+
+  /** @deprecated Use `forget()`. */
   forgetLastCode(): void {
-    this.lastCode = undefined;
+    this.forget();
   }
 }
