@@ -24,6 +24,14 @@ export function dateTime(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** Groups of four symbols: "7KQ2M9XA4RTB5C" reads as "7KQ2-M9XA-4RTB-5C". */
+const TICKET_CODE_GROUPS = /.{1,4}/g;
+
+/** A ticket code as the buyer sees it on the ticket and staff read it out: groups joined by dashes. */
+export function formatTicketCode(code: string): string {
+  return code.match(TICKET_CODE_GROUPS)?.join("-") ?? code;
+}
+
 /** Human text for the API's stable error codes, as staff and buyers should read them. */
 const REASONS: Record<string, string> = {
   token_invalid: "Not a valid code for this device",
@@ -48,6 +56,8 @@ const REASONS: Record<string, string> = {
   idempotency_in_progress: "Still processing the previous attempt: retry in a moment",
   idempotency_key_reused: "This attempt was already used for a different request",
   refund_exceeds_original: "Already refunded",
+  already_annulled: "This scan was already undone",
+  annul_not_allowed: "Too late to undo here: ask a supervisor",
   validation_failed: "Some input is not valid",
   not_found: "Not found",
   service_unavailable: "Service temporarily unavailable",
