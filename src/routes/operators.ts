@@ -7,6 +7,7 @@ import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import { forgetOperator, OPERATOR_RECORD_CACHE_MS } from "../services/current-operator";
+import { forgetOperatorSessions } from "../services/session-cache";
 import { OPERATOR_ROLES } from "../types/domain";
 
 /** Long passphrases are welcome; the cap only bounds the hashing work an attacker can ask for. */
@@ -197,6 +198,8 @@ export const operatorRoutes = createRouter()
       );
       if (!operator) throw new ApiError("not_found", "No such operator");
       forgetOperator(id);
+      // Sessions this isolate cached are judged afresh: a revocation closed them in the same batch.
+      forgetOperatorSessions(id);
       return c.json(operator, 200);
     },
   )
@@ -230,6 +233,8 @@ export const operatorRoutes = createRouter()
       );
       if (!operator) throw new ApiError("not_found", "No such operator");
       forgetOperator(id);
+      // Sessions this isolate cached are judged afresh: a revocation closed them in the same batch.
+      forgetOperatorSessions(id);
       return c.json(operator, 200);
     },
   );

@@ -34,7 +34,17 @@ export function forgetSession(sessionId: string): void {
   entries.delete(sessionId);
 }
 
+function forgetSessionsWhere(matches: (found: SessionWithDevice) => boolean): void {
+  const matching = [...entries.entries()].filter(([, entry]) => matches(entry.found));
+  for (const [id] of matching) entries.delete(id);
+}
+
+/** After a device's revocation or re-enrollment made through this isolate. */
 export function forgetDeviceSessions(deviceId: string): void {
-  const ofDevice = [...entries.entries()].filter(([, entry]) => entry.found.device.id === deviceId);
-  for (const [id] of ofDevice) entries.delete(id);
+  forgetSessionsWhere((found) => found.device.id === deviceId);
+}
+
+/** After an operator's revocation made through this isolate. */
+export function forgetOperatorSessions(operatorId: string): void {
+  forgetSessionsWhere((found) => found.session.operatorId === operatorId);
 }
