@@ -92,7 +92,9 @@ describe("buyer app and gate, in Chromium", () => {
     );
     expect(await verdict.textContent()).toBe("ACCEPTED");
     expect(await gate.page.locator("#uses li.scanned").textContent()).toMatch(/bus\s*9 of 10 left/);
-    expect(await gate.page.locator("#timing").textContent()).toMatch(/^Round trip \d+ ms · 9 bus left$/);
+    expect(await gate.page.locator("#reason").textContent()).toBe("9 bus uses left");
+    // The ticket code as the buyer's ticket shows it, in groups.
+    expect(await gate.page.locator("#ticket").textContent()).toMatch(/^Ticket (\w{4}-){3}\S{2} · bus$/);
     expect(await gate.page.locator("#result").getAttribute("aria-live")).toBe("assertive");
     await screenshot(gate.page, "gate-1-accepted");
 
@@ -108,7 +110,8 @@ describe("buyer app and gate, in Chromium", () => {
     await gate.page.getByLabel("No camera? Paste the QR token").fill(token);
     await gate.page.getByRole("button", { name: "Validate" }).click();
     await gate.page.waitForFunction(() => document.getElementById("verdict")?.textContent === "REFUSED");
-    expect(await gate.page.locator("#reason").textContent()).toBe("This code was already used (bus)");
+    expect(await gate.page.locator("#reason").textContent()).toBe("This code was already used");
+    expect(await gate.page.locator("#ticket").textContent()).toMatch(/ · bus$/);
     expect(await gate.page.locator("#uses li.scanned").textContent()).toMatch(/9 of 10 left/);
     await screenshot(gate.page, "gate-2-refused");
 
