@@ -293,6 +293,9 @@ export interface AuditPageQuery {
   from: string;
   /** Exclusive. */
   to: string;
+  /** Exact matches; each has an index led by it (migrations/0009), followed by (ts, seq). */
+  action?: string;
+  actor?: string;
   after?: AuditCursor;
   limit: number;
 }
@@ -300,25 +303,39 @@ export interface AuditPageQuery {
 /**
  * One page of entries with `from <= ts < to`, in chain order. Timestamps never decrease along the chain
  * (the append trigger refuses it), so ordering by (ts, seq) is seq order and the ts index serves both the
- * range and the order; the keyset cursor makes every page one index range scan.
+ * range and the order; the keyset cursor makes every page one index range scan. With `action` or `actor`,
+ * the (action|actor, ts, seq) index does the same within that value, so the cursor works unchanged.
  */
 export async function listAuditEntries(
   db: Db,
   query: AuditPageQuery,
 ): Promise<{ entries: AuditEntry[]; next: AuditCursor | null }> {
-  const start = query.after
-    ? sql`(${auditLog.ts}, ${auditLog.seq}) > (${query.after.ts}, ${query.after.seq})`
-    : undefined;
-  const rows = await db
-    .select()
-    .from(auditLog)
-    .where(and(gte(auditLog.ts, query.from), lt(auditLog.ts, query.to), start))
-    .orderBy(asc(auditLog.ts), asc(auditLog.seq))
-    .limit(query.limit + 1);
+  const rows = await auditPageStatement(db, query);
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
   return {
     entries: page.map(toAuditEntry),
     next: rows.length > query.limit && last ? { ts: last.ts, seq: last.seq } : null,
   };
+}
+
+/** The page's one query (`limit + 1` rows, to tell whether another page follows); tests read its plan. */
+export function auditPageStatement(db: Db, query: AuditPageQuery) {
+  const start = query.after
+    ? sql`(${auditLog.ts}, ${auditLog.seq}) > (${query.after.ts}, ${query.after.seq})`
+    : undefined;
+  return db
+    .select()
+    .from(auditLog)
+    .where(
+      and(
+        query.action === undefined ? undefined : eq(auditLog.action, query.action),
+        query.actor === undefined ? undefined : eq(auditLog.actor, query.actor),
+        gte(auditLog.ts, query.from),
+        lt(auditLog.ts, query.to),
+        start,
+      ),
+    )
+    .orderBy(asc(auditLog.ts), asc(auditLog.seq))
+    .limit(query.limit + 1);
 }

@@ -201,7 +201,12 @@ export const auditLog = sqliteTable(
     prevHash: text("prev_hash").notNull().unique(),
     hash: text("hash").notNull().unique(),
   },
-  (t) => [index("audit_log_by_ts").on(t.ts)],
+  (t) => [
+    index("audit_log_by_ts").on(t.ts),
+    // migrations/0009: GET /admin/audit filtered by action or actor, in (ts, seq) keyset order.
+    index("audit_log_by_action").on(t.action, t.ts, t.seq),
+    index("audit_log_by_actor").on(t.actor, t.ts, t.seq),
+  ],
 );
 
 export const payments = sqliteTable(
@@ -330,6 +335,8 @@ export const walletLedger = sqliteTable(
     unique().on(t.userId, t.idempotencyKey),
     index("wallet_ledger_by_user").on(t.userId, t.createdAt, t.id),
     index("wallet_ledger_by_time").on(t.createdAt, t.id),
+    // migrations/0009: the refunds of a till's deductions (GET /pos/sessions/{id}/sales).
+    index("wallet_ledger_by_reversal").on(t.reversalOf).where(sql`${t.reversalOf} IS NOT NULL`),
   ],
 );
 
@@ -400,5 +407,11 @@ export const walletReceipts = sqliteTable(
     writtenAt: text("written_at").notNull(),
     mailedAt: text("mailed_at"),
   },
-  (t) => [index("wallet_receipts_by_user_event").on(t.userId, t.eventId, t.createdAt)],
+  (t) => [
+    index("wallet_receipts_by_user_event").on(t.userId, t.eventId, t.createdAt),
+    // migrations/0009: a till's sales since its session opened.
+    index("wallet_receipts_by_device")
+      .on(t.deviceId, t.createdAt, t.transactionId)
+      .where(sql`${t.deviceId} IS NOT NULL`),
+  ],
 );

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { decodeAuditCursor, encodeAuditCursor, listAuditEntries, verifyAuditChain } from "../db/audit";
 import { getDb } from "../db/client";
+import { parseReportRange } from "../domain/report-range";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { IsoTimestamp, json, problems } from "../http/schemas";
@@ -27,36 +28,64 @@ const AuditEntrySchema = z
   })
   .openapi("AuditEntry");
 
-const AuditQuerySchema = z
-  .object({
-    from: z.iso.datetime({ offset: true }).openapi({
+/** Action names are short dotted words (`pos.refund`); actors are operator ids or a submitted username. */
+export const MAX_AUDIT_FILTER_LENGTH = 128;
+/** A date-time with fractional seconds and an offset is under 40 characters. */
+const MAX_BOUND_LENGTH = 40;
+
+const AuditQuerySchema = z.object({
+  from: z
+    .string()
+    .min(1)
+    .max(MAX_BOUND_LENGTH)
+    .openapi({
       param: { name: "from", in: "query" },
-      description: "Inclusive, RFC 3339",
-      example: "2026-11-21T00:00:00Z",
+      description: "Inclusive: a date (`YYYY-MM-DD`, from 00:00 UTC) or an RFC 3339 date-time",
+      example: "2026-11-21",
     }),
-    to: z.iso.datetime({ offset: true }).openapi({
+  to: z
+    .string()
+    .min(1)
+    .max(MAX_BOUND_LENGTH)
+    .openapi({
       param: { name: "to", in: "query" },
-      description: "Exclusive, RFC 3339",
-      example: "2026-11-22T00:00:00Z",
+      description: "Exclusive RFC 3339 date-time, or a date whose whole day is included (as in `/reports/*`)",
+      example: "2026-11-21",
     }),
-    cursor: z
-      .string()
-      .max(MAX_CURSOR_LENGTH)
-      .refine((value) => decodeAuditCursor(value) !== undefined, "Not a cursor from a previous page")
-      .optional()
-      .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(AUDIT_MAX_PAGE_SIZE)
-      .default(AUDIT_DEFAULT_PAGE_SIZE)
-      .openapi({ param: { name: "limit", in: "query" }, example: AUDIT_DEFAULT_PAGE_SIZE }),
-  })
-  .refine((query) => Date.parse(query.from) < Date.parse(query.to), {
-    path: ["to"],
-    message: "to must be after from",
-  });
+  action: z
+    .string()
+    .min(1)
+    .max(MAX_AUDIT_FILTER_LENGTH)
+    .optional()
+    .openapi({
+      param: { name: "action", in: "query" },
+      description: "Only entries with exactly this action",
+      example: "pos.refund",
+    }),
+  actor: z
+    .string()
+    .min(1)
+    .max(MAX_AUDIT_FILTER_LENGTH)
+    .optional()
+    .openapi({
+      param: { name: "actor", in: "query" },
+      description: "Only entries by exactly this actor (an operator id)",
+      example: "opr_2b4d6f8h0k2m4p6r8t0v",
+    }),
+  cursor: z
+    .string()
+    .max(MAX_CURSOR_LENGTH)
+    .refine((value) => decodeAuditCursor(value) !== undefined, "Not a cursor from a previous page")
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(AUDIT_MAX_PAGE_SIZE)
+    .default(AUDIT_DEFAULT_PAGE_SIZE)
+    .openapi({ param: { name: "limit", in: "query" }, example: AUDIT_DEFAULT_PAGE_SIZE }),
+});
 
 const AuditPageSchema = z
   .object({
@@ -91,7 +120,11 @@ export const auditRoutes = createRouter()
       description:
         `Role \`admin\`. Entries with \`from ≤ ts < to\`, oldest first, at most \`limit\` ` +
         `(default ${AUDIT_DEFAULT_PAGE_SIZE}, max ${AUDIT_MAX_PAGE_SIZE}) per page; pass \`next_cursor\` ` +
-        "back as `cursor` for the next page. Timestamps never decrease along the chain.",
+        "back as `cursor` (with the same filters) for the next page. Timestamps never decrease along the " +
+        "chain. `from` and `to` take dates or date-times exactly as `/reports/*` do: `from=2026-11-21&" +
+        "to=2026-11-21` is that whole UTC day. There is no bound on the span (the listing is paged). " +
+        "`action` and `actor` narrow the listing to exact matches, each served by its own index. A range " +
+        "that is not one answers 400 `validation_failed` whose `errors[].message` says what is wrong.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("admin")] as const,
       request: { query: AuditQuerySchema },
@@ -102,9 +135,13 @@ export const auditRoutes = createRouter()
     }),
     async (c) => {
       const query = c.req.valid("query");
+      // The audit listing is paged, so unlike a report its range has no length bound.
+      const range = parseReportRange(query.from, query.to, { maxDays: Number.POSITIVE_INFINITY });
       const page = await listAuditEntries(getDb(c.env.DB), {
-        from: new Date(query.from).toISOString(),
-        to: new Date(query.to).toISOString(),
+        from: range.fromIso,
+        to: range.toIso,
+        action: query.action,
+        actor: query.actor,
         after: query.cursor === undefined ? undefined : decodeAuditCursor(query.cursor),
         limit: query.limit,
       });
