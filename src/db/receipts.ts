@@ -1,6 +1,8 @@
-import { eq } from "drizzle-orm";
+import { and, count, desc, eq, gte, inArray, sql } from "drizzle-orm";
+import { receiptIdForTransaction } from "../domain/ledger";
 import type { Db } from "./client";
-import { orderItems, orders, products, receipts } from "./schema";
+import { orderItems, orders, products, receipts, walletLedger, walletReceipts } from "./schema";
+import type { LedgerCursor } from "./wallet";
 
 export type Receipt = typeof receipts.$inferSelect;
 
@@ -58,4 +60,156 @@ export async function writeReceipt(
 
 export async function markReceiptMailed(db: Db, id: string, now: Date): Promise<void> {
   await db.update(receipts).set({ mailedAt: now.toISOString() }).where(eq(receipts.id, id)).run();
+}
+
+// A till's own sales: the deduction receipts written for its device and the refunds of those deductions.
+// Read from D1, so they trail the till by the wallet object's flush window and the queue's batch (a few
+// seconds): the receipts are written by the consumer of the deductions' events.
+
+/** One line of a till's sales: a deduction made at the device, or a refund of one. */
+export interface TillSale {
+  type: "DEDUCT" | "REFUND";
+  transactionId: string;
+  /** The deduction's receipt; for a refund, the receipt of the deduction it reverses. */
+  receiptId: string;
+  reversalOf: string | null;
+  amountCents: number;
+  reference: string | null;
+  createdAt: string;
+}
+
+export interface TillSalesTotals {
+  sales: number;
+  salesCents: number;
+  refunds: number;
+  refundsCents: number;
+}
+
+export interface TillSalesQuery {
+  deviceId: string;
+  eventId: string;
+  /** Inclusive: deductions and refunds from this time on. */
+  since: string;
+  /** Refunds count only for deductions from this time on (the refund window before `since`). */
+  refundableSince: string;
+  before?: LedgerCursor;
+  limit: number;
+}
+
+/**
+ * One page of a till's sales, newest first, and the totals of the whole window (not just the page), read
+ * in one batch so that both describe the same moment. Each source is one index range (the device's
+ * receipts by time; refunds by the deduction they reverse) and gives at most `limit + 1` rows after the
+ * cursor; the page is the newest `limit` of both, so the keyset cursor works across the two.
+ */
+export async function listTillSales(
+  db: Db,
+  query: TillSalesQuery,
+): Promise<{ sales: TillSale[]; next: LedgerCursor | null; totals: TillSalesTotals }> {
+  const statements = tillSalesStatements(db, query);
+  const [deductions, refunds, deductionTotals, refundTotals] = await db.batch([
+    statements.deductions,
+    statements.refunds,
+    statements.deductionTotals,
+    statements.refundTotals,
+  ]);
+  const merged: TillSale[] = [
+    ...deductions.map(
+      (row): TillSale => ({
+        type: "DEDUCT",
+        transactionId: row.transactionId,
+        receiptId: row.id,
+        reversalOf: null,
+        amountCents: row.amountCents,
+        reference: row.reference,
+        createdAt: row.createdAt,
+      }),
+    ),
+    ...refunds.map(
+      (row): TillSale => ({
+        type: "REFUND",
+        transactionId: row.id,
+        receiptId: receiptIdForTransaction(row.reversalOf ?? ""),
+        reversalOf: row.reversalOf,
+        amountCents: row.amountCents,
+        reference: row.reference,
+        createdAt: row.createdAt,
+      }),
+    ),
+  ].sort((a, b) => compareNewestFirst(a, b));
+  const page = merged.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    sales: page,
+    next: merged.length > query.limit && last ? { createdAt: last.createdAt, id: last.transactionId } : null,
+    totals: {
+      sales: deductionTotals[0]?.count ?? 0,
+      salesCents: deductionTotals[0]?.cents ?? 0,
+      refunds: refundTotals[0]?.count ?? 0,
+      refundsCents: refundTotals[0]?.cents ?? 0,
+    },
+  };
+}
+
+/** (created_at, transaction id) descending: the order of both queries above, and so of the cursor. */
+function compareNewestFirst(a: TillSale, b: TillSale): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1;
+  if (a.transactionId === b.transactionId) return 0;
+  return a.transactionId < b.transactionId ? 1 : -1;
+}
+
+/** The listing's four queries, each one index range (tests read their plans). */
+export function tillSalesStatements(db: Db, query: TillSalesQuery) {
+  const deductionsOfTill = and(
+    eq(walletReceipts.deviceId, query.deviceId),
+    eq(walletReceipts.kind, "DEDUCTION"),
+    eq(walletReceipts.eventId, query.eventId),
+  );
+  const tillDeductionIds = db
+    .select({ id: walletReceipts.transactionId })
+    .from(walletReceipts)
+    .where(and(deductionsOfTill, gte(walletReceipts.createdAt, query.refundableSince)));
+  const refundsOfTill = and(
+    inArray(walletLedger.reversalOf, tillDeductionIds),
+    eq(walletLedger.type, "REFUND"),
+    gte(walletLedger.createdAt, query.since),
+  );
+  const before = query.before;
+  return {
+    deductions: db
+      .select()
+      .from(walletReceipts)
+      .where(
+        and(
+          deductionsOfTill,
+          gte(walletReceipts.createdAt, query.since),
+          before
+            ? sql`(${walletReceipts.createdAt}, ${walletReceipts.transactionId}) < (${before.createdAt}, ${before.id})`
+            : undefined,
+        ),
+      )
+      .orderBy(desc(walletReceipts.createdAt), desc(walletReceipts.transactionId))
+      .limit(query.limit + 1),
+    refunds: db
+      .select()
+      .from(walletLedger)
+      .where(
+        and(
+          refundsOfTill,
+          before
+            ? sql`(${walletLedger.createdAt}, ${walletLedger.id}) < (${before.createdAt}, ${before.id})`
+            : undefined,
+        ),
+      )
+      .orderBy(desc(walletLedger.createdAt), desc(walletLedger.id))
+      .limit(query.limit + 1),
+    deductionTotals: db
+      .select({ count: count(), cents: sql<number>`coalesce(sum(${walletReceipts.amountCents}), 0)` })
+      .from(walletReceipts)
+      .where(and(deductionsOfTill, gte(walletReceipts.createdAt, query.since))),
+    refundTotals: db
+      .select({ count: count(), cents: sql<number>`coalesce(sum(${walletLedger.amountCents}), 0)` })
+      .from(walletLedger)
+      .where(refundsOfTill),
+  };
 }

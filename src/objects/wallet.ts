@@ -264,12 +264,13 @@ export class WalletObject extends DurableObject<Env> {
 
   /**
    * Brings D1 up to date with this wallet (every decided deduction flushed) and answers the wallet as the
-   * object sees it, which is what a deduction may take now.
+   * object sees it, which is what a deduction may take now. With a wallet token's `jti`, also whether a
+   * deduction already spent it (a till's lookup refuses such a token rather than let the charge fail).
    */
-  async sync(userId: string): Promise<WalletBalance> {
+  async sync(userId: string, jti?: string): Promise<WalletBalance & { jtiSpent: boolean }> {
     this.state.bindTo(userId);
     await this.refresh();
-    return this.state.view();
+    return { ...this.state.view(), jtiSpent: jti !== undefined && this.state.jtiSpentBy(jti) !== undefined };
   }
 
   /**

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getDb } from "../db/client";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
 import { canApproveRefunds, decideRefundPolicy } from "../domain/refund-policy";
 import { ApiError } from "../errors";
@@ -19,6 +20,7 @@ import {
 import {
   deductAtPos,
   findRefundableDeduction,
+  listSessionSales,
   lookupWallet,
   type PosContext,
   refundDeduction,
@@ -139,6 +141,75 @@ const TransactionIdParam = z.object({
     .openapi({ param: { name: "transaction_id", in: "path" }, example: "txn_5k7m9p1r3t5v7x9z1b3d" }),
 });
 
+/** Sales per page of a till's listing: a shift's worth fits in a few pages, each one small response. */
+export const POS_SALES_DEFAULT_PAGE_SIZE = 50;
+export const POS_SALES_MAX_PAGE_SIZE = 200;
+/** Longer than any cursor this API hands out. */
+const MAX_CURSOR_LENGTH = 512;
+
+const SessionIdParam = z.object({
+  session_id: SessionIdField.openapi({ param: { name: "session_id", in: "path" } }),
+});
+
+const SalesQuerySchema = z.object({
+  cursor: z
+    .string()
+    .max(MAX_CURSOR_LENGTH)
+    .refine((value) => decodeLedgerCursor(value) !== undefined, "Not a cursor from a previous page")
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(POS_SALES_MAX_PAGE_SIZE)
+    .default(POS_SALES_DEFAULT_PAGE_SIZE)
+    .openapi({ param: { name: "limit", in: "query" }, example: POS_SALES_DEFAULT_PAGE_SIZE }),
+});
+
+const TillSaleSchema = z
+  .object({
+    type: z.enum(["DEDUCT", "REFUND"]),
+    transaction_id: z.string().openapi({ example: "txn_5k7m9p1r3t5v7x9z1b3d" }),
+    receipt_id: z.string().openapi({
+      example: "rct_5k7m9p1r3t5v7x9z1b3d",
+      description: "The sale's receipt; for a refund, the receipt of the sale it reverses",
+    }),
+    reversal_of: z.string().nullable().openapi({ description: "For a refund: the deduction it reverses" }),
+    amount_cents: z.number().int().openapi({ description: "Always positive; `type` says which way" }),
+    reference: z
+      .string()
+      .nullable()
+      .openapi({ description: "The till's own sale reference, if it gave one" }),
+    created_at: IsoTimestamp,
+  })
+  .openapi("PosTillSale");
+
+const TillSalesSchema = z
+  .object({
+    session_id: z.string(),
+    device_id: z.string(),
+    event_id: z.string(),
+    from: IsoTimestamp.openapi({ description: "The session's `opened_at`: the shift's start" }),
+    as_of: IsoTimestamp,
+    currency: z.string().openapi({ example: "EUR" }),
+    totals: z
+      .object({
+        sales: z.number().int().openapi({ description: "Deductions since `from`" }),
+        sales_cents: z.number().int(),
+        refunds: z.number().int().openapi({ description: "Refunds since `from` of this till's deductions" }),
+        refunds_cents: z.number().int(),
+        net_cents: z
+          .number()
+          .int()
+          .openapi({ description: "`sales_cents - refunds_cents`: the shift total" }),
+      })
+      .openapi({ description: "Over the whole shift, whichever page this is" }),
+    entries: z.array(TillSaleSchema).openapi({ description: "Newest first" }),
+    next_cursor: z.string().nullable().openapi({ description: "`null` on the last page" }),
+  })
+  .openapi("PosTillSales");
+
 function posContext(c: Context<AppEnv>): PosContext {
   return {
     env: c.env,
@@ -152,6 +223,46 @@ function posContext(c: Context<AppEnv>): PosContext {
 export const posRoutes = createRouter()
   .openapi(
     createRoute({
+      method: "get",
+      path: "/pos/sessions/{session_id}/sales",
+      operationId: "listPosSessionSales",
+      tags: ["POS"],
+      summary: "This till's sales in the current shift, with the shift total",
+      description:
+        "Role `pos`, and `session_id` must be the caller's own open POS session (someone else's, a closed or " +
+        "expired one, or a gate session → 403 `session_invalid`). Lists, newest first, the deductions made " +
+        "on the session's device since the session opened (the shift: a session lasts at most 12 h), and " +
+        "the refunds made since then of this device's deductions, wherever the refund was made. Another " +
+        "till's sales never appear, and nothing identifies a customer: no user id, no wallet reference, " +
+        "no wallet's history. `totals` cover the whole shift on every page; `net_cents` is the shift " +
+        `total. At most \`limit\` (default ${POS_SALES_DEFAULT_PAGE_SIZE}, max ${POS_SALES_MAX_PAGE_SIZE}) ` +
+        "entries per page; pass `next_cursor` back as `cursor`. Read from D1: a deduction appears once its " +
+        "wallet's object has flushed it and its receipt is written (the flush window, 2 s, plus the " +
+        "queue's batch, about 1 s: a few seconds after the till's 201); a refund appears at once.",
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("pos")] as const,
+      request: { params: SessionIdParam, query: SalesQuerySchema },
+      responses: {
+        200: json(TillSalesSchema, "One page of the shift's sales, with the shift's totals"),
+        ...problems("validation_failed", "unauthenticated", "forbidden", "session_invalid"),
+      },
+    }),
+    async (c) => {
+      const { session_id: sessionId } = c.req.valid("param");
+      const query = c.req.valid("query");
+      const context = posContext(c);
+      const session = await requirePosSession(context, sessionId);
+      const { next, ...sales } = await listSessionSales(context, session, {
+        before: query.cursor === undefined ? undefined : decodeLedgerCursor(query.cursor),
+        limit: query.limit,
+      });
+      return c.json({ ...sales, next_cursor: next && encodeLedgerCursor(next) }, 200, {
+        "cache-control": "no-store",
+      });
+    },
+  )
+  .openapi(
+    createRoute({
       method: "post",
       path: "/pos/wallet-lookup",
       operationId: "lookupPosWallet",
@@ -160,7 +271,8 @@ export const posRoutes = createRouter()
       description:
         "Operator with role `pos` and an open POS session. Answers an opaque `wallet_ref`, the balance and " +
         "the last receipt at the session's event: never the history or the user id. Does not spend the " +
-        "token's jti. Audited.",
+        "token's jti, but refuses one a deduction already spent (409 `token_replayed`), so the till asks " +
+        "for a fresh code at the scan rather than at the charge. Audited.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("pos")] as const,
       request: { body: jsonBody(WalletLookupSchema) },
@@ -171,6 +283,7 @@ export const posRoutes = createRouter()
           "unauthenticated",
           "forbidden",
           "session_invalid",
+          "token_replayed",
           "token_invalid",
           "token_expired",
           "service_unavailable",

@@ -2,7 +2,8 @@ import type { OperatorClaims } from "../auth/operator-token";
 import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP } from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
-import { findLedgerEntry, type LedgerRow, lastPosReceipt } from "../db/wallet";
+import { listTillSales, type TillSale } from "../db/receipts";
+import { findLedgerEntry, type LedgerCursor, type LedgerRow, lastPosReceipt } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction, WALLET_FLUSH_WINDOW_MS } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
 import type { Config, Env } from "../env";
@@ -30,6 +31,7 @@ export interface PosSession {
   sessionId: string;
   deviceId: string;
   eventId: string;
+  openedAt: string;
 }
 
 /** 403 `session_invalid` unless `sessionId` is the caller's open POS session on an active device. */
@@ -42,7 +44,12 @@ export async function requirePosSession(context: PosContext, sessionId: string):
   });
   // Opening a POS session requires an event (the device's), so this only guards a hand-edited row.
   if (session.event_id === null) throw new ApiError("session_invalid", "The POS session has no event");
-  return { sessionId: session.session_id, deviceId: session.device_id, eventId: session.event_id };
+  return {
+    sessionId: session.session_id,
+    deviceId: session.device_id,
+    eventId: session.event_id,
+    openedAt: session.opened_at,
+  };
 }
 
 /**
@@ -87,6 +94,8 @@ export interface LastReceipt {
  * What a till may see of a wallet: an opaque reference, the balance and the last receipt at its own
  * event. Never the history, never the user id. Does not spend the token. Audited. The balance is the
  * wallet object's (what a deduction may take now), with every decided deduction flushed to D1 first.
+ * A token a deduction already spent is refused here (409 `token_replayed`, audited as rejected), so the
+ * till learns it at the scan and not at the charge; the wallet's object is the one that knows.
  */
 export async function lookupWallet(
   context: PosContext,
@@ -97,7 +106,7 @@ export async function lookupWallet(
   const token = await verifyWalletQrToken(config, qrToken);
   const userId = token.subject;
   const [wallet, receipt, ref] = await Promise.all([
-    walletObject(context.env.WALLETS, userId).sync(userId),
+    walletObject(context.env.WALLETS, userId).sync(userId, token.jti),
     lastPosReceipt(db, userId, session.eventId),
     walletRef(config, session.eventId, userId),
   ]);
@@ -111,9 +120,13 @@ export async function lookupWallet(
       session_id: session.sessionId,
       device_id: session.deviceId,
       event_id: session.eventId,
+      ...(wallet.jtiSpent && { result: "rejected", code: "token_replayed" }),
     },
     ts: now.toISOString(),
   });
+  if (wallet.jtiSpent) {
+    throw new ApiError("token_replayed", "This wallet code already paid; ask for a fresh one");
+  }
   return {
     wallet_ref: ref,
     balance_cents: wallet.balanceCents,
@@ -329,5 +342,79 @@ export async function refundDeduction(
   return {
     ...row,
     wallet_ref: deduction.eventId === null ? null : await walletRef(config, deduction.eventId, userId),
+  };
+}
+
+/** A till's sales as the API shows them: no user id, no wallet reference, nothing of any wallet's past. */
+export interface TillSalesView {
+  session_id: string;
+  device_id: string;
+  event_id: string;
+  from: string;
+  as_of: string;
+  currency: string;
+  totals: {
+    sales: number;
+    sales_cents: number;
+    refunds: number;
+    refunds_cents: number;
+    net_cents: number;
+  };
+  entries: {
+    type: TillSale["type"];
+    transaction_id: string;
+    receipt_id: string;
+    reversal_of: string | null;
+    amount_cents: number;
+    reference: string | null;
+    created_at: string;
+  }[];
+  next: LedgerCursor | null;
+}
+
+/**
+ * The sales of the session's device since the session opened (the shift): its deductions, and the
+ * refunds made since then of its deductions (wherever the refund was made: a supervisor's refund of this
+ * till's sale still comes off this till's takings). Only the caller's own open POS session gets here.
+ */
+export async function listSessionSales(
+  context: PosContext,
+  session: PosSession,
+  page: { before?: LedgerCursor; limit: number },
+): Promise<TillSalesView> {
+  const openedMs = Date.parse(session.openedAt);
+  const { sales, next, totals } = await listTillSales(context.db, {
+    deviceId: session.deviceId,
+    eventId: session.eventId,
+    since: session.openedAt,
+    // Older deductions can no longer be refunded at a till, so their refunds cannot be in this shift.
+    refundableSince: new Date(openedMs - context.config.refundWindowSeconds * 1000).toISOString(),
+    before: page.before,
+    limit: page.limit,
+  });
+  return {
+    session_id: session.sessionId,
+    device_id: session.deviceId,
+    event_id: session.eventId,
+    from: session.openedAt,
+    as_of: context.now.toISOString(),
+    currency: context.config.currency,
+    totals: {
+      sales: totals.sales,
+      sales_cents: totals.salesCents,
+      refunds: totals.refunds,
+      refunds_cents: totals.refundsCents,
+      net_cents: totals.salesCents - totals.refundsCents,
+    },
+    entries: sales.map((sale) => ({
+      type: sale.type,
+      transaction_id: sale.transactionId,
+      receipt_id: sale.receiptId,
+      reversal_of: sale.reversalOf,
+      amount_cents: sale.amountCents,
+      reference: sale.reference,
+      created_at: sale.createdAt,
+    })),
+    next,
   };
 }
