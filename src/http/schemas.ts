@@ -75,3 +75,28 @@ export const jsonBody = <T extends z.ZodType>(schema: T) => ({
 });
 
 export const IsoTimestamp = z.string().openapi({ example: "2026-11-21T10:00:00Z", format: "date-time" });
+
+/** `next_cursor` of a keyset-paged list. */
+export const NextCursor = z
+  .string()
+  .nullable()
+  .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" });
+
+/** The query of a keyset-paged admin list: `cursor` (an id from the previous page) and `limit`. */
+export function idPageQuery(maxLimit: number, defaultLimit = 50) {
+  return z.object({
+    cursor: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(maxLimit)
+      .default(defaultLimit)
+      .openapi({ param: { name: "limit", in: "query" } }),
+  });
+}

@@ -14,7 +14,15 @@ import {
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IsoTimestamp,
+  idPageQuery,
+  json,
+  jsonBody,
+  NextCursor,
+  problems,
+} from "../http/schemas";
 import { forgetDeviceSessions } from "../services/session-cache";
 import { DEVICE_KINDS } from "../types/domain";
 import { ProductFunctionSchema } from "./catalog";
@@ -90,26 +98,11 @@ const EnrolledDeviceSchema = z
 const DeviceListSchema = z
   .object({
     devices: z.array(DeviceSchema),
-    next_cursor: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
+    next_cursor: NextCursor,
   })
   .openapi("DeviceList");
 
-const PageQuery = z.object({
-  cursor: DeviceId.optional().openapi({
-    param: { name: "cursor", in: "query" },
-    description: "`next_cursor` of the previous page",
-  }),
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(DEVICE_PAGE_MAX)
-    .default(50)
-    .openapi({ param: { name: "limit", in: "query" } }),
-});
+const PageQuery = idPageQuery(DEVICE_PAGE_MAX);
 
 const NewDeviceSchema = z
   .object({

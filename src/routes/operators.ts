@@ -5,7 +5,15 @@ import { changeOperator, createOperator, listOperators, OPERATOR_PAGE_MAX } from
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IsoTimestamp,
+  idPageQuery,
+  json,
+  jsonBody,
+  NextCursor,
+  problems,
+} from "../http/schemas";
 import { forgetOperator, OPERATOR_RECORD_CACHE_MS } from "../services/current-operator";
 import { forgetOperatorSessions } from "../services/session-cache";
 import { OPERATOR_ROLES } from "../types/domain";
@@ -70,28 +78,11 @@ const PasswordResetSchema = z.object({ password: NewPassword }).strict().openapi
 const OperatorListSchema = z
   .object({
     operators: z.array(OperatorSchema),
-    next_cursor: z
-      .string()
-      .nullable()
-      .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
+    next_cursor: NextCursor,
   })
   .openapi("OperatorList");
 
-const OperatorPageQuery = z.object({
-  cursor: z
-    .string()
-    .min(1)
-    .max(64)
-    .optional()
-    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(OPERATOR_PAGE_MAX)
-    .default(50)
-    .openapi({ param: { name: "limit", in: "query" } }),
-});
+const OperatorPageQuery = idPageQuery(OPERATOR_PAGE_MAX);
 
 export const operatorRoutes = createRouter()
   .openapi(
