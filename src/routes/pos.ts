@@ -130,7 +130,14 @@ const RefundRequestSchema = z
   .openapi("PosRefundRequest");
 
 const RefundSchema = z
-  .object({ ...TransactionWithoutUser, wallet_ref: WalletRefField.nullable() })
+  .object({
+    ...TransactionWithoutUser,
+    wallet_ref: WalletRefField.nullable(),
+    balance_cents: z.number().int().openapi({
+      description: "The wallet's balance right after this refund (as a deduction's answer has it)",
+    }),
+    available_cents: z.number().int(),
+  })
   .openapi("PosRefund", { description: "The REFUND ledger row, with `reversal_of` naming the deduction" });
 
 const TransactionIdParam = z.object({

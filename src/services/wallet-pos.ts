@@ -312,7 +312,12 @@ export async function findRefundableDeduction(
   return row;
 }
 
-export type PosRefund = Omit<WalletTransaction, "user_id"> & { wallet_ref: string | null };
+export type PosRefund = Omit<WalletTransaction, "user_id"> & {
+  wallet_ref: string | null;
+  /** The wallet right after this refund, as a deduction's answer has it: the till shows it at once. */
+  balance_cents: number;
+  available_cents: number;
+};
 
 /** Refunds (part of) a deduction through the wallet's object; over the original → 409. Audited with the refund. */
 export async function refundDeduction(
@@ -342,6 +347,8 @@ export async function refundDeduction(
   return {
     ...row,
     wallet_ref: deduction.eventId === null ? null : await walletRef(config, deduction.eventId, userId),
+    balance_cents: result.balanceCents,
+    available_cents: result.availableCents,
   };
 }
 

@@ -349,3 +349,26 @@ describe("POST /pos/wallet-lookup refuses a spent wallet code", () => {
     expect(answers.map((answer) => answer.status)).toEqual([409, 409, 409, 409, 409]);
   });
 });
+
+describe("POST /pos/deductions/{id}/refund answers the balance", () => {
+  it("with the wallet's balance right after the refund, so the till can show it without a new scan", async ({
+    expect,
+  }) => {
+    const buyer = await fundedWallet(2_000);
+    const till = await posTill();
+    const paid = await charge(till, buyer.token, 450);
+    expect(paid.balance_cents).toBe(1_550);
+    const partial = await refund(till, paid.transaction_id, { amount_cents: 150 }, "refund-key-1");
+    expect(partial).toMatchObject({
+      status: 201,
+      body: { type: "REFUND", amount_cents: 150, balance_cents: 1_700, available_cents: 1_700 },
+    });
+    // A retry replays the first answer, balance included.
+    const replay = await refund(till, paid.transaction_id, { amount_cents: 150 }, "refund-key-1");
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(partial.body);
+    const rest = await refund(till, paid.transaction_id);
+    expect(rest.body).toMatchObject({ amount_cents: 300, balance_cents: 2_000 });
+    expect(JSON.stringify(rest.body)).not.toContain(buyer.userId);
+  });
+});
