@@ -1,4 +1,4 @@
-import { asc, eq, inArray, sql } from "drizzle-orm";
+import { asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AdminProduct, Product, ProductFunction } from "../types/domain";
@@ -47,6 +47,27 @@ export async function listActiveProducts(db: Db): Promise<Product[]> {
     .orderBy(asc(products.createdAt), asc(products.id))
     .limit(MAX_CATALOG_PRODUCTS);
   return rows.map(toProduct);
+}
+
+/** The most products one page of the admin listing returns. */
+export const PRODUCT_PAGE_MAX = 200;
+
+/** One page of every product, active or not, in id order; `after` is the last id of the previous page. */
+export async function listProducts(
+  db: Db,
+  page: { after?: string; limit: number },
+): Promise<{ products: AdminProduct[]; next: string | null }> {
+  const rows = await db
+    .select()
+    .from(products)
+    .where(page.after === undefined ? undefined : gt(products.id, page.after))
+    .orderBy(asc(products.id))
+    .limit(page.limit + 1);
+  const shown = rows.slice(0, page.limit);
+  return {
+    products: shown.map(toAdminProduct),
+    next: rows.length > page.limit ? (shown.at(-1)?.id ?? null) : null,
+  };
 }
 
 export async function findProductsByIds(db: Db, ids: string[]): Promise<ProductRow[]> {

@@ -1,9 +1,23 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createProduct, listActiveProducts, updateProduct } from "../db/catalog";
+import {
+  createProduct,
+  listActiveProducts,
+  listProducts,
+  PRODUCT_PAGE_MAX,
+  updateProduct,
+} from "../db/catalog";
 import { getDb } from "../db/client";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
+import {
+  BODY_PROBLEMS,
+  IsoTimestamp,
+  idPageQuery,
+  json,
+  jsonBody,
+  NextCursor,
+  problems,
+} from "../http/schemas";
 import { forgetProduct } from "../services/catalog-cache";
 
 const FunctionName = z
@@ -70,6 +84,15 @@ const ProductPatchSchema = z
   .refine((patch) => Object.keys(patch).length > 0, "At least one field must be given")
   .openapi("ProductPatch");
 
+const AdminProductListSchema = z
+  .object({
+    products: z.array(AdminProductSchema),
+    next_cursor: NextCursor,
+  })
+  .openapi("AdminProductList");
+
+const ProductPageQuery = idPageQuery(PRODUCT_PAGE_MAX);
+
 const ProductIdParam = z.object({
   id: z
     .string()
@@ -93,6 +116,30 @@ export const catalogRoutes = createRouter()
       },
     }),
     async (c) => c.json({ products: await listActiveProducts(getDb(c.env.DB)) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/admin/products",
+      operationId: "listAdminProducts",
+      tags: ["Admin"],
+      summary: "List every product with its inventory",
+      description:
+        "Role `admin`. Active and inactive products with `sellable`, `reserved`, `sold` and `available`, in " +
+        `id order, up to \`limit\` (max ${PRODUCT_PAGE_MAX}) per page.`,
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("admin")] as const,
+      request: { query: ProductPageQuery },
+      responses: {
+        200: json(AdminProductListSchema, "A page of products"),
+        ...problems("validation_failed", "unauthenticated", "forbidden", "service_unavailable"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const page = await listProducts(getDb(c.env.DB), { after: query.cursor, limit: query.limit });
+      return c.json({ products: page.products, next_cursor: page.next }, 200);
+    },
   )
   .openapi(
     createRoute({
