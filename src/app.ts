@@ -12,6 +12,7 @@ import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
 import { operatorRoutes } from "./routes/operators";
 import { orderRoutes } from "./routes/orders";
+import { paymentReviewRoutes } from "./routes/payment-reviews";
 import { paymentRoutes } from "./routes/payments";
 import { posRoutes } from "./routes/pos";
 import { reportRoutes } from "./routes/reports";
@@ -84,6 +85,7 @@ export function buildApp() {
   app.route("/", catalogRoutes);
   app.route("/", orderRoutes);
   app.route("/", paymentRoutes);
+  app.route("/", paymentReviewRoutes);
   app.route("/", scanRoutes);
   app.route("/", ticketRoutes);
   app.route("/", wellKnownRoutes);

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import type { PaymentEvent } from "../types/domain";
 import { type Db, isConstraintError } from "./client";
 import { paymentReviews, payments } from "./schema";
@@ -59,4 +60,111 @@ export async function recordAmountMismatch(
     })
     .onConflictDoNothing()
     .run();
+}
+
+/** The most payments one page of the review listing returns. */
+export const PAYMENT_REVIEW_PAGE_MAX = 200;
+
+/**
+ * Why a payment waits for a person: `amount_mismatch` (refused with 422, nothing applied: a row of
+ * payment_reviews) or `refund_owed` (money arrived for an order or top-up already settled, such as an
+ * expired order: a payments row with needs_refund).
+ */
+export const PAYMENT_REVIEW_REASONS = ["amount_mismatch", "refund_owed"] as const;
+export type PaymentReviewReason = (typeof PAYMENT_REVIEW_REASONS)[number];
+
+export interface PaymentReview {
+  payment_id: string;
+  reference: string;
+  reason: PaymentReviewReason;
+  amount_cents: number;
+  currency: string;
+  /** What was due, for an amount mismatch; `null` for a refund. */
+  expected_amount_cents: number | null;
+  expected_currency: string | null;
+  received_at: string;
+}
+
+/**
+ * Where the next page starts: the last review returned. A payment can be in both sources (a mismatch,
+ * then the right amount after the order expired), so the reason is part of the position.
+ */
+export interface PaymentReviewCursor {
+  receivedAt: string;
+  paymentId: string;
+  reason: PaymentReviewReason;
+}
+
+/** Longer than any cursor this listing hands out (payment ids are at most 128 characters). */
+export const MAX_PAYMENT_REVIEW_CURSOR_LENGTH = 512;
+
+export function encodePaymentReviewCursor(cursor: PaymentReviewCursor): string {
+  // Payment ids come from the gateway and may be any text: base64 of UTF-8, not of UTF-16 code units.
+  const bytes = new TextEncoder().encode(
+    JSON.stringify([cursor.receivedAt, cursor.paymentId, cursor.reason]),
+  );
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** An opaque cursor from a previous page, or undefined when the text is not one. */
+export function decodePaymentReviewCursor(text: string): PaymentReviewCursor | undefined {
+  try {
+    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+    const bytes = Uint8Array.from(binary, (character) => character.charCodeAt(0));
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 3 &&
+      typeof parsed[0] === "string" &&
+      typeof parsed[1] === "string" &&
+      (PAYMENT_REVIEW_REASONS as readonly unknown[]).includes(parsed[2])
+    ) {
+      return { receivedAt: parsed[0], paymentId: parsed[1], reason: parsed[2] as PaymentReviewReason };
+    }
+  } catch {
+    // Not base64 or not JSON: not a cursor.
+  }
+  return undefined;
+}
+
+/**
+ * One page of the payments that need a person, newest first, ordered by (received_at, payment_id, reason)
+ * descending. Both sources are read in one statement so that SQLite alone orders them: the cursor compares
+ * in the same collation the page was sorted in, and no row is skipped or repeated between pages.
+ */
+export async function listPaymentReviews(
+  db: Db,
+  page: { after?: PaymentReviewCursor; limit: number },
+): Promise<{ reviews: PaymentReview[]; next: PaymentReviewCursor | null }> {
+  const { after } = page;
+  const position = after
+    ? sql`WHERE (received_at, payment_id, reason) < (${after.receivedAt}, ${after.paymentId}, ${after.reason})`
+    : sql``;
+  const rows = await db.all<PaymentReview>(sql`
+    SELECT payment_id, reference, reason, amount_cents, currency, expected_amount_cents, expected_currency,
+      received_at
+    FROM (
+      SELECT payment_id, reference, reason, amount_cents, currency, expected_amount_cents, expected_currency,
+        received_at
+      FROM ${paymentReviews}
+      UNION ALL
+      SELECT payment_id, reference, 'refund_owed', amount_cents, currency, NULL, NULL, received_at
+      FROM ${payments}
+      WHERE needs_refund = 1
+    )
+    ${position}
+    ORDER BY received_at DESC, payment_id DESC, reason DESC
+    LIMIT ${page.limit + 1}`);
+  const shown = rows.slice(0, page.limit);
+  const last = shown.at(-1);
+  return {
+    reviews: shown,
+    next:
+      rows.length > page.limit && last
+        ? { receivedAt: last.received_at, paymentId: last.payment_id, reason: last.reason }
+        : null,
+  };
 }
