@@ -5,7 +5,7 @@ import { describe, it } from "vitest";
 import { buildApp } from "../../src/app";
 import { DEVICE_PROOF_MAX_LIFETIME_SECONDS } from "../../src/auth/device-proof-token";
 import { getDb } from "../../src/db/client";
-import { ENROLLMENT_CODE_TTL_SECONDS } from "../../src/db/devices";
+import { DEVICE_PAGE_MAX, ENROLLMENT_CODE_TTL_SECONDS } from "../../src/db/devices";
 import type { Env } from "../../src/env";
 import { SESSION_CACHE_MS } from "../../src/services/session-cache";
 import { requireOpenSession } from "../../src/services/validator-sessions";
@@ -963,9 +963,9 @@ describe("GET /admin/devices", () => {
     }
   });
 
-  it("400 validation_failed for a bad limit or cursor", async ({ expect }) => {
+  it("400 validation_failed for a limit outside 1..DEVICE_PAGE_MAX or not an integer", async ({ expect }) => {
     const admin = await adminOperator();
-    for (const query of ["limit=0", "limit=201", "limit=-1", "limit=abc", "limit=1.5", "cursor=a%20b"]) {
+    for (const query of ["limit=0", `limit=${DEVICE_PAGE_MAX + 1}`, "limit=-1", "limit=abc", "limit=1.5"]) {
       const response = await callJson<Problem>("GET", `/admin/devices?${query}`, { token: admin.token });
       expect(problemOf(response), query).toEqual({ status: 400, code: "validation_failed" });
     }
