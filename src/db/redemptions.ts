@@ -45,14 +45,31 @@ export function recordAnnulmentStatements(db: Db, row: RedemptionAnnulmentRow): 
   ];
 }
 
-/** Where an annulment request finds a redemption minted before ids named their ticket. */
-export async function findRedemptionTicket(db: Db, redemptionId: string): Promise<string | undefined> {
+/** A redemption as the read model holds it: what an annulment needs of one minted before ids named their ticket. */
+export interface RecordedRedemption {
+  ticketCode: string;
+  fn: string;
+  deviceId: string;
+  scannedAtMs: number;
+}
+
+export async function findRecordedRedemption(
+  db: Db,
+  redemptionId: string,
+): Promise<RecordedRedemption | undefined> {
   const [row] = await db
-    .select({ ticketCode: redemptions.ticketCode })
+    .select({
+      ticketCode: redemptions.ticketCode,
+      fn: redemptions.function,
+      deviceId: redemptions.deviceId,
+      ts: redemptions.ts,
+    })
     .from(redemptions)
     .where(eq(redemptions.id, redemptionId))
     .limit(1);
-  return row?.ticketCode;
+  return (
+    row && { ticketCode: row.ticketCode, fn: row.fn, deviceId: row.deviceId, scannedAtMs: Date.parse(row.ts) }
+  );
 }
 
 export interface RedemptionFilter {

@@ -78,6 +78,11 @@ export interface AnnulRequest {
   canOverride: boolean;
   reason: string | null;
   windowSeconds: number;
+  /**
+   * A redemption made before this object remembered its scans (the read model's copy of the object's own
+   * event): adopted when the object has no record of that id, so such scans can be annulled too.
+   */
+  recorded?: { fn: string; deviceId: string; scannedAtMs: number };
 }
 
 export type AnnulResult =
@@ -88,6 +93,8 @@ export type AnnulResult =
       fn: string;
       annulledAt: string;
       entitlements: EntitlementState[];
+      /** The function's change count after the annulment, as its event reports it. */
+      usesVersion: number;
     }
   | { result: "refused"; code: AnnulmentRefusal | "ticket_not_found" };
 
@@ -282,6 +289,15 @@ export class TicketObject extends DurableObject<Env> {
       return { result: "refused", code: "ticket_not_found" };
     const nowMs = Date.now();
     const result = this.ctx.storage.transactionSync((): AnnulResult => {
+      if (request.recorded) {
+        this.sql.exec(
+          "INSERT OR IGNORE INTO redemptions (id, function, device_id, scanned_at_ms) VALUES (?, ?, ?, ?)",
+          request.redemptionId,
+          request.recorded.fn,
+          request.recorded.deviceId,
+          request.recorded.scannedAtMs,
+        );
+      }
       const row = this.sql
         .exec<{ function: string; device_id: string; scanned_at_ms: number; annulled_at_ms: number | null }>(
           "SELECT function, device_id, scanned_at_ms, annulled_at_ms FROM redemptions WHERE id = ?",
@@ -334,6 +350,7 @@ export class TicketObject extends DurableObject<Env> {
         fn: row.function,
         annulledAt,
         entitlements,
+        usesVersion: version.version,
       };
     });
     if (result.result === "annulled") {

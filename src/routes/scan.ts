@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { TICKET_QR_AUDIENCE, TICKET_QR_TYP, verifyQrToken } from "../auth/qr-token";
-import { getDb } from "../db/client";
-import { findRedemptionTicket } from "../db/redemptions";
+import { atomically, getDb } from "../db/client";
+import { findRecordedRedemption } from "../db/redemptions";
+import { applyReportedUsesStatement } from "../db/tickets";
 import { ticketCodeOfRedemption } from "../domain/redemption-id";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
@@ -294,8 +295,9 @@ export const scanRoutes = createRouter()
         now: new Date(),
       });
       // Ids name their ticket; one minted before that is found through the read model.
-      const ticketCode =
-        ticketCodeOfRedemption(redemptionId) ?? (await findRedemptionTicket(db, redemptionId));
+      const named = ticketCodeOfRedemption(redemptionId);
+      const recorded = named ? undefined : await findRecordedRedemption(db, redemptionId);
+      const ticketCode = named ?? recorded?.ticketCode;
       if (!ticketCode) throw new ApiError("not_found", "No such redemption");
       const outcome = await c.env.TICKETS.get(c.env.TICKETS.idFromName(ticketCode)).annul({
         redemptionId,
@@ -309,6 +311,7 @@ export const scanRoutes = createRouter()
         canOverride: operator.roles.includes("supervisor") || operator.roles.includes("admin"),
         reason: body.reason ?? null,
         windowSeconds: c.get("config").annulWindowSeconds,
+        recorded,
       });
       if (outcome.result === "refused") {
         switch (outcome.code) {
@@ -329,6 +332,25 @@ export const scanRoutes = createRouter()
               ],
             });
         }
+      }
+      // GET /my/tickets answers a used-up ticket from the read model without asking its object; the
+      // annulment's own event brings that up to date within seconds, and an annulment is rare enough to
+      // move it now (versioned, so the event's later copy changes nothing). A failure here is only logged.
+      const entitlement = outcome.entitlements.find((e) => e.function === outcome.fn);
+      if (entitlement) {
+        const moved = applyReportedUsesStatement(db, [
+          {
+            code: ticketCode,
+            fn: outcome.fn,
+            remainingUses: entitlement.remaining_uses,
+            usesVersion: outcome.usesVersion,
+          },
+        ]);
+        await atomically(db, [moved]).catch((error: unknown) =>
+          console.warn(
+            JSON.stringify({ level: "warn", msg: "read model not moved after annul", error: String(error) }),
+          ),
+        );
       }
       return c.json(
         {
