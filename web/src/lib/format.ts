@@ -76,3 +76,32 @@ export function describeError(error: unknown): string {
   if (error instanceof NetworkError) return "No connection to the server: check the network and retry";
   return error instanceof Error ? error.message : String(error);
 }
+
+/** "14:05": a time of day, for lists that already say which day they cover. */
+export function timeOfDay(iso: string): string {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * Like describeError, but a `validation_failed` problem is described by the API's own per-field messages
+ * (`errors[].message`, which say what is wrong), not by the generic "Some input is not valid".
+ */
+export function describeProblem(error: unknown): string {
+  if (error instanceof ApiProblem && error.code === "validation_failed") {
+    const errors = Array.isArray(error.problem.errors) ? (error.problem.errors as unknown[]) : [];
+    const messages = errors
+      .map((entry) => (entry as { message?: unknown } | null)?.message)
+      .filter((message): message is string => typeof message === "string" && message.length > 0);
+    if (messages.length > 0) return [...new Set(messages)].join("; ");
+  }
+  return describeError(error);
+}
+
+/** The `errors[].path` of a `validation_failed` problem (which field to point at), else none. */
+export function problemPaths(error: unknown): string[] {
+  if (!(error instanceof ApiProblem) || error.code !== "validation_failed") return [];
+  const errors = Array.isArray(error.problem.errors) ? (error.problem.errors as unknown[]) : [];
+  return errors
+    .map((entry) => (entry as { path?: unknown } | null)?.path)
+    .filter((path): path is string => typeof path === "string");
+}
