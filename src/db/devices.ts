@@ -56,7 +56,12 @@ export async function listDevices(
 
 /** Codes are compared after this, so a code read aloud and typed with dashes, spaces or in lower case works. */
 export function normalizeEnrollmentCode(code: string): string {
-  return code.toUpperCase().replace(/[^0-9A-Z]/g, "");
+  // Crockford's decoding: the letters people type for the digits the alphabet leaves out.
+  return code
+    .toUpperCase()
+    .replace(/[^0-9A-Z]/g, "")
+    .replace(/O/g, "0")
+    .replace(/[IL]/g, "1");
 }
 
 function newEnrollmentCode(): string {

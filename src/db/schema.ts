@@ -180,6 +180,8 @@ export const validatorSessions = sqliteTable(
     openedAt: text("opened_at").notNull(),
     expiresAt: text("expires_at").notNull(),
     closedAt: text("closed_at"),
+    /** The device's `enrolled_at` when the session's proof was checked (migrations/0012's trigger). */
+    deviceEnrolledAt: text("device_enrolled_at"),
   },
   (t) => [
     index("validator_sessions_by_operator").on(t.operatorId, t.openedAt),

@@ -35,6 +35,8 @@ export const DeviceId = z
 export const LocationId = z.string().min(1).max(64).openapi({ example: "loc-pier-1" });
 export const EventId = z.string().min(1).max(64).openapi({ example: "evt-demo" });
 const MAX_DEVICE_FUNCTIONS = 20;
+/** An answer carrying an enrollment code is a credential: no cache may keep it. */
+const NO_STORE = { "cache-control": "no-store" };
 
 const DeviceSchema = z
   .object({
@@ -168,7 +170,7 @@ export const deviceRoutes = createRouter()
           device_id: deviceId,
         });
       }
-      return c.json({ ...result.device, ...result.enrollment }, 201);
+      return c.json({ ...result.device, ...result.enrollment }, 201, NO_STORE);
     },
   )
   .openapi(
@@ -251,7 +253,7 @@ export const deviceRoutes = createRouter()
         new Date(),
       );
       if (!code) throw new ApiError("not_found", "No such device");
-      return c.json(code, 201);
+      return c.json(code, 201, NO_STORE);
     },
   )
   .openapi(

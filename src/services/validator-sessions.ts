@@ -103,6 +103,7 @@ export async function openValidatorSession(
     openedAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + VALIDATOR_SESSION_SECONDS * 1000).toISOString(),
     closedAt: null,
+    deviceEnrolledAt: device.enrolledAt,
   };
   const session = toValidatorSession(row);
   try {
@@ -128,6 +129,8 @@ export async function openValidatorSession(
     );
   } catch (error) {
     if (isDeviceProofReplay(error)) throw refused("proof replayed");
+    // Revoked or re-enrolled between the check above and this batch (migrations/0012's trigger).
+    if (errorMatches(error, /validator_session_device_changed/)) throw refused("device changed meanwhile");
     throw error;
   }
   return { ...session, functions: device.functions ?? null };
