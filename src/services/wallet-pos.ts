@@ -44,6 +44,12 @@ export async function requirePosSession(context: PosContext, sessionId: string):
   });
   // Opening a POS session requires an event (the device's), so this only guards a hand-edited row.
   if (session.event_id === null) throw new ApiError("session_invalid", "The POS session has no event");
+  // The session was opened for one of the operator's events; the operator record (≤ 5 s old) may have
+  // taken that event away since, and then the till may not sell there any more.
+  const { roles, eventIds } = context.operator;
+  if (!roles.includes("admin") && !eventIds.includes(session.event_id)) {
+    throw new ApiError("session_invalid", "The session's event is no longer one of this operator's");
+  }
   return {
     sessionId: session.session_id,
     deviceId: session.device_id,
