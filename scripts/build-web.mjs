@@ -17,7 +17,7 @@ function copyStatic() {
 
 const options = {
   absWorkingDir: root,
-  entryPoints: ["buyer", "gate", "pos", "reports"]
+  entryPoints: ["buyer", "gate", "pos", "reports", "admin"]
     .map((page) => `web/src/${page}.ts`)
     .concat("web/src/styles.css"),
   outdir: join(WEB_DIST, "assets"),
