@@ -9,6 +9,7 @@ const PAGES = [
   { path: "/gate", name: "gate", heading: "Staff sign-in" },
   { path: "/pos", name: "pos", heading: "Staff sign-in" },
   { path: "/reports", name: "reports", heading: "Analyst sign-in" },
+  { path: "/admin", name: "admin", heading: "Admin sign-in" },
 ];
 
 let browser: Browser;
