@@ -290,10 +290,21 @@ describe("admin page at a phone's size", () => {
     await expectPhoneWidth(expect, page, "dead letters");
     await screenshot(page, "admin-8-dead-letters");
 
-    // The address names the section: a reload lands on it again, still signed in.
+    // The address names the section: a reload lands on it again, still signed in. This time the server
+    // answers as one without the dead-letter routes would.
     expect(new URL(page.url()).hash).toBe("#dead-letters");
+    await page.route(/\/admin\/dead-letters(\?.*)?$/, (route) =>
+      route.fulfill({
+        status: 404,
+        contentType: "application/problem+json",
+        body: JSON.stringify({ type: "about:blank", title: "Not found", status: 404, code: "not_found" }),
+      }),
+    );
     await page.reload();
     await page.getByRole("heading", { name: "Dead letters", exact: true }).waitFor();
+    await status.getByText("Dead letters are not available on this server yet.").waitFor();
+    expect(await page.locator("#dead-letters li").count()).toBe(0);
+    expect(await page.locator("#dead-letters-more").isVisible()).toBe(false);
 
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Admin sign-in" }).waitFor();

@@ -1,4 +1,5 @@
 import { byId, say, show } from "../lib/dom";
+import { onSignOut } from "./session";
 import type { EnrollmentCode } from "./types";
 
 // The one-time enrollment code, shown large at the top of the devices section right after it is issued,
@@ -72,4 +73,5 @@ async function copyCode(): Promise<void> {
 export function setupEnrollmentPanel(): void {
   byId("enrollment-copy").addEventListener("click", () => void copyCode());
   byId("enrollment-done").addEventListener("click", hide);
+  onSignOut(hide);
 }

@@ -17,8 +17,11 @@ interface StoredLogin {
 
 let login: StoredLogin | null = null;
 const signInHandlers: (() => void)[] = [];
+const signOutHandlers: (() => void)[] = [];
 
 export const onSignIn = (handler: () => void) => signInHandlers.push(handler);
+/** For what must not outlive a sign-in on a shared screen, such as an enrollment code on display. */
+export const onSignOut = (handler: () => void) => signOutHandlers.push(handler);
 /** The signed-in admin's own operator id: the API refuses to let an admin revoke themselves. */
 export const ownOperatorId = () => login?.operatorId ?? "";
 
@@ -54,6 +57,7 @@ function setLogin(next: StoredLogin | null): void {
 
 export function signOut(message = ""): void {
   setLogin(null);
+  for (const handler of signOutHandlers) handler();
   say(byId("login-status"), message, message ? "error" : "info");
 }
 
