@@ -314,6 +314,57 @@ describe("buyer page, in Chromium at 390 × 844", () => {
     await closeAll(buyer);
   });
 
+  it("the QR screen is bounded: no reads while the page is hidden, and a pause after ten minutes", async ({
+    expect,
+  }) => {
+    const token = await demoBuyer(base);
+    const buyer = await openBuyerAt("/#wallet", token, async (page) => {
+      await recordWakeLock(page);
+      await page.clock.install();
+    });
+    const { page } = buyer;
+    const reads: string[] = [];
+    page.on("request", (request) => {
+      const path = new URL(request.url()).pathname;
+      if (path === "/wallet" || path === WALLET_QR_PATH) reads.push(path);
+    });
+    await page.locator("#balance", { hasText: "€0.00" }).waitFor();
+    await page.getByRole("button", { name: "Show wallet QR to pay" }).click();
+    await page.getByText(/^New code in \d+ s$/).waitFor();
+    await page.getByRole("dialog").getByText("Balance €0.00").waitFor();
+
+    // Hidden (the phone locked): twenty seconds pass without a single read.
+    await page.evaluate(() => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    const before = reads.length;
+    await page.clock.runFor(20_000);
+    expect(reads.slice(before).filter((path) => path === "/wallet")).toEqual([]);
+    // Shown again: it looks at once.
+    const look = page.waitForRequest((request) => new URL(request.url()).pathname === "/wallet");
+    await page.evaluate(() => {
+      Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "visible" });
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await look;
+
+    // Ten minutes up: the code pauses, the screen may sleep, and nothing is read any more.
+    await page.clock.fastForward(10 * 60_000);
+    await page.getByText("Paused to save battery").waitFor();
+    expect((await wakeLockLog(page)).at(-1)).toBe("release");
+    const paused = reads.length;
+    await page.clock.runFor(30_000);
+    expect(reads.length).toBe(paused);
+    await screenshot(page, "buyer-qr-paused");
+
+    await page.getByRole("button", { name: "Show a new code" }).click();
+    await page.getByText(/^New code in \d+ s$/).waitFor();
+    expect((await wakeLockLog(page)).at(-1)).toBe("request screen");
+    expect(buyer.errors).toEqual([]);
+    await closeAll(buyer);
+  });
+
   it("/#wallet opens the wallet, for a buyer already signed in and right after signing in", async ({
     expect,
   }) => {
