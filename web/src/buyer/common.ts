@@ -81,11 +81,6 @@ export function paymentSplit(order: {
   return `${credit} credit + ${card} by card`;
 }
 
-/** A ticket code in groups of four, as staff read it out: "7KQ2-M9XA-4RTB-5C". */
-export function formatCode(code: string): string {
-  return code.match(/.{1,4}/g)?.join("-") ?? code;
-}
-
 const orderChangeHandlers: (() => void)[] = [];
 
 /** Something changed the buyer's orders (placed, paid, let go): stock and lists are read again. */

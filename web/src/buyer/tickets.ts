@@ -1,6 +1,5 @@
 import { byId, h, render, say } from "../lib/dom";
-import { dateTime, describeError } from "../lib/format";
-import { formatCode } from "./common";
+import { dateTime, describeError, formatTicketCode } from "../lib/format";
 import { openQr, type QrWatch } from "./qr-screen";
 import { buyerApi } from "./session";
 import { openTab } from "./tabs";
@@ -43,7 +42,7 @@ function ticketCard(ticket: Ticket): HTMLLIElement {
       h("h3", {}, ticket.product_name),
       h("span", { class: active ? "badge" : "badge off" }, active ? "Active" : "Used up"),
     ),
-    h("p", { class: "code" }, formatCode(ticket.code)),
+    h("p", { class: "code" }, formatTicketCode(ticket.code)),
     h("p", { class: "muted" }, "Uses left"),
     entitlementChips(ticket.entitlements),
     h("p", { class: "muted" }, `Issued ${dateTime(ticket.issued_at)}`),
@@ -92,7 +91,7 @@ function openTicketQr(ticket: Ticket): void {
   let before: Entitlement[] | undefined;
   openQr({
     title: ticket.product_name,
-    subtitle: formatCode(ticket.code),
+    subtitle: formatTicketCode(ticket.code),
     subtitleIsCode: true,
     label: `QR code for ticket ${ticket.code}`,
     fetchToken: async () =>
