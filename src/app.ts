@@ -1,5 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { ConfigurationError, loadConfig } from "./env";
@@ -117,7 +116,8 @@ export function buildApp() {
     description: "An operator token from `POST /operators/login`.",
   });
   app.doc("/openapi.json", OPENAPI_INFO);
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Passes Edge API" }));
+  // /docs is a static page (web/pages/docs.html) that renders /openapi.json with Swagger UI files copied
+  // from swagger-ui-dist at build time: it loads nothing from another origin.
 
   app.notFound(() => problemResponse(new ApiError("not_found", "No such route")));
   app.onError((error, c) => {
