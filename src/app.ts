@@ -3,12 +3,15 @@ import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { ConfigurationError, loadConfig } from "./env";
 import { ApiError, problemResponse, toApiError } from "./errors";
+import { accessLog } from "./http/access-log";
 import type { AppEnv } from "./http/context";
 import { adminWalletRoutes } from "./routes/admin-wallets";
 import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
+import { deadLetterRoutes } from "./routes/dead-letters";
 import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
+import { healthRoutes } from "./routes/health";
 import { operatorRoutes } from "./routes/operators";
 import { orderRoutes } from "./routes/orders";
 import { paymentReviewRoutes } from "./routes/payment-reviews";
@@ -52,12 +55,15 @@ export const OPENAPI_INFO = {
     { name: "POS", description: "Point-of-sale deductions" },
     { name: "Reports", description: "Analyst reports and scheduled exports" },
     { name: "Admin", description: "Catalog, staff, devices and audit administration" },
+    { name: "Operations", description: "Health of the deployment" },
   ],
 };
 
 export function buildApp() {
   const app = new OpenAPIHono<AppEnv>();
 
+  // Outermost, so its duration and status cover everything below, including refusals and errors.
+  app.use(accessLog);
   app.use(requestId({ headerName: REQUEST_ID_HEADER, limitLength: 200 }));
   // A configuration the service cannot run with (missing secret, or a published development secret in
   // production) refuses every route, before any handler could use it. loadConfig has logged why.
@@ -81,6 +87,7 @@ export function buildApp() {
     }),
   );
 
+  app.route("/", healthRoutes);
   app.route("/", catalogRoutes);
   app.route("/", orderRoutes);
   app.route("/", paymentRoutes);
@@ -97,6 +104,7 @@ export function buildApp() {
   app.route("/", walletRoutes);
   app.route("/", posRoutes);
   app.route("/", adminWalletRoutes);
+  app.route("/", deadLetterRoutes);
   // Local-development helpers for the reference pages: 404 unless ENVIRONMENT is "development".
   app.route(
     "/",

@@ -11,6 +11,8 @@ export interface Env {
   WALLETS: DurableObjectNamespace<WalletObject>;
   EVENTS: Queue<EventMessage>;
   EXPORTS: R2Bucket;
+  /** Workers Analytics Engine counters (src/observability/metrics.ts). Optional: tools and tests may lack it. */
+  METRICS?: AnalyticsEngineDataset;
   ENVIRONMENT?: string;
   CURRENCY?: string;
   ORDER_HOLD_SECONDS?: string;
@@ -59,7 +61,8 @@ const configSchema = z.object({
   qrSigningJwkPrevious: z.string().optional(),
   topupMinCents: intFromString(500, 1, 10_000_000),
   topupMaxCents: intFromString(50_000, 1, 10_000_000),
-  publicBaseUrl: z.url().default("http://localhost:8787"),
+  /** Where links handed to clients point; unset, they point at the origin the request came to. */
+  publicBaseUrl: z.url().optional(),
   /** A POS deduction older than this cannot be refunded from a till. */
   refundWindowSeconds: intFromString(86_400, 60, 366 * 86_400),
   /** A refund above this needs role `supervisor` or `admin`. */
@@ -71,6 +74,15 @@ const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * The base of links handed to clients (such as `topup_url`): PUBLIC_BASE_URL when set, else the origin
+ * the client itself reached (a custom domain or workers.dev), so an unconfigured deployment still answers
+ * links that work.
+ */
+export function publicBaseUrl(config: Config, requestOrigin: string): string {
+  return config.publicBaseUrl ?? requestOrigin;
+}
 
 const emptyToUndefined = (value: string | undefined) =>
   value === undefined || value === "" ? undefined : value;

@@ -1,6 +1,7 @@
 import { buildApp } from "./app";
 import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
 import { getDb } from "./db/client";
+import { isDeadLetterQueue } from "./db/dead-letters";
 import { pruneDeviceProofs } from "./db/devices";
 import { forgetQuietLoginStreaks } from "./db/login-throttle";
 import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
@@ -9,6 +10,7 @@ import { previousUtcDay } from "./domain/report-range";
 import type { Env } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
 import { consumeEvents } from "./queues/consumer";
+import { consumeDeadLetters, failureRecorder } from "./queues/dead-letters";
 import { createMailer } from "./queues/mailer";
 import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
 import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
@@ -45,6 +47,9 @@ export default {
   },
 
   async queue(batch, env, _ctx) {
-    await consumeEvents(batch, { db: getDb(env.DB), mailer: createMailer(env) });
+    const db = getDb(env.DB);
+    // One Worker consumes both queues; dead-letter queues are named `<source>-dlq` in every environment.
+    if (isDeadLetterQueue(batch.queue)) return consumeDeadLetters(batch, db);
+    await consumeEvents(batch, { db, mailer: createMailer(env), onRetry: failureRecorder(db, batch.queue) });
   },
 } satisfies ExportedHandler<Env>;

@@ -417,3 +417,33 @@ export const walletReceipts = sqliteTable(
       .where(sql`${t.deviceId} IS NOT NULL`),
   ],
 );
+
+/** migrations/0011: events that exhausted their retries, as the dead-letter consumer stored them. */
+export const deadLetters = sqliteTable("dead_letters", {
+  seq: integer("seq").primaryKey({ autoIncrement: true }),
+  id: text("id").notNull().unique(),
+  queue: text("queue").notNull(),
+  body: text("body").notNull(),
+  error: text("error").notNull(),
+  attempts: integer("attempts"),
+  sentAt: text("sent_at"),
+  receivedAt: text("received_at").notNull(),
+  replayedAt: text("replayed_at"),
+});
+
+/** migrations/0011: the main consumer's last failure per message, read when the message is dead-lettered. */
+export const eventFailures = sqliteTable(
+  "event_failures",
+  {
+    messageId: text("message_id").primaryKey(),
+    queue: text("queue").notNull(),
+    bodyHash: text("body_hash").notNull(),
+    attempts: integer("attempts").notNull(),
+    error: text("error").notNull(),
+    failedAt: text("failed_at").notNull(),
+  },
+  (t) => [
+    index("event_failures_by_body_hash").on(t.bodyHash),
+    index("event_failures_by_failed_at").on(t.failedAt),
+  ],
+);

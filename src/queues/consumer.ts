@@ -27,6 +27,8 @@ export interface ConsumerDependencies {
   db: Db;
   mailer: Mailer;
   now?: () => Date;
+  /** Called before a failed message is retried: keeps the error for the dead letter it may become. */
+  onRetry?: (message: Message<unknown>, error: unknown) => Promise<void>;
 }
 
 function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
@@ -362,6 +364,7 @@ export async function consumeEvents(
         attempts: message.attempts,
         error: error instanceof Error ? error.message : String(error),
       });
+      await dependencies.onRetry?.(message, error);
       message.retry();
     }
   }

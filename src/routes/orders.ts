@@ -25,6 +25,7 @@ import {
   jsonBody,
   problems,
 } from "../http/schemas";
+import { meter } from "../observability/metrics";
 import { reserveOrder } from "../services/reserve-order";
 import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
 import { ORDER_STATUSES, type Order } from "../types/domain";
@@ -157,7 +158,7 @@ export const orderRoutes = createRouter()
         "(balance minus what pending orders hold) is 402 `insufficient_funds` with `balance_cents` and " +
         "`available_cents`. Both are stored as the key's outcome like any other business failure.",
       security: [{ buyerToken: [] }],
-      middleware: [requireBuyer] as const,
+      middleware: [requireBuyer, meter("order")] as const,
       request: { headers: IdempotencyKeyHeader, body: jsonBody(NewOrderSchema) },
       responses: {
         201: json(OrderSchema, "Order created (or replayed, with `idempotent-replayed: true`)"),

@@ -4,6 +4,7 @@ import { getDb } from "../db/client";
 import { ApiError } from "../errors";
 import { createRouter } from "../http/context";
 import { json, problems } from "../http/schemas";
+import { meter, setMetricOutcome } from "../observability/metrics";
 import { applyPaymentEvent } from "../services/payment-events";
 import { PAYMENT_STATUSES, type PaymentEvent, WEBHOOK_OUTCOMES } from "../types/domain";
 
@@ -99,6 +100,7 @@ export const paymentRoutes = router.openapi(
       "A FAILED payment marks a pending order PAYMENT_FAILED and releases its reservation and credit hold. " +
       "For a wallet top-up (`top_…`), a SUCCESS posts exactly one PURCHASE to the wallet and a FAILED marks " +
       "the top-up FAILED; the same duplicate, mismatch and settled-already rules apply.",
+    middleware: [meter("webhook")] as const,
     request: {
       headers: WebhookHeadersSchema,
       body: {
@@ -139,6 +141,7 @@ export const paymentRoutes = router.openapi(
       { db: getDb(c.env.DB), events: c.env.EVENTS, wallets: c.env.WALLETS },
       { webhookId, event, receivedAt: now },
     );
+    setMetricOutcome(c, outcome);
     return c.json({ received: true as const, outcome }, 200);
   },
 );

@@ -17,6 +17,7 @@ import {
   jsonBody,
   problems,
 } from "../http/schemas";
+import { meter } from "../observability/metrics";
 import {
   deductAtPos,
   findRefundableDeduction,
@@ -224,6 +225,7 @@ function posContext(c: Context<AppEnv>): PosContext {
     config: c.get("config"),
     operator: c.get("operator"),
     now: new Date(),
+    origin: new URL(c.req.url).origin,
   };
 }
 
@@ -317,14 +319,15 @@ export const posRoutes = createRouter()
         "Deductions of one wallet run one at a time, in arrival order, and never overdraw it. The first " +
         "success spends the token's jti: the same token under another Idempotency-Key is 409 " +
         "`token_replayed`. Too little credit is 402 `insufficient_funds` with `balance_cents`, " +
-        `\`available_cents\` and \`topup_url\` (\`PUBLIC_BASE_URL\` + \`${TOPUP_PATH}\`). A refusal is stored ` +
+        `\`available_cents\` and \`topup_url\` (\`PUBLIC_BASE_URL\`, or this request's own origin when unset, ` +
+        `+ \`${TOPUP_PATH}\`). A refusal is stored ` +
         "as the key's outcome: a retry with the same key is refused the same way, even after a top-up. The key " +
         "is held by the wallet with the deduction, so it is scoped per (operator, wallet): the same key with " +
         "another customer's token is that customer's deduction. A retry after the token expired still gets " +
         "its stored answer. 503 `service_unavailable` (nothing stored, retry with the same key) when the " +
         "wallet needed a look at the ledger and could not get one. Audited.",
       security: [{ operatorToken: [] }],
-      middleware: [requireOperator("pos")] as const,
+      middleware: [requireOperator("pos"), meter("pos.deduction")] as const,
       request: { headers: IdempotencyKeyHeader, body: jsonBody(DeductionRequestSchema) },
       responses: {
         201: json(DeductionSchema, "Deducted (or replayed, with `idempotent-replayed: true`)"),

@@ -11,6 +11,7 @@ import { createRouter } from "../http/context";
 import { hashRequest, REPLAYED_HEADER } from "../http/idempotency";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import type { ScanKey } from "../objects/ticket";
+import { meter } from "../observability/metrics";
 import type { ScanRejected } from "../queues/messages";
 import { requireOpenSession } from "../services/validator-sessions";
 import { EntitlementSchema } from "./tickets";
@@ -140,7 +141,7 @@ export const scanRoutes = createRouter()
         "with its scans, 24 h), and answers decided before the ticket is reached (session, device, " +
         "signature) are decided again, the same way.",
       security: [{ operatorToken: [] }],
-      middleware: [requireOperator("gate")] as const,
+      middleware: [requireOperator("gate"), meter("scan")] as const,
       request: { headers: ScanKeyHeader, body: jsonBody(ScanRequestSchema) },
       responses: {
         200: json(

@@ -6,7 +6,7 @@ import { listTillSales, type TillSale } from "../db/receipts";
 import { findLedgerEntry, type LedgerCursor, type LedgerRow, lastPosReceipt } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction, WALLET_FLUSH_WINDOW_MS } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
-import type { Config, Env } from "../env";
+import { type Config, type Env, publicBaseUrl } from "../env";
 import { ApiError } from "../errors";
 import { REPLAYED_HEADER } from "../http/idempotency";
 import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
@@ -24,6 +24,8 @@ export interface PosContext {
   config: Config;
   operator: OperatorClaims;
   now: Date;
+  /** The origin the request came to: links fall back to it when PUBLIC_BASE_URL is unset. */
+  origin: string;
 }
 
 /** The open POS session a till works under, with the event its deductions belong to. */
@@ -205,7 +207,7 @@ export async function deductAtPos(
     });
     replayed = answer.replayed;
     const { result } = answer;
-    if (!result.ok) throw deductionRefused(config, result, replayed);
+    if (!result.ok) throw deductionRefused(config, result, replayed, context.origin);
     const { transaction } = result;
     const deduction: PosDeduction = {
       transaction_id: transaction.id,
@@ -247,6 +249,7 @@ function deductionRefused(
   config: Config,
   result: Exclude<PosDeductionResult, WalletPosting>,
   replayed: boolean,
+  origin: string,
 ): ApiError {
   const headers: Record<string, string> = replayed ? { [REPLAYED_HEADER]: "true" } : {};
   switch (result.code) {
@@ -257,7 +260,7 @@ function deductionRefused(
         {
           balance_cents: result.balanceCents,
           available_cents: result.availableCents,
-          topup_url: new URL(TOPUP_PATH, config.publicBaseUrl).toString(),
+          topup_url: new URL(TOPUP_PATH, publicBaseUrl(config, origin)).toString(),
         },
         headers,
       );
