@@ -42,6 +42,9 @@ export default defineConfig(async () => {
       // The browser tests run in Node with their own config (vitest.e2e.config.ts).
       exclude: [...configDefaults.exclude, "test/e2e/**"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
+      // Every request logs an access line: keep the console of passing tests out of the report, and show
+      // it in full for a failing one, where it helps.
+      silent: "passed-only" as const,
       testTimeout: 30_000,
       hookTimeout: 30_000,
     },

@@ -104,8 +104,9 @@ describe("audit entries for staff actions", () => {
     expect(mine[1]?.details).toEqual({ reason: "wrong_password" });
     expect(mine[2]).toMatchObject({ target: null, details: { reason: "unknown_username" } });
     expect(mine[5]?.details).toEqual({ sellable: 9 });
-    expect(mine[7]?.details).toEqual({ active: { from: true, to: false } });
-    expect(mine[9]).toMatchObject({ target: session.body.session_id, details: { device_id: deviceId } });
+    expect(mine[7]?.details).toEqual({ key_alg: "ES256", replaced_key: false });
+    expect(mine[8]?.details).toEqual({ active: { from: true, to: false } });
+    expect(mine[10]).toMatchObject({ target: session.body.session_id, details: { device_id: deviceId } });
 
     // Chain order: seq strictly increasing by one overall, and ts never decreasing.
     for (let i = 1; i < entries.length; i++) {
