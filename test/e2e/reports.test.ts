@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, inject, it } from "vitest";
-import { call, DEMO_PASSWORD, demoBuyer, deviceSession, paidTicket, staffToken } from "./support/api";
+import { call, DEMO_PASSWORD, demoBuyer, newGateSession, paidTicket, staffToken } from "./support/api";
 import { documentWidth, launchBrowser, openPage, PHONE_VIEWPORT, screenshot } from "./support/browser";
 
 const base = inject("baseUrl");
@@ -16,7 +16,10 @@ afterAll(async () => {
   await browser.close();
 });
 
-/** One accepted ferry scan at dev-gate-1, made through the API. Only this file scans ferries. */
+/** A location no other test scans at, so this file's report counts only its own scan. */
+const LOCATION = `loc-e2e-reports-${Date.now()}`;
+
+/** One accepted ferry scan at a gate of this file's own location, made through the API. */
 async function ferryScan(): Promise<string> {
   const buyer = await demoBuyer(base);
   const ticket = await paidTicket(base, buyer);
@@ -24,7 +27,7 @@ async function ferryScan(): Promise<string> {
     token: buyer,
   });
   const gate = await staffToken(base, "gate-demo");
-  const sessionId = await deviceSession(base, gate, "dev-gate-1");
+  const sessionId = await newGateSession(base, gate, LOCATION);
   const scan = await call(base, "POST", "/tickets/scan", {
     token: gate,
     body: { qr_token: qr.body.token, function: "ferry", session_id: sessionId },
@@ -46,7 +49,7 @@ describe("reports page, in Chromium", () => {
     await page.getByText(/^No exports yet/).waitFor();
 
     await page.getByLabel("Function", { exact: true }).fill("ferry");
-    await page.getByLabel("Location", { exact: true }).fill("loc-pier-1");
+    await page.getByLabel("Location", { exact: true }).fill(LOCATION);
     const deadline = Date.now() + REPORT_DELAY_MS;
     let total = "";
     while (Date.now() < deadline) {
@@ -67,7 +70,7 @@ describe("reports page, in Chromium", () => {
     expect(await page.locator("#chart svg rect").count()).toBe(1);
     expect(await page.locator("#chart svg").getAttribute("aria-label")).toMatch(/1 in total$/);
     expect(await page.locator("#legend").textContent()).toBe("ferry");
-    expect(await page.locator("#rows").textContent()).toMatch(/ferryloc-pier-11$/);
+    expect(await page.locator("#rows").textContent()).toMatch(new RegExp(`ferry${LOCATION}1$`));
     expect(await documentWidth(page)).toBeLessThanOrEqual(PHONE_VIEWPORT.width);
     await screenshot(page, "reports-1-phone");
 

@@ -71,26 +71,15 @@ export async function staffToken(base: string, username: string): Promise<string
   return result.body.operator_token;
 }
 
-/**
- * Opens a session on a seeded device the way a page does: a development enrollment code, a fresh key
- * enrolled with it (this replaces the device's key, so a page enrolled earlier enrolls again), a proof.
- */
-export async function deviceSession(base: string, token: string, deviceId: string): Promise<string> {
-  const code = await call<{ enrollment_code: string }>(
-    base,
-    "POST",
-    `/dev/devices/${encodeURIComponent(deviceId)}/enrollment`,
-  );
+/** Enrolls a fresh key for `deviceId` with `enrollmentCode` and opens a session for `token` with a proof. */
+async function enrollAndOpen(base: string, token: string, deviceId: string, enrollmentCode: string) {
   const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, [
     "sign",
     "verify",
   ])) as CryptoKeyPair;
   const jwk = (await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey;
   const enrolled = await call(base, "POST", "/devices/enroll", {
-    body: {
-      enrollment_code: code.body.enrollment_code,
-      public_key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
-    },
+    body: { enrollment_code: enrollmentCode, public_key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } },
   });
   if (enrolled.status !== 200) throw new Error(`enrollment failed: ${enrolled.status}`);
   const session = await call<{ session_id: string }>(base, "POST", "/validators/sessions", {
@@ -103,4 +92,28 @@ export async function deviceSession(base: string, token: string, deviceId: strin
   if (session.status !== 201)
     throw new Error(`session failed: ${session.status} ${JSON.stringify(session.body)}`);
   return session.body.session_id;
+}
+
+/**
+ * Opens a session on a seeded device the way a page does: a development enrollment code, a fresh key
+ * enrolled with it (this replaces the device's key, so a page enrolled earlier enrolls again), a proof.
+ */
+export async function deviceSession(base: string, token: string, deviceId: string): Promise<string> {
+  const code = await call<{ enrollment_code: string }>(
+    base,
+    "POST",
+    `/dev/devices/${encodeURIComponent(deviceId)}/enrollment`,
+  );
+  return enrollAndOpen(base, token, deviceId, code.body.enrollment_code);
+}
+
+/** A gate device of its own at `locationId`, registered by `admin-demo`, with a session for `token`. */
+export async function newGateSession(base: string, token: string, locationId: string): Promise<string> {
+  const deviceId = `e2e-gate-${crypto.randomUUID().slice(0, 8)}`;
+  const registered = await call<{ enrollment_code: string }>(base, "POST", "/admin/devices", {
+    token: await staffToken(base, "admin-demo"),
+    body: { device_id: deviceId, kind: "gate", location_id: locationId },
+  });
+  if (registered.status !== 201) throw new Error(`device registration failed: ${registered.status}`);
+  return enrollAndOpen(base, token, deviceId, registered.body.enrollment_code);
 }
