@@ -37,7 +37,7 @@ export interface ScanSession {
 export interface ScanKey {
   /** `operator id` + the gate's key: the same attempt resent has the same one. */
   scope: string;
-  /** SHA-256 of the request body: the same key with another body is refused, not replayed. */
+  /** The request's identity (token, function, session): the same key with another is refused, not replayed. */
   requestHash: string;
 }
 
@@ -147,7 +147,7 @@ export class TicketObject extends DurableObject<Env> {
         answer TEXT NOT NULL,
         keep_until_ms INTEGER NOT NULL
       );
-      CREATE INDEX IF NOT EXISTS scan_keys_by_expiry ON scan_keys (keep_until_ms);
+      DROP INDEX IF EXISTS scan_keys_by_expiry;
       CREATE TABLE IF NOT EXISTS spent_jtis (
         jti TEXT PRIMARY KEY,
         expires_at_ms INTEGER NOT NULL,
@@ -416,7 +416,13 @@ export class TicketObject extends DurableObject<Env> {
    */
   private prune(nowMs: number): void {
     this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs - RESENT_SCAN_GRACE_MS);
-    this.sql.exec("DELETE FROM scan_keys WHERE keep_until_ms <= ?", nowMs);
+    // Keys are kept a fixed time from their insertion, so rowid order is expiry order: the expired ones
+    // are a prefix, found without an index (which every keyed scan would otherwise have to maintain).
+    this.sql.exec(
+      `DELETE FROM scan_keys WHERE rowid < coalesce(
+         (SELECT rowid FROM scan_keys WHERE keep_until_ms > ? ORDER BY rowid LIMIT 1), ${Number.MAX_SAFE_INTEGER})`,
+      nowMs,
+    );
   }
 
   private async scheduleNextAlarm(): Promise<void> {
@@ -426,7 +432,7 @@ export class TicketObject extends DurableObject<Env> {
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
            SELECT MIN(expires_at_ms) + ${RESENT_SCAN_GRACE_MS} AS at FROM spent_jtis
-           UNION ALL SELECT MIN(keep_until_ms) FROM scan_keys)`,
+           UNION ALL SELECT keep_until_ms FROM (SELECT keep_until_ms FROM scan_keys ORDER BY rowid LIMIT 1))`,
       )
       .toArray()[0]?.at;
     if (next != null) await this.ctx.storage.setAlarm(next);

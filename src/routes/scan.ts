@@ -8,7 +8,7 @@ import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { hashRequest, REPLAYED_HEADER } from "../http/idempotency";
+import { REPLAYED_HEADER } from "../http/idempotency";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import type { ScanKey } from "../objects/ticket";
 import { meter } from "../observability/metrics";
@@ -107,12 +107,8 @@ function auditRejectedScan(env: Env, ctx: Pick<ExecutionContext, "waitUntil">, m
   );
 }
 
-/** The gate's scan key, scoped to its operator; undefined without the header. */
-async function scanKey(
-  header: string | undefined,
-  operatorId: string,
-  body: unknown,
-): Promise<ScanKey | undefined> {
+/** The gate's key for this scan attempt (1–64 characters, quoted or bare), or undefined without the header. */
+function parseScanKey(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const key = header.trim().replace(/^"(.*)"$/, "$1");
   if (key.length === 0 || key.length > MAX_SCAN_KEY_LENGTH) {
@@ -121,7 +117,24 @@ async function scanKey(
       `Idempotency-Key must be 1–${MAX_SCAN_KEY_LENGTH} characters`,
     );
   }
-  return { scope: `${operatorId}|${key}`, requestHash: await hashRequest(body) };
+  return key;
+}
+
+/**
+ * The key as the ticket's object keeps it: scoped to the operator, with the request's identity. A verified
+ * token is named by its jti (our signer never reuses one), so (jti, function, session) identifies the body
+ * exactly, without hashing it on every keyed scan.
+ */
+function scanKey(
+  key: string,
+  operatorId: string,
+  jti: string,
+  body: { function: string; session_id: string },
+): ScanKey {
+  return {
+    scope: `${operatorId}|${key}`,
+    requestHash: JSON.stringify([jti, body.function, body.session_id]),
+  };
 }
 
 export const scanRoutes = createRouter()
@@ -168,7 +181,7 @@ export const scanRoutes = createRouter()
       const body = c.req.valid("json");
       const config = c.get("config");
       const operator = c.get("operator");
-      const key = await scanKey(c.req.header("idempotency-key"), operator.operatorId, body);
+      const gateKey = parseScanKey(c.req.header("idempotency-key"));
       // The session lookup (one D1 query) and the signature check (local crypto) overlap; the session
       // is judged first, so a device that may not scan learns nothing about the token. With a key, an
       // expired token still reaches the ticket's object, which answers a retry from what it stored and
@@ -183,7 +196,7 @@ export const scanRoutes = createRouter()
         verifyQrToken(config, body.qr_token, {
           typ: TICKET_QR_TYP,
           audience: TICKET_QR_AUDIENCE,
-          acceptExpired: key !== undefined,
+          acceptExpired: gateKey !== undefined,
         }),
       ]);
       if (open.status === "rejected") throw open.reason;
@@ -194,6 +207,8 @@ export const scanRoutes = createRouter()
       }
 
       const ticketCode = token.value.subject;
+      const key =
+        gateKey === undefined ? undefined : scanKey(gateKey, operator.operatorId, token.value.jti, body);
       const ticket = c.env.TICKETS.get(c.env.TICKETS.idFromName(ticketCode));
       // Fresh per request: the runtime may resend this RPC after a broken connection, never a new scan.
       const scanId = crypto.randomUUID();
