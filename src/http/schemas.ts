@@ -82,6 +82,28 @@ export const NextCursor = z
   .nullable()
   .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" });
 
+/** A page size: 1 to `max`, `fallback` when absent. */
+export function PageLimit(max: number, fallback: number) {
+  return z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(max)
+    .default(fallback)
+    .openapi({ param: { name: "limit", in: "query" }, example: fallback });
+}
+
+/** A keyset cursor this API handed out, checked by its own decoder before the handler sees it. */
+export function OpaqueCursor(isCursor: (text: string) => boolean, maxLength: number) {
+  return z
+    .string()
+    .min(1)
+    .max(maxLength)
+    .refine(isCursor, "Not a cursor from a previous page")
+    .optional()
+    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" });
+}
+
 /** The query of a keyset-paged admin list: `cursor` (an id from the previous page) and `limit`. */
 export function idPageQuery(maxLimit: number, defaultLimit = 50) {
   return z.object({
@@ -91,12 +113,6 @@ export function idPageQuery(maxLimit: number, defaultLimit = 50) {
       .max(64)
       .optional()
       .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
-    limit: z.coerce
-      .number()
-      .int()
-      .min(1)
-      .max(maxLimit)
-      .default(defaultLimit)
-      .openapi({ param: { name: "limit", in: "query" } }),
+    limit: PageLimit(maxLimit, defaultLimit),
   });
 }

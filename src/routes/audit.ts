@@ -4,7 +4,7 @@ import { getDb } from "../db/client";
 import { parseReportRange } from "../domain/report-range";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { IsoTimestamp, json, problems } from "../http/schemas";
+import { IsoTimestamp, json, OpaqueCursor, PageLimit, problems } from "../http/schemas";
 
 export const AUDIT_DEFAULT_PAGE_SIZE = 100;
 export const AUDIT_MAX_PAGE_SIZE = 500;
@@ -72,19 +72,8 @@ const AuditQuerySchema = z.object({
       description: "Only entries by exactly this actor (an operator id)",
       example: "opr_2b4d6f8h0k2m4p6r8t0v",
     }),
-  cursor: z
-    .string()
-    .max(MAX_CURSOR_LENGTH)
-    .refine((value) => decodeAuditCursor(value) !== undefined, "Not a cursor from a previous page")
-    .optional()
-    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(AUDIT_MAX_PAGE_SIZE)
-    .default(AUDIT_DEFAULT_PAGE_SIZE)
-    .openapi({ param: { name: "limit", in: "query" }, example: AUDIT_DEFAULT_PAGE_SIZE }),
+  cursor: OpaqueCursor((value) => decodeAuditCursor(value) !== undefined, MAX_CURSOR_LENGTH),
+  limit: PageLimit(AUDIT_MAX_PAGE_SIZE, AUDIT_DEFAULT_PAGE_SIZE),
 });
 
 const AuditPageSchema = z

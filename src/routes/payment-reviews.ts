@@ -10,7 +10,7 @@ import {
 } from "../db/payments";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
-import { IsoTimestamp, idPageQuery, json, NextCursor, problems } from "../http/schemas";
+import { IsoTimestamp, idPageQuery, json, NextCursor, OpaqueCursor, problems } from "../http/schemas";
 
 const PaymentReviewSchema = z
   .object({
@@ -47,13 +47,10 @@ const PaymentReviewListSchema = z
 // Newest first is not id order, so the cursor is the last row's position rather than its id; the limit is
 // the admin lists' own.
 const PaymentReviewPageQuery = idPageQuery(PAYMENT_REVIEW_PAGE_MAX).extend({
-  cursor: z
-    .string()
-    .min(1)
-    .max(MAX_PAYMENT_REVIEW_CURSOR_LENGTH)
-    .refine((value) => decodePaymentReviewCursor(value) !== undefined, "Not a cursor from a previous page")
-    .optional()
-    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
+  cursor: OpaqueCursor(
+    (value) => decodePaymentReviewCursor(value) !== undefined,
+    MAX_PAYMENT_REVIEW_CURSOR_LENGTH,
+  ),
 });
 
 export const paymentReviewRoutes = createRouter().openapi(

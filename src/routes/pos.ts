@@ -15,6 +15,8 @@ import {
   IsoTimestamp,
   json,
   jsonBody,
+  OpaqueCursor,
+  PageLimit,
   problems,
 } from "../http/schemas";
 import { meter } from "../observability/metrics";
@@ -160,19 +162,8 @@ const SessionIdParam = z.object({
 });
 
 const SalesQuerySchema = z.object({
-  cursor: z
-    .string()
-    .max(MAX_CURSOR_LENGTH)
-    .refine((value) => decodeLedgerCursor(value) !== undefined, "Not a cursor from a previous page")
-    .optional()
-    .openapi({ param: { name: "cursor", in: "query" }, description: "`next_cursor` of the previous page" }),
-  limit: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(POS_SALES_MAX_PAGE_SIZE)
-    .default(POS_SALES_DEFAULT_PAGE_SIZE)
-    .openapi({ param: { name: "limit", in: "query" }, example: POS_SALES_DEFAULT_PAGE_SIZE }),
+  cursor: OpaqueCursor((value) => decodeLedgerCursor(value) !== undefined, MAX_CURSOR_LENGTH),
+  limit: PageLimit(POS_SALES_MAX_PAGE_SIZE, POS_SALES_DEFAULT_PAGE_SIZE),
 });
 
 const TillSaleSchema = z
