@@ -9,9 +9,25 @@ export interface EntitlementState {
 export type RedemptionRejection = "token_replayed" | "token_expired" | "no_entitlement" | "exhausted";
 
 /**
- * Decides one scan against the ticket's current state. The order of checks is the contract's: a spent
- * token is refused as replayed before anything about the entitlement is revealed.
+ * The scan rule itself, on facts alone, shared by the ticket object online (decideRedemption) and the gate
+ * offline (offline-rule.ts). The order of checks is the contract's: a spent token is refused as replayed
+ * before anything about the entitlement is revealed.
  */
+export function judgeScan(facts: {
+  tokenExpiresAtSeconds: number;
+  nowMs: number;
+  jtiSpent: boolean;
+  hasEntitlement: boolean;
+  remainingUses: number;
+}): { ok: true } | { ok: false; code: RedemptionRejection } {
+  if (facts.tokenExpiresAtSeconds * 1000 <= facts.nowMs) return { ok: false, code: "token_expired" };
+  if (facts.jtiSpent) return { ok: false, code: "token_replayed" };
+  if (!facts.hasEntitlement) return { ok: false, code: "no_entitlement" };
+  if (facts.remainingUses <= 0) return { ok: false, code: "exhausted" };
+  return { ok: true };
+}
+
+/** Decides one scan against the ticket's current state (the ticket object's rule). */
 export function decideRedemption(input: {
   entitlements: readonly EntitlementState[];
   fn: string;
@@ -19,11 +35,15 @@ export function decideRedemption(input: {
   tokenExpiresAtSeconds: number;
   nowMs: number;
 }): { ok: true; entitlement: EntitlementState } | { ok: false; code: RedemptionRejection } {
-  if (input.tokenExpiresAtSeconds * 1000 <= input.nowMs) return { ok: false, code: "token_expired" };
-  if (input.jtiSpent) return { ok: false, code: "token_replayed" };
   const entitlement = input.entitlements.find((e) => e.function === input.fn);
-  if (!entitlement) return { ok: false, code: "no_entitlement" };
-  if (entitlement.remaining_uses <= 0) return { ok: false, code: "exhausted" };
+  const judged = judgeScan({
+    tokenExpiresAtSeconds: input.tokenExpiresAtSeconds,
+    nowMs: input.nowMs,
+    jtiSpent: input.jtiSpent,
+    hasEntitlement: entitlement !== undefined,
+    remainingUses: entitlement?.remaining_uses ?? 0,
+  });
+  if (!judged.ok || !entitlement) return judged.ok ? { ok: false, code: "no_entitlement" } : judged;
   return { ok: true, entitlement };
 }
 
