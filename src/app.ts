@@ -12,6 +12,7 @@ import { deadLetterRoutes } from "./routes/dead-letters";
 import { devRoutes } from "./routes/dev";
 import { deviceRoutes } from "./routes/devices";
 import { healthRoutes } from "./routes/health";
+import { offlineRoutes } from "./routes/offline";
 import { operatorRoutes } from "./routes/operators";
 import { orderRoutes } from "./routes/orders";
 import { paymentReviewRoutes } from "./routes/payment-reviews";
@@ -27,6 +28,12 @@ import { wellKnownRoutes } from "./routes/well-known";
 
 /** The contract's body limit: anything larger is a 413 before it is parsed. */
 export const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * An offline gate uploads up to 500 queued scans at once, about 1 KB each (a QR token and the device's
+ * signature over it): the one route allowed a larger body.
+ */
+export const MAX_OFFLINE_UPLOAD_BYTES = 1024 * 1024;
+const OFFLINE_UPLOAD_PATH = /^\/devices\/[^/]+\/offline-scans$/;
 const REQUEST_ID_HEADER = "x-request-id";
 
 export const OPENAPI_INFO = {
@@ -78,13 +85,17 @@ export function buildApp() {
     }
     await next();
   });
-  app.use(
+  const limitBody = (maxSize: number) =>
     bodyLimit({
-      maxSize: MAX_BODY_BYTES,
+      maxSize,
       onError: () => {
-        throw new ApiError("payload_too_large", `Request body exceeds ${MAX_BODY_BYTES} bytes`);
+        throw new ApiError("payload_too_large", `Request body exceeds ${maxSize} bytes`);
       },
-    }),
+    });
+  const defaultBodyLimit = limitBody(MAX_BODY_BYTES);
+  const offlineUploadBodyLimit = limitBody(MAX_OFFLINE_UPLOAD_BYTES);
+  app.use((c, next) =>
+    (OFFLINE_UPLOAD_PATH.test(c.req.path) ? offlineUploadBodyLimit : defaultBodyLimit)(c, next),
   );
 
   app.route("/", healthRoutes);
@@ -93,6 +104,7 @@ export function buildApp() {
   app.route("/", paymentRoutes);
   app.route("/", paymentReviewRoutes);
   app.route("/", scanRoutes);
+  app.route("/", offlineRoutes);
   app.route("/", ticketRoutes);
   app.route("/", wellKnownRoutes);
   app.route("/", staffRoutes);

@@ -1,5 +1,9 @@
 import { z } from "zod";
 import { variablesWithPublishedSecrets } from "./config/published-dev-secrets";
+import {
+  DEFAULT_MAX_OFFLINE_SECONDS,
+  DEFAULT_OFFLINE_ACCEPTS_PER_TICKET_FUNCTION,
+} from "./domain/offline-rule";
 import type { TicketObject } from "./objects/ticket";
 import type { WalletObject } from "./objects/wallet";
 import type { EventMessage } from "./queues/messages";
@@ -33,6 +37,8 @@ export interface Env {
   REFUND_APPROVAL_CENTS?: string;
   MAX_PENDING_UNITS_PER_BUYER?: string;
   ANNUL_WINDOW_SECONDS?: string;
+  OFFLINE_MAX_SECONDS?: string;
+  OFFLINE_ACCEPTS_PER_TICKET_FUNCTION?: string;
 }
 
 const intFromString = (fallback: number, min: number, max: number) =>
@@ -71,6 +77,10 @@ const configSchema = z.object({
   maxPendingUnitsPerBuyer: intFromString(40, 1, 10_000),
   /** The device that made a scan may give it back for this long; a supervisor or admin at any time. */
   annulWindowSeconds: intFromString(900, 0, 7 * 86_400),
+  /** How long a gate may decide alone after it last heard from the server (README, "Offline risk"). */
+  offlineMaxSeconds: intFromString(DEFAULT_MAX_OFFLINE_SECONDS, 0, 86_400),
+  /** Offline accepts of one ticket+function one gate may make before it hears back: the risk's unit. */
+  offlineAcceptsPerTicketFunction: intFromString(DEFAULT_OFFLINE_ACCEPTS_PER_TICKET_FUNCTION, 0, 10),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -160,6 +170,8 @@ function parseConfig(env: Env): Config {
     refundApprovalCents: emptyToUndefined(env.REFUND_APPROVAL_CENTS),
     maxPendingUnitsPerBuyer: emptyToUndefined(env.MAX_PENDING_UNITS_PER_BUYER),
     annulWindowSeconds: emptyToUndefined(env.ANNUL_WINDOW_SECONDS),
+    offlineMaxSeconds: emptyToUndefined(env.OFFLINE_MAX_SECONDS),
+    offlineAcceptsPerTicketFunction: emptyToUndefined(env.OFFLINE_ACCEPTS_PER_TICKET_FUNCTION),
   });
   if (!parsed.success) {
     // zod's messages describe the rule broken ("Too small: expected string to have >=32 characters"),

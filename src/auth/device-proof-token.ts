@@ -35,3 +35,53 @@ export function signDeviceProof(
     .setJti(options.jti ?? crypto.randomUUID())
     .sign(privateKey);
 }
+
+export const OFFLINE_SCAN_TYP = "offline-scan+jwt";
+export const OFFLINE_SCAN_AUDIENCE = "offline-scans";
+
+/** One decision a gate made offline, as it queues and uploads it. */
+export interface OfflineScanRecord {
+  scan_id: string;
+  qr_token: string;
+  function: string;
+  scanned_at: string;
+  decision: "accepted" | "refused";
+}
+
+/** The claims a device signs over one offline decision: the upload is checked against them field by field. */
+export interface OfflineScanClaims {
+  sub: string;
+  aud: typeof OFFLINE_SCAN_AUDIENCE;
+  /** The scan id. */
+  jti: string;
+  /** The QR token's own jti (read from its payload; the server checks it against the verified token). */
+  qr_jti: string;
+  fn: string;
+  scanned_at: string;
+  decision: "accepted" | "refused";
+}
+
+/**
+ * Signs a queued offline decision with the device's key, so an upload proves which device made it and
+ * that nobody changed it on the way (the time, the function, accepted or refused).
+ */
+export function signOfflineScan(
+  privateKey: CryptoKey,
+  alg: DeviceKeyAlg,
+  deviceId: string,
+  scan: OfflineScanRecord,
+  qrJti: string,
+): Promise<string> {
+  return new SignJWT({
+    qr_jti: qrJti,
+    fn: scan.function,
+    scanned_at: scan.scanned_at,
+    decision: scan.decision,
+  })
+    .setProtectedHeader({ alg, typ: OFFLINE_SCAN_TYP })
+    .setSubject(deviceId)
+    .setAudience(OFFLINE_SCAN_AUDIENCE)
+    .setJti(scan.scan_id)
+    .setIssuedAt(Math.floor(Date.parse(scan.scanned_at) / 1000))
+    .sign(privateKey);
+}

@@ -1,4 +1,4 @@
-import { errors, importJWK, jwtVerify } from "jose";
+import { compactVerify, errors, importJWK, jwtVerify } from "jose";
 import { LRUCache } from "lru-cache";
 import { z } from "zod";
 
@@ -7,6 +7,10 @@ import {
   DEVICE_PROOF_MAX_LIFETIME_SECONDS,
   DEVICE_PROOF_TYP,
   type DeviceKeyAlg,
+  OFFLINE_SCAN_AUDIENCE,
+  OFFLINE_SCAN_TYP,
+  type OfflineScanClaims,
+  type OfflineScanRecord,
 } from "./device-proof-token";
 
 // A gate or till proves it is the enrolled device by signing a short-lived JWS with a key whose private
@@ -117,6 +121,38 @@ export async function verifyDeviceProof(
     if (error instanceof errors.JWTExpired) return { ok: false, reason: "expired" };
     if (error instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: "signature" };
     if (error instanceof errors.JOSEError) return { ok: false, reason: "malformed" };
+    throw error;
+  }
+}
+
+/**
+ * Whether `signature` is the device's own signature over this offline decision (signOfflineScan): the
+ * device's enrolled key and algorithm, `typ`, `aud`, `sub` = the device, and every field of the upload as
+ * signed. Time is not judged here: a queued decision may be uploaded hours after it was made.
+ */
+export async function verifyOfflineScanSignature(
+  signature: string,
+  device: { id: string; publicJwk: DevicePublicJwk; keyAlg: DeviceKeyAlg },
+  scan: OfflineScanRecord,
+  qrJti: string,
+): Promise<boolean> {
+  if (signature.length > MAX_DEVICE_PROOF_LENGTH) return false;
+  try {
+    const key = await importDeviceKey(device.publicJwk, device.keyAlg);
+    const { payload, protectedHeader } = await compactVerify(signature, key, { algorithms: [device.keyAlg] });
+    if (protectedHeader.typ !== OFFLINE_SCAN_TYP) return false;
+    const claims = JSON.parse(new TextDecoder().decode(payload)) as Partial<OfflineScanClaims>;
+    return (
+      claims.sub === device.id &&
+      claims.aud === OFFLINE_SCAN_AUDIENCE &&
+      claims.jti === scan.scan_id &&
+      claims.qr_jti === qrJti &&
+      claims.fn === scan.function &&
+      claims.scanned_at === scan.scanned_at &&
+      claims.decision === scan.decision
+    );
+  } catch (error) {
+    if (error instanceof errors.JOSEError || error instanceof SyntaxError) return false;
     throw error;
   }
 }

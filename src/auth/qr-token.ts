@@ -1,21 +1,21 @@
 import { errors, importJWK, type JWK, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
+import {
+  MAX_TICKET_QR_LENGTH,
+  QR_ALGORITHM,
+  QR_CLOCK_TOLERANCE_SECONDS,
+  TICKET_FUNCTIONS_CLAIM,
+  TICKET_QR_AUDIENCE,
+  TICKET_QR_MAX_AGE_SECONDS,
+  TICKET_QR_TYP,
+} from "./ticket-qr-claims";
 
 // QR tokens are short-lived JWS signed with an Ed25519 key from the QR_SIGNING_JWK secret. The public
 // halves of the current and previous keys are published at /.well-known/jwks.json, so a gate or a third
 // party verifies them with any JOSE library; keeping the previous key there lets tokens signed just before
 // a rotation still verify.
 
-const QR_ALGORITHM = "EdDSA" as const;
-export const TICKET_QR_TYP = "ticket-qr+jwt";
-export const TICKET_QR_AUDIENCE = "gate";
-/**
- * The contract's cap on a ticket token's life (`expires_in ≤ 60`), enforced when verifying: a token whose
- * `iat` is older is refused whatever its `exp` says, so a token signed with too long a life (a bug, a
- * misconfigured signer) is still worthless a minute later.
- */
-export const TICKET_QR_MAX_AGE_SECONDS = 60;
 /** Short enough that a screenshot is useless within a minute; at most TICKET_QR_MAX_AGE_SECONDS. */
 export const TICKET_QR_TTL_SECONDS = 30;
 export const WALLET_QR_TYP = "wallet-qr+jwt";
@@ -44,10 +44,8 @@ function maxAgeSeconds(typ: string): number {
 if (TICKET_QR_TTL_SECONDS > TICKET_QR_MAX_AGE_SECONDS || WALLET_QR_TTL_SECONDS > WALLET_QR_MAX_AGE_SECONDS) {
   throw new Error("invariant: a QR token's TTL is within its kind's age bound");
 }
-/** Seconds of clock skew tolerated between the signer and a verifying gate. */
-const CLOCK_TOLERANCE_SECONDS = 5;
-/** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
-const MAX_QR_TOKEN_LENGTH = 2_048;
+
+export { TICKET_QR_AUDIENCE, TICKET_QR_MAX_AGE_SECONDS, TICKET_QR_TYP };
 
 /** A published verification key: the private `d` is never part of it. */
 export interface PublicJwk {
@@ -124,6 +122,11 @@ export interface QrTokenRequest {
   ttlSeconds: number;
   /** Extra claims for a token kind that needs them (e.g. a wallet token's nonce). */
   claims?: JWTPayload;
+  /**
+   * A token for a later window (a phone's offline supply): good from then on, with `iat = nbf` = the
+   * window's start, so the age bound counts from the window and not from the signing.
+   */
+  notBefore?: Date;
 }
 
 /** Signs a QR token with the current key; every token gets a fresh random `jti`. */
@@ -137,30 +140,68 @@ export async function signQrToken(
     throw new Error(`invariant: a ${request.typ} lives at most ${maxAgeSeconds(request.typ)} s`);
   }
   const key = await signingKey(config.qrSigningJwk);
-  const iat = Math.floor(now.getTime() / 1000);
-  const token = await new SignJWT({ ...request.claims })
+  const iat = Math.floor((request.notBefore ?? now).getTime() / 1000);
+  const jwt = new SignJWT({ ...request.claims })
     .setProtectedHeader({ alg: QR_ALGORITHM, typ: request.typ, kid: key.kid })
     .setIssuer(config.serviceIssuer)
     .setAudience(request.audience)
     .setSubject(request.subject)
     .setJti(crypto.randomUUID())
     .setIssuedAt(iat)
-    .setExpirationTime(iat + request.ttlSeconds)
-    .sign(key.privateKey);
+    .setExpirationTime(iat + request.ttlSeconds);
+  if (request.notBefore) jwt.setNotBefore(iat);
+  const token = await jwt.sign(key.privateKey);
   return { token, expires_in: request.ttlSeconds };
 }
 
-/** A QR token for one ticket, for the gate: `sub` is the ticket code. */
-export function signTicketQrToken(config: Config, ticketCode: string, now: Date) {
+/**
+ * A QR token for one ticket, for the gate: `sub` is the ticket code, and `fns` its functions, so a gate
+ * without a network knows what the ticket may open (src/domain/offline-rule.ts).
+ */
+export function signTicketQrToken(
+  config: Config,
+  ticket: { code: string; functions: readonly string[] },
+  now: Date,
+  notBefore?: Date,
+) {
   return signQrToken(
     config,
     {
       typ: TICKET_QR_TYP,
       audience: TICKET_QR_AUDIENCE,
-      subject: ticketCode,
+      subject: ticket.code,
       ttlSeconds: TICKET_QR_TTL_SECONDS,
+      claims: { [TICKET_FUNCTIONS_CLAIM]: [...ticket.functions] },
+      notBefore,
     },
     now,
+  );
+}
+
+/** How far ahead a phone's offline supply of codes reaches (the contract's 10 minutes). */
+export const OFFLINE_QR_SUPPLY_SECONDS = 10 * 60;
+
+/**
+ * Consecutive tokens covering the next OFFLINE_QR_SUPPLY_SECONDS, one per TICKET_QR_TTL_SECONDS window,
+ * each with its own jti and `nbf`: a phone without signal still shows a valid code that changes.
+ */
+export async function signTicketQrSupply(
+  config: Config,
+  ticket: { code: string; functions: readonly string[] },
+  now: Date,
+): Promise<{ token: string; not_before: string; expires_at: string }[]> {
+  const startSeconds = Math.floor(now.getTime() / 1000);
+  const windows = Math.ceil(OFFLINE_QR_SUPPLY_SECONDS / TICKET_QR_TTL_SECONDS);
+  return Promise.all(
+    Array.from({ length: windows }, async (_, index) => {
+      const from = new Date((startSeconds + index * TICKET_QR_TTL_SECONDS) * 1000);
+      const { token } = await signTicketQrToken(config, ticket, now, from);
+      return {
+        token,
+        not_before: from.toISOString(),
+        expires_at: new Date(from.getTime() + TICKET_QR_TTL_SECONDS * 1000).toISOString(),
+      };
+    }),
   );
 }
 
@@ -212,7 +253,7 @@ export async function verifyQrToken(
   token: string,
   expected: { typ: string; audience: string; acceptExpired?: boolean },
 ): Promise<VerifiedQrToken> {
-  if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
+  if (token.length > MAX_TICKET_QR_LENGTH) throw new ApiError("token_invalid", "Token is too long");
   const maxAge = maxAgeSeconds(expected.typ);
   const keys = await configuredKeys(config);
   try {
@@ -230,7 +271,7 @@ export async function verifyQrToken(
         typ: expected.typ,
         requiredClaims: ["sub", "jti", "iat", "exp"],
         maxTokenAge: maxAge,
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        clockTolerance: QR_CLOCK_TOLERANCE_SECONDS,
       },
     );
     return verifiedClaims(payload, maxAge);

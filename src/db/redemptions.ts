@@ -23,6 +23,7 @@ export function recordRedemptionsStatement(db: Db, rows: Omit<RedemptionRow, "an
         "locationId",
         "ts",
         sql`(SELECT annulled_at FROM redemption_annulments WHERE redemption_id = json_extract(value, '$.id'))`,
+        sql`coalesce(json_extract(value, '$.offline'), 0)`,
       ]),
     )
     .onConflictDoNothing();
@@ -161,6 +162,7 @@ export const REDEMPTION_CSV_HEADER = [
   "device_id",
   "location_id",
   "annulled_at",
+  "offline",
 ] as const;
 
 export function redemptionCsvFields(row: RedemptionRow) {
@@ -174,5 +176,6 @@ export function redemptionCsvFields(row: RedemptionRow) {
     row.deviceId,
     row.locationId,
     row.annulledAt,
+    row.offline ? "true" : "false",
   ];
 }

@@ -261,8 +261,13 @@ export const ticketEntitlements = sqliteTable(
     remainingUses: integer("remaining_uses").notNull(),
     /** The ticket object's change count for this function; the read model takes only newer states. */
     usesVersion: integer("uses_version").notNull().default(0),
+    /** When the read model last moved the count (migrations/0013): offline kits send deltas from it. */
+    usesChangedAt: text("uses_changed_at"),
   },
-  (t) => [primaryKey({ columns: [t.ticketCode, t.function] })],
+  (t) => [
+    primaryKey({ columns: [t.ticketCode, t.function] }),
+    index("ticket_entitlements_by_remaining_changed").on(t.remainingUses, t.usesChangedAt),
+  ],
 );
 
 export const outbox = sqliteTable("outbox", {
@@ -303,7 +308,34 @@ export const redemptions = sqliteTable("redemptions", {
   ts: text("ts").notNull(),
   /** Set when the scan was given back; reports count only redemptions without it. */
   annulledAt: text("annulled_at"),
+  /** Decided by a gate without the network, uploaded later; `ts` is when the gate let the holder in. */
+  offline: integer("offline", { mode: "boolean" }).notNull().default(false),
 });
+
+/** Offline scans reconciliation could not simply apply (migrations/0013). */
+export const offlineConflicts = sqliteTable(
+  "offline_conflicts",
+  {
+    id: text("id").primaryKey(),
+    outcome: text("outcome", { enum: ["conflict", "invalid"] }).notNull(),
+    reason: text("reason").notNull(),
+    scanId: text("scan_id").notNull(),
+    ticketCode: text("ticket_code"),
+    function: text("function").notNull(),
+    deviceId: text("device_id").notNull(),
+    operatorId: text("operator_id").notNull(),
+    sessionId: text("session_id").notNull(),
+    locationId: text("location_id"),
+    scannedAt: text("scanned_at").notNull(),
+    recordedAt: text("recorded_at").notNull(),
+    overBudget: integer("over_budget", { mode: "boolean" }).notNull().default(false),
+    otherRedemptionId: text("other_redemption_id"),
+    otherDeviceId: text("other_device_id"),
+    otherScannedAt: text("other_scanned_at"),
+    otherOffline: integer("other_offline", { mode: "boolean" }),
+  },
+  (t) => [index("offline_conflicts_by_scanned_at").on(t.scannedAt, t.id)],
+);
 
 export const redemptionAnnulments = sqliteTable("redemption_annulments", {
   redemptionId: text("redemption_id").primaryKey(),

@@ -40,7 +40,7 @@ export function issueTicketsStatements(
       FROM json_each(${JSON.stringify(issued)})`),
     db.insert(ticketEntitlements).select(sql`
       SELECT t.code, json_extract(f.value, '$.function'), json_extract(f.value, '$.uses'),
-             json_extract(f.value, '$.uses'), 0
+             json_extract(f.value, '$.uses'), 0, NULL
       FROM tickets AS t
       JOIN products AS p ON p.id = t.product_id
       JOIN json_each(p.functions) AS f
@@ -106,8 +106,19 @@ export async function listTicketsForUser(
   });
 }
 
-export async function findTicketOwner(db: Db, code: string): Promise<{ userId: string } | undefined> {
-  return db.query.tickets.findFirst({ columns: { userId: true }, where: eq(tickets.code, code) });
+/** A ticket's owner and function names (what its QR tokens carry), in one read. */
+export async function findTicketForQr(
+  db: Db,
+  code: string,
+): Promise<{ userId: string; functions: string[] } | undefined> {
+  const rows = await db
+    .select({ userId: tickets.userId, fn: ticketEntitlements.function })
+    .from(tickets)
+    .innerJoin(ticketEntitlements, eq(ticketEntitlements.ticketCode, tickets.code))
+    .where(eq(tickets.code, code))
+    .orderBy(asc(ticketEntitlements.function));
+  const first = rows[0];
+  return first && { userId: first.userId, functions: rows.map((row) => row.fn) };
 }
 
 export interface ReportedUses {
@@ -122,10 +133,10 @@ export interface ReportedUses {
  * Moves the tickets' read model to what their objects reported after scans and annulments, in ONE
  * statement for a whole queue batch. Per ticket and function the newest report wins (the highest
  * `usesVersion`), and a row changes only when that report is newer than what it holds, so redelivered or
- * reordered events leave the same result. A report without a version (written before annulments, when
+ * reordered events leave the same result. `changedAt` (now) dates the change for offline kits' deltas. A report without a version (written before annulments, when
  * uses only went down) can only lower the count, as it always could.
  */
-export function applyReportedUsesStatement(db: Db, reports: ReportedUses[]): Statement {
+export function applyReportedUsesStatement(db: Db, reports: ReportedUses[], changedAt: Date): Statement {
   const newest = sql`(
     SELECT code, fn, remaining_uses, uses_version, lowest_unversioned FROM (
       SELECT code, fn, remaining_uses, uses_version,
@@ -146,6 +157,7 @@ export function applyReportedUsesStatement(db: Db, reports: ReportedUses[]): Sta
         THEN MIN(${ticketEntitlements.remainingUses}, reported.lowest_unversioned)
         ELSE reported.remaining_uses END`,
       usesVersion: sql`MAX(${ticketEntitlements.usesVersion}, reported.uses_version)`,
+      usesChangedAt: changedAt.toISOString(),
     })
     .from(newest)
     .where(

@@ -1,6 +1,12 @@
 import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
 import {
+  isOverBudget,
+  type OfflineGateDecision,
+  offlineFlagId,
+  reconcileOfflineScan,
+} from "../domain/offline-reconciliation";
+import {
   type AnnulmentRefusal,
   decideAnnulment,
   decideRedemption,
@@ -9,7 +15,12 @@ import {
 } from "../domain/redemption";
 import { newRedemptionId } from "../domain/redemption-id";
 import type { Env } from "../env";
-import type { RedemptionAnnulled, RedemptionRecorded } from "../queues/messages";
+import type {
+  OfflineScanFlagged,
+  RedemptionAnnulled,
+  RedemptionRecorded,
+  ScanRejected,
+} from "../queues/messages";
 
 /**
  * How long an accepted scan's answer outlives its token. The answer is kept with the spent jti, so an RPC
@@ -98,6 +109,43 @@ export type AnnulResult =
     }
   | { result: "refused"; code: AnnulmentRefusal | "ticket_not_found" };
 
+/** One scan a gate decided offline, as the upload route verified it. */
+export interface OfflineScan {
+  /** The gate's id for the scan: reconciliation is idempotent on it. */
+  scanId: string;
+  fn: string;
+  decision: OfflineGateDecision;
+  jti: string;
+  /** The QR token's end of life, in Unix seconds: an accepted token's jti is spent until then. */
+  tokenExpiresAt: number;
+  /** Whether the token was good at `scannedAtMs` (a gate that accepts an expired code breaks its budget). */
+  tokenGoodAtScan: boolean;
+  /** When the gate decided, by its clock. */
+  scannedAtMs: number;
+}
+
+export interface OfflineReconcileRequest {
+  ticketCode: string;
+  /** The uploading session: its device made the scans. */
+  session: ScanSession;
+  acceptsPerTicketFunction: number;
+  /** In the order the gate made them (the upload's order). */
+  scans: OfflineScan[];
+}
+
+export interface OfflineScanResult {
+  scanId: string;
+  outcome: "applied" | "duplicate" | "conflict" | "recorded";
+  redemptionId?: string;
+  /** Uses of the scan's function left once it was reconciled (absent when the ticket has no such function). */
+  remainingUses?: number;
+  overBudget: boolean;
+}
+
+export type OfflineReconcileResult =
+  | { result: "reconciled"; scans: OfflineScanResult[] }
+  | { result: "ticket_not_found" };
+
 export interface TicketSnapshot {
   code: string;
   entitlements: EntitlementState[];
@@ -139,7 +187,8 @@ export class TicketObject extends DurableObject<Env> {
         function TEXT NOT NULL,
         device_id TEXT NOT NULL,
         scanned_at_ms INTEGER NOT NULL,
-        annulled_at_ms INTEGER
+        annulled_at_ms INTEGER,
+        offline INTEGER NOT NULL DEFAULT 0
       );
       CREATE TABLE IF NOT EXISTS scan_keys (
         scope TEXT PRIMARY KEY,
@@ -156,6 +205,17 @@ export class TicketObject extends DurableObject<Env> {
       );
       CREATE INDEX IF NOT EXISTS spent_jtis_by_expiry ON spent_jtis (expires_at_ms);
       CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS offline_scans (
+        device_id TEXT NOT NULL,
+        scan_id TEXT NOT NULL,
+        function TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        redemption_id TEXT,
+        scanned_at_ms INTEGER NOT NULL,
+        reconciled_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (device_id, scan_id)
+      );
     `);
     upgradeStorage(this.sql);
   }
@@ -278,6 +338,224 @@ export class TicketObject extends DurableObject<Env> {
     };
     this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
     return result;
+  }
+
+  /**
+   * Reconciles scans a gate decided offline, in one transaction: each is judged once (reconcileOfflineScan)
+   * and remembered by its device and scan id, so an upload retried, duplicated or reordered ends in the same state.
+   * An applied scan spends a use dated when the gate let the holder in; a conflict spends nothing (no count
+   * goes below zero) and is flagged with the redemption that took the last use; a refusal is recorded.
+   */
+  async reconcileOffline(request: OfflineReconcileRequest): Promise<OfflineReconcileResult> {
+    if (!(await this.ensureInitialized(request.ticketCode))) return { result: "ticket_not_found" };
+    const nowMs = Date.now();
+    const scans = this.ctx.storage.transactionSync(() =>
+      request.scans.map((scan) => this.reconcileOne(request, scan, nowMs)),
+    );
+    if (scans.some((scan) => scan.outcome !== "duplicate")) {
+      this.entitlementsCopy = this.entitlements();
+      await this.scheduleOutboxFlush();
+    }
+    return { result: "reconciled", scans };
+  }
+
+  private reconcileOne(
+    request: OfflineReconcileRequest,
+    scan: OfflineScan,
+    nowMs: number,
+  ): OfflineScanResult {
+    const { session, ticketCode } = request;
+    const remaining = () =>
+      this.sql
+        .exec<{ remaining_uses: number }>(
+          "SELECT remaining_uses FROM entitlements WHERE function = ?",
+          scan.fn,
+        )
+        .toArray()[0]?.remaining_uses;
+    const earlier = this.sql
+      .exec<{ redemption_id: string | null }>(
+        "SELECT redemption_id FROM offline_scans WHERE device_id = ? AND scan_id = ?",
+        session.deviceId,
+        scan.scanId,
+      )
+      .toArray()[0];
+    const before = remaining();
+    const judged = reconcileOfflineScan({
+      alreadyReconciled: earlier !== undefined,
+      decision: scan.decision,
+      hasEntitlement: before !== undefined,
+      remainingUses: before ?? 0,
+    });
+    if (judged.outcome === "duplicate") {
+      return {
+        scanId: scan.scanId,
+        outcome: "duplicate",
+        redemptionId: earlier?.redemption_id ?? undefined,
+        remainingUses: before,
+        overBudget: false,
+      };
+    }
+    const scannedAt = new Date(scan.scannedAtMs).toISOString();
+    const overBudget =
+      scan.decision === "accepted" &&
+      isOverBudget({
+        inFlightBefore: this.inFlightOfflineAccepts(session.deviceId, scan),
+        acceptsPerTicketFunction: request.acceptsPerTicketFunction,
+        tokenGoodAtScan: scan.tokenGoodAtScan,
+      });
+    let redemptionId: string | null = null;
+    if (judged.outcome === "applied") {
+      redemptionId = this.applyOfflineAccept(ticketCode, session, scan, scannedAt);
+    } else if (judged.outcome === "conflict") {
+      this.spendJti(scan);
+      this.outbox(this.conflictFlag(request, scan, judged.reason, scannedAt, overBudget, nowMs));
+    } else {
+      const refused: ScanRejected = {
+        type: "scan.rejected",
+        scan_id: offlineFlagId(ticketCode, session.deviceId, scan.scanId),
+        code: "refused_offline",
+        ticket_code: ticketCode,
+        function: scan.fn,
+        operator_id: session.operatorId,
+        session_id: session.sessionId,
+        ts: scannedAt,
+        offline: true,
+      };
+      this.outbox(refused);
+    }
+    this.sql.exec(
+      `INSERT INTO offline_scans
+         (scan_id, device_id, function, decision, outcome, redemption_id, scanned_at_ms, reconciled_at_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      scan.scanId,
+      session.deviceId,
+      scan.fn,
+      scan.decision,
+      judged.outcome,
+      redemptionId,
+      scan.scannedAtMs,
+      nowMs,
+    );
+    return {
+      scanId: scan.scanId,
+      outcome: judged.outcome,
+      redemptionId: redemptionId ?? undefined,
+      remainingUses: remaining(),
+      overBudget,
+    };
+  }
+
+  /**
+   * The device's earlier offline accepts of this function that it could not have seen reconciled when it
+   * made this one: made before it, reconciled after it (or in this very upload).
+   */
+  private inFlightOfflineAccepts(deviceId: string, scan: OfflineScan): number {
+    return (
+      this.sql
+        .exec<{ n: number }>(
+          `SELECT count(*) AS n FROM offline_scans
+           WHERE device_id = ? AND function = ? AND decision = 'accepted'
+             AND scanned_at_ms < ? AND reconciled_at_ms > ?`,
+          deviceId,
+          scan.fn,
+          scan.scannedAtMs,
+          scan.scannedAtMs,
+        )
+        .toArray()[0]?.n ?? 0
+    );
+  }
+
+  /** One use spent for an offline accept: the redemption (offline, dated by the gate) and its event. */
+  private applyOfflineAccept(ticketCode: string, session: ScanSession, scan: OfflineScan, scannedAt: string) {
+    const [row] = this.sql
+      .exec<{ version: number; remaining_uses: number }>(
+        "UPDATE entitlements SET remaining_uses = remaining_uses - 1, version = version + 1 " +
+          "WHERE function = ? AND remaining_uses > 0 RETURNING version, remaining_uses",
+        scan.fn,
+      )
+      .toArray();
+    if (!row) throw new Error("invariant: an applied offline scan had a use left");
+    const redemptionId = newRedemptionId(ticketCode);
+    this.sql.exec(
+      "INSERT INTO redemptions (id, function, device_id, scanned_at_ms, offline) VALUES (?, ?, ?, ?, 1)",
+      redemptionId,
+      scan.fn,
+      session.deviceId,
+      scan.scannedAtMs,
+    );
+    this.spendJti(scan);
+    const event: RedemptionRecorded = {
+      type: "redemption.recorded",
+      redemption_id: redemptionId,
+      ticket_code: ticketCode,
+      function: scan.fn,
+      remaining_uses: row.remaining_uses,
+      uses_version: row.version,
+      operator_id: session.operatorId,
+      session_id: session.sessionId,
+      device_id: session.deviceId,
+      location_id: session.locationId,
+      ts: scannedAt,
+      offline: true,
+    };
+    this.outbox(event);
+    return redemptionId;
+  }
+
+  /** An accepted token is used up online too: showing it at a gate with a network is then a replay. */
+  private spendJti(scan: OfflineScan): void {
+    this.sql.exec(
+      "INSERT OR IGNORE INTO spent_jtis (jti, expires_at_ms) VALUES (?, ?)",
+      scan.jti,
+      scan.tokenExpiresAt * 1000,
+    );
+  }
+
+  /** The conflict with both sides: this gate's accept, and the standing redemption that took the last use. */
+  private conflictFlag(
+    request: OfflineReconcileRequest,
+    scan: OfflineScan,
+    reason: string,
+    scannedAt: string,
+    overBudget: boolean,
+    nowMs: number,
+  ): OfflineScanFlagged {
+    const other = this.sql
+      .exec<{ id: string; device_id: string; scanned_at_ms: number; offline: number }>(
+        `SELECT id, device_id, scanned_at_ms, offline FROM redemptions
+         WHERE function = ? AND annulled_at_ms IS NULL ORDER BY scanned_at_ms DESC LIMIT 1`,
+        scan.fn,
+      )
+      .toArray()[0];
+    const { session, ticketCode } = request;
+    return {
+      type: "offline.flagged",
+      id: offlineFlagId(ticketCode, session.deviceId, scan.scanId),
+      outcome: "conflict",
+      reason,
+      scan_id: scan.scanId,
+      ticket_code: ticketCode,
+      function: scan.fn,
+      device_id: session.deviceId,
+      operator_id: session.operatorId,
+      session_id: session.sessionId,
+      location_id: session.locationId,
+      scanned_at: scannedAt,
+      recorded_at: new Date(nowMs).toISOString(),
+      over_budget: overBudget,
+      other: other
+        ? {
+            redemption_id: other.id,
+            device_id: other.device_id,
+            scanned_at: new Date(other.scanned_at_ms).toISOString(),
+            offline: other.offline === 1,
+          }
+        : null,
+    };
+  }
+
+  private outbox(event: RedemptionRecorded | RedemptionAnnulled | OfflineScanFlagged | ScanRejected): void {
+    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
   }
 
   /**
@@ -505,6 +783,12 @@ function upgradeStorage(sql: SqlStorage): void {
       ALTER TABLE spent_jtis ADD COLUMN result TEXT;
       DROP TABLE IF EXISTS scans;
     `);
+  }
+  // Redemptions remembered before offline gates were all online ones.
+  try {
+    sql.exec("SELECT offline FROM redemptions LIMIT 0");
+  } catch {
+    sql.exec("ALTER TABLE redemptions ADD COLUMN offline INTEGER NOT NULL DEFAULT 0");
   }
   // Entitlements written before annulments existed have no version: their count starts from 0, which
   // the read model (moved only by a newer version) accepts from the next change on.

@@ -1,5 +1,6 @@
 import { appendAudit, appendAuditEntries } from "../db/audit";
 import { atomically, type Db } from "../db/client";
+import { recordOfflineFlagStatement } from "../db/offline-conflicts";
 import { markReceiptMailed, writeReceipt } from "../db/receipts";
 import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
 import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
@@ -17,6 +18,7 @@ import {
   type AuditRequest,
   type EventMessage,
   EventMessageSchema,
+  type OfflineScanFlagged,
   type RedemptionAnnulled,
   type RedemptionRecorded,
   type ScanRejected,
@@ -70,6 +72,7 @@ function redemptionAudit(message: RedemptionRecorded) {
         session_id: message.session_id,
         device_id: message.device_id,
         location_id: message.location_id,
+        ...(message.offline ? { offline: true } : {}),
       },
     },
     now: new Date(message.ts),
@@ -95,17 +98,18 @@ function redemptionRow(message: RedemptionRecorded): Omit<RedemptionRow, "annull
     deviceId: message.device_id,
     locationId: message.location_id,
     ts: message.ts,
+    offline: message.offline === true,
   };
 }
 
 async function onRedemptionRecorded(
   message: RedemptionRecorded,
-  { db }: ConsumerDependencies,
+  { db, now = () => new Date() }: ConsumerDependencies,
 ): Promise<void> {
-  const { record, now } = redemptionAudit(message);
-  await appendAudit(db, record, now, [
+  const audit = redemptionAudit(message);
+  await appendAudit(db, audit.record, audit.now, [
     recordRedemptionsStatement(db, [redemptionRow(message)]),
-    applyReportedUsesStatement(db, [reportedUses(message)]),
+    applyReportedUsesStatement(db, [reportedUses(message)], now()),
   ]);
 }
 
@@ -115,7 +119,7 @@ async function onRedemptionRecorded(
  */
 async function onRedemptionAnnulled(
   message: RedemptionAnnulled,
-  { db }: ConsumerDependencies,
+  { db, now = () => new Date() }: ConsumerDependencies,
 ): Promise<void> {
   await appendAudit(
     db,
@@ -142,7 +146,7 @@ async function onRedemptionAnnulled(
         deviceId: message.device_id,
         reason: message.reason,
       }),
-      applyReportedUsesStatement(db, [reportedUses(message)]),
+      applyReportedUsesStatement(db, [reportedUses(message)], now()),
     ],
   );
 }
@@ -157,13 +161,13 @@ async function onRedemptionAnnulled(
  */
 async function recordRedemptionsTogether(
   messages: RedemptionRecorded[],
-  { db }: ConsumerDependencies,
+  { db, now = () => new Date() }: ConsumerDependencies,
 ): Promise<boolean> {
   if (messages.length < 2) return false;
   try {
     await appendAuditEntries(db, messages.map(redemptionAudit), [
       recordRedemptionsStatement(db, messages.map(redemptionRow)),
-      applyReportedUsesStatement(db, messages.map(reportedUses)),
+      applyReportedUsesStatement(db, messages.map(reportedUses), now()),
     ]);
     return true;
   } catch (error) {
@@ -188,9 +192,48 @@ async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencie
         code: message.code,
         function: message.function,
         session_id: message.session_id,
+        ...(message.offline ? { offline: true } : {}),
       },
     },
     new Date(message.ts),
+  );
+}
+
+/**
+ * `offline.flagged`: the conflict (or forgery) for the report, and its audit entry, in one batch keyed by
+ * the flag's id. A forgery is also logged at error level: it is the alert an operator must look at.
+ */
+async function onOfflineScanFlagged(
+  message: OfflineScanFlagged,
+  { db }: ConsumerDependencies,
+): Promise<void> {
+  if (message.outcome === "invalid") {
+    log("error", "offline scan with a forged signature", {
+      scan_id: message.scan_id,
+      device_id: message.device_id,
+      reason: message.reason,
+    });
+  }
+  await appendAudit(
+    db,
+    {
+      id: `aud_${message.id}`,
+      actor: message.operator_id,
+      action: message.outcome === "conflict" ? "ticket.offline_conflict" : "ticket.offline_invalid",
+      target: message.ticket_code,
+      details: {
+        scan_id: message.scan_id,
+        reason: message.reason,
+        function: message.function,
+        device_id: message.device_id,
+        session_id: message.session_id,
+        scanned_at: message.scanned_at,
+        over_budget: message.over_budget,
+        other: message.other,
+      },
+    },
+    new Date(message.recorded_at),
+    [recordOfflineFlagStatement(db, message)],
   );
 }
 
@@ -293,6 +336,8 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
       return onRedemptionAnnulled(message, dependencies);
     case "scan.rejected":
       return onScanRejected(message, dependencies);
+    case "offline.flagged":
+      return onOfflineScanFlagged(message, dependencies);
     case "wallet.topped_up":
     case "wallet.deducted":
       return onWalletTransactionPosted(message, dependencies);

@@ -20,7 +20,40 @@ const RedemptionRecordedSchema = z.object({
   session_id: z.string(),
   device_id: z.string(),
   location_id: z.string().nullable(),
+  /** When the holder went in: for an offline scan, the time the gate gives (`scanned_at`). */
   ts: z.string(),
+  /** Decided by a gate without the network and reconciled later. Absent means online. */
+  offline: z.boolean().optional(),
+});
+
+/**
+ * An offline scan reconciliation could not simply apply: an accept that found no use left (`conflict`,
+ * with the redemption that took the last use as `other`), or a forged token or device signature
+ * (`invalid`). Keyed by `id`, so a redelivery records it once.
+ */
+const OfflineScanFlaggedSchema = z.object({
+  type: z.literal("offline.flagged"),
+  id: z.string(),
+  outcome: z.enum(["conflict", "invalid"]),
+  reason: z.string(),
+  scan_id: z.string(),
+  ticket_code: z.string().nullable(),
+  function: z.string(),
+  device_id: z.string(),
+  operator_id: z.string(),
+  session_id: z.string(),
+  location_id: z.string().nullable(),
+  scanned_at: z.string(),
+  recorded_at: z.string(),
+  over_budget: z.boolean(),
+  other: z
+    .object({
+      redemption_id: z.string(),
+      device_id: z.string(),
+      scanned_at: z.string(),
+      offline: z.boolean(),
+    })
+    .nullable(),
 });
 
 /** A scan given back: its use is returned; the redemption stays, marked annulled. */
@@ -48,6 +81,8 @@ const ScanRejectedSchema = z.object({
   operator_id: z.string(),
   session_id: z.string(),
   ts: z.string(),
+  /** A refusal a gate made offline, uploaded later (`code` is then `refused_offline`). */
+  offline: z.boolean().optional(),
 });
 
 /**
@@ -85,6 +120,7 @@ export const EventMessageSchema = z.discriminatedUnion("type", [
   RedemptionRecordedSchema,
   RedemptionAnnulledSchema,
   ScanRejectedSchema,
+  OfflineScanFlaggedSchema,
   WalletTransactionPostedSchema,
   AuditRequestedSchema,
 ]);
@@ -93,6 +129,7 @@ export type EventMessage = z.infer<typeof EventMessageSchema>;
 export type RedemptionRecorded = z.infer<typeof RedemptionRecordedSchema>;
 export type RedemptionAnnulled = z.infer<typeof RedemptionAnnulledSchema>;
 export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
+export type OfflineScanFlagged = z.infer<typeof OfflineScanFlaggedSchema>;
 export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;
 export type AuditRequest = z.infer<typeof AuditRecordSchema>;
 

@@ -1,5 +1,11 @@
 import type { Db } from "../db/client";
 import {
+  OFFLINE_CONFLICT_CSV_HEADER,
+  type OfflineConflictCursor,
+  offlineConflictCsvFields,
+  pageOfflineConflicts,
+} from "../db/offline-conflicts";
+import {
   pageRedemptions,
   REDEMPTION_CSV_HEADER,
   type RedemptionCursor,
@@ -29,6 +35,13 @@ export function redemptionsCsv(db: Db, filter: Parameters<typeof pageRedemptions
   return csvStream<RedemptionCursor>(REDEMPTION_CSV_HEADER, async (after) => {
     const page = await pageRedemptions(db, filter, after, EXPORT_PAGE_ROWS);
     return { lines: page.rows.map((row) => csvLine(redemptionCsvFields(row))), next: page.next };
+  });
+}
+
+export function offlineConflictsCsv(db: Db, range: { fromIso: string; toIso: string }) {
+  return csvStream<OfflineConflictCursor>(OFFLINE_CONFLICT_CSV_HEADER, async (after) => {
+    const page = await pageOfflineConflicts(db, range, after, EXPORT_PAGE_ROWS);
+    return { lines: page.rows.map((row) => csvLine(offlineConflictCsvFields(row))), next: page.next };
   });
 }
 

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
+import { pageOfflineConflicts, toOfflineConflict } from "../db/offline-conflicts";
 import { aggregateRedemptions } from "../db/redemptions";
 import { decodeLedgerCursor, encodeLedgerCursor, pageLedger, toWalletTransaction } from "../db/wallet";
 import { parseReportRange } from "../domain/report-range";
@@ -10,6 +11,7 @@ import { IsoTimestamp, json, problems } from "../http/schemas";
 import {
   CSV_CONTENT_TYPE,
   EXPORT_NAME_PATTERN,
+  offlineConflictsCsv,
   redemptionsCsv,
   transactionsCsv,
 } from "../reports/daily-export";
@@ -69,6 +71,45 @@ const TransactionReportSchema = z
       .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
   })
   .openapi("TransactionReport");
+
+const OfflineConflictReportSchema = z
+  .object({
+    from: IsoTimestamp,
+    to: IsoTimestamp,
+    conflicts: z.array(
+      z
+        .object({
+          id: z.string(),
+          outcome: z.enum(["conflict", "invalid"]),
+          reason: z.string().openapi({
+            description:
+              "`exhausted` or `no_entitlement` for a conflict; for `invalid`: `token_signature`, " +
+              "`device_signature`, `ticket_not_found`, `function_not_allowed` or `scanned_at_ahead`",
+          }),
+          scan_id: z.string(),
+          ticket_code: z.string().nullable(),
+          function: z.string(),
+          device_id: z.string(),
+          operator_id: z.string(),
+          session_id: z.string(),
+          location_id: z.string().nullable(),
+          scanned_at: IsoTimestamp,
+          recorded_at: IsoTimestamp,
+          over_budget: z.boolean(),
+          other_redemption_id: z.string().nullable().openapi({
+            description: "The other side: the redemption that took the last use",
+          }),
+          other_device_id: z.string().nullable(),
+          other_scanned_at: IsoTimestamp.nullable(),
+          other_offline: z.boolean().nullable(),
+        })
+        .openapi("OfflineConflict"),
+    ),
+    truncated: z
+      .boolean()
+      .openapi({ description: `true when more than ${MAX_REPORT_ROWS} matched (CSV has all)` }),
+  })
+  .openapi("OfflineConflictReport");
 
 const ExportListSchema = z
   .object({
@@ -199,6 +240,51 @@ export const reportRoutes = createRouter()
           to: range.toIso,
           transactions: page.rows.map(toWalletTransaction),
           next_cursor: page.next ? encodeLedgerCursor(page.next) : null,
+        },
+        200,
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/reports/offline-conflicts",
+      operationId: "reportOfflineConflicts",
+      tags: ["Reports"],
+      summary: "Offline scans reconciliation flagged: over-spends (with both sides) and forgeries",
+      description:
+        "Role `analyst` or `admin`. Rows with `from <= scanned_at < to`, oldest first. A conflict is stored " +
+        "within seconds of the upload that found it. JSON lists the first " +
+        `${MAX_REPORT_ROWS}; CSV streams every row.`,
+      security: [{ operatorToken: [] }],
+      middleware: [requireOperator("analyst")] as const,
+      request: { query: z.object(RangeQuery) },
+      responses: {
+        200: {
+          description: "The report",
+          content: { "application/json": { schema: OfflineConflictReportSchema }, ...csvContent },
+        },
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      const range = parseReportRange(query.from, query.to);
+      const db = getDb(c.env.DB);
+      if (wantsCsv(query.format, c.req.header("accept"))) {
+        return c.body(offlineConflictsCsv(db, range), 200, {
+          "content-type": CSV_CONTENT_TYPE,
+          "content-disposition": `attachment; filename="offline-conflicts-${range.fromIso.slice(0, 10)}.csv"`,
+        });
+      }
+      const page = await pageOfflineConflicts(db, range, undefined, MAX_REPORT_ROWS + 1);
+      const truncated = page.rows.length > MAX_REPORT_ROWS;
+      return c.json(
+        {
+          from: range.fromIso,
+          to: range.toIso,
+          conflicts: page.rows.slice(0, MAX_REPORT_ROWS).map(toOfflineConflict),
+          truncated,
         },
         200,
       );

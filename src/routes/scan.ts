@@ -354,14 +354,18 @@ export const scanRoutes = createRouter()
       // move it now (versioned, so the event's later copy changes nothing). A failure here is only logged.
       const entitlement = outcome.entitlements.find((e) => e.function === outcome.fn);
       if (entitlement) {
-        const moved = applyReportedUsesStatement(db, [
-          {
-            code: ticketCode,
-            fn: outcome.fn,
-            remainingUses: entitlement.remaining_uses,
-            usesVersion: outcome.usesVersion,
-          },
-        ]);
+        const moved = applyReportedUsesStatement(
+          db,
+          [
+            {
+              code: ticketCode,
+              fn: outcome.fn,
+              remainingUses: entitlement.remaining_uses,
+              usesVersion: outcome.usesVersion,
+            },
+          ],
+          new Date(),
+        );
         await atomically(db, [moved]).catch((error: unknown) =>
           console.warn(
             JSON.stringify({ level: "warn", msg: "read model not moved after annul", error: String(error) }),

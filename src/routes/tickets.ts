@@ -1,12 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import {
+  OFFLINE_QR_SUPPLY_SECONDS,
+  signTicketQrSupply,
   signTicketQrToken,
   TICKET_QR_AUDIENCE,
   TICKET_QR_TTL_SECONDS,
   TICKET_QR_TYP,
 } from "../auth/qr-token";
+import type { Db } from "../db/client";
 import { getDb } from "../db/client";
-import { findTicketOwner, MAX_TICKETS_LISTED } from "../db/tickets";
+import { findTicketForQr, MAX_TICKETS_LISTED } from "../db/tickets";
 import { parseTicketCode } from "../domain/ticket-code";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
@@ -47,12 +50,41 @@ const QrTokenSchema = z
     token: z.string().openapi({
       description:
         `Compact JWS (EdDSA) with header \`typ: "${TICKET_QR_TYP}"\` and \`kid\`; claims \`iss\`, ` +
-        `\`aud: "${TICKET_QR_AUDIENCE}"\`, \`sub\` (the ticket code), \`jti\`, \`iat\`, \`exp\`. ` +
-        "Verify with the keys at `/.well-known/jwks.json`.",
+        `\`aud: "${TICKET_QR_AUDIENCE}"\`, \`sub\` (the ticket code), \`jti\`, \`iat\`, \`exp\`, and \`fns\` ` +
+        "(the ticket's function names, for a gate deciding offline). Verify with the keys at " +
+        "`/.well-known/jwks.json`.",
     }),
     expires_in: z.number().int().openapi({ example: TICKET_QR_TTL_SECONDS }),
   })
   .openapi("TicketQrToken");
+
+const QrSupplySchema = z
+  .object({
+    issued_at: IsoTimestamp.openapi({
+      description: "The server's clock when signed: a phone measures its own clock's offset against it",
+    }),
+    tokens: z.array(
+      z.object({
+        token: z.string().openapi({
+          description: "As from `POST /tickets/{code}/qr-token`, with `iat` = `nbf` = `not_before`",
+        }),
+        not_before: IsoTimestamp,
+        expires_at: IsoTimestamp,
+      }),
+    ),
+  })
+  .openapi("TicketQrSupply");
+
+/**
+ * The caller's ticket, for signing its codes: a mistyped code is `invalid_code`, someone else's ticket
+ * answers like a missing one.
+ */
+async function ownTicket(db: Db, rawCode: string, buyerId: string) {
+  const code = parseTicketCode(rawCode);
+  const ticket = await findTicketForQr(db, code);
+  if (!ticket || ticket.userId !== buyerId) throw new ApiError("not_found", "No such ticket");
+  return { code, functions: ticket.functions };
+}
 
 const TicketCodeParam = z.object({
   code: z.string().openapi({ param: { name: "code", in: "path" }, example: TICKET_CODE_EXAMPLE }),
@@ -97,10 +129,36 @@ export const ticketRoutes = createRouter()
       },
     }),
     async (c) => {
-      const code = parseTicketCode(c.req.valid("param").code);
-      const ticket = await findTicketOwner(getDb(c.env.DB), code);
-      if (!ticket || ticket.userId !== c.get("buyerId")) throw new ApiError("not_found", "No such ticket");
-      const qr = await signTicketQrToken(c.get("config"), code, new Date());
+      const ticket = await ownTicket(getDb(c.env.DB), c.req.valid("param").code, c.get("buyerId"));
+      const qr = await signTicketQrToken(c.get("config"), ticket, new Date());
       return c.json(qr, 200, { "cache-control": "no-store" });
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/tickets/{code}/qr-tokens",
+      operationId: "createTicketQrSupply",
+      tags: ["Tickets"],
+      summary: "Codes for the next 10 minutes, for a phone that may lose its signal",
+      description:
+        `Owner only. Consecutive windows of ${TICKET_QR_TTL_SECONDS} s covering the next ` +
+        `${OFFLINE_QR_SUPPLY_SECONDS / 60} minutes, each a token with its own \`jti\` and \`nbf\`: the buyer ` +
+        "page keeps them and shows the one whose window is now, with or without a network. Each is " +
+        "single-use at the gate, like any ticket token.",
+      security: [{ buyerToken: [] }],
+      middleware: [requireBuyer] as const,
+      request: { params: TicketCodeParam },
+      responses: {
+        200: json(QrSupplySchema, "The next 10 minutes of codes, oldest first"),
+        ...problems("unauthenticated", "not_found", "invalid_code", "service_unavailable"),
+      },
+    }),
+    async (c) => {
+      const config = c.get("config");
+      const ticket = await ownTicket(getDb(c.env.DB), c.req.valid("param").code, c.get("buyerId"));
+      const now = new Date();
+      const tokens = await signTicketQrSupply(config, ticket, now);
+      return c.json({ issued_at: now.toISOString(), tokens }, 200, { "cache-control": "no-store" });
     },
   );

@@ -367,7 +367,7 @@ describe("annulments on the read side, through the real outbox and queue", () =>
     });
     const [header, ...lines] = (await csv.text()).trim().split("\r\n");
     const columns = header?.split(",") ?? [];
-    expect(columns.at(-1)).toBe("annulled_at");
+    expect(columns).toContain("annulled_at");
     const annulledAtOf = (id: string) =>
       lines.map((line) => line.split(",")).find((fields) => fields[0] === id)?.[
         columns.indexOf("annulled_at")

@@ -77,7 +77,7 @@ describe("GET /reports/redemptions", () => {
     expect(csv.headers.get("content-type")).toContain("text/csv");
     const lines = (await csv.text()).trim().split("\r\n");
     expect(lines[0]).toBe(
-      "redemption_id,ts,ticket_code,function,operator_id,session_id,device_id,location_id,annulled_at",
+      "redemption_id,ts,ticket_code,function,operator_id,session_id,device_id,location_id,annulled_at,offline",
     );
     expect(lines).toHaveLength(5);
     expect(lines.slice(1).every((line) => line.includes(ticket.code) && line.includes(gate.sessionId))).toBe(
@@ -151,9 +151,9 @@ describe("daily export", () => {
     const first = await env.EXPORTS.get(`redemptions-${day}.csv`);
     const text = await first?.text();
     expect(text).toBe(
-      "redemption_id,ts,ticket_code,function,operator_id,session_id,device_id,location_id,annulled_at\r\n" +
-        `red_exp_1,${day}T08:00:00.000Z,T1,bus,o,s,d,"l,1",\r\n` +
-        `red_exp_2,${day}T23:59:59.999Z,T2,'=cmd,o,s,d,,\r\n`,
+      "redemption_id,ts,ticket_code,function,operator_id,session_id,device_id,location_id,annulled_at,offline\r\n" +
+        `red_exp_1,${day}T08:00:00.000Z,T1,bus,o,s,d,"l,1",,false\r\n` +
+        `red_exp_2,${day}T23:59:59.999Z,T2,'=cmd,o,s,d,,,false\r\n`,
     );
     await runCron(CRON_DAILY_EXPORT, runAt);
     const second = await env.EXPORTS.get(`redemptions-${day}.csv`);

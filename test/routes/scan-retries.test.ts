@@ -114,7 +114,11 @@ describe("POST /tickets/scan with Idempotency-Key: replays", () => {
     const gate = await gateSession();
     // Signed as if just before its life ended: it expires about 2 s from now.
     const signedAt = new Date(Date.now() - (TICKET_QR_TTL_SECONDS - 2) * 1000);
-    const { token: qr } = await signTicketQrToken(loadConfig(env), ticket.code, signedAt);
+    const { token: qr } = await signTicketQrToken(
+      loadConfig(env),
+      { code: ticket.code, functions: ["bus"] },
+      signedAt,
+    );
     const expiresAtMs = (Math.floor(signedAt.getTime() / 1000) + TICKET_QR_TTL_SECONDS) * 1000;
     const key = newKey();
     const first = await scanWithKey(gate, qr, "bus", key);
