@@ -1,5 +1,6 @@
 import { loadCatalog } from "./buyer/catalog";
 import { resetCheckout, restoreCheckout } from "./buyer/checkout";
+import { forgetOfflineCodes } from "./buyer/offline-codes";
 import { loadOrders, refreshPendingOrders, resetOrders } from "./buyer/orders";
 import { closeQr } from "./buyer/qr-screen";
 import { onSignIn, onSignOut, signedIn } from "./buyer/session";
@@ -34,6 +35,7 @@ onSignIn(() => {
 
 onSignOut(() => {
   closeQr();
+  void forgetOfflineCodes();
   resetCheckout();
   resetOrders();
   resetWallet();

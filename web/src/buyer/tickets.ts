@@ -1,12 +1,14 @@
 import { byId, h, render, say } from "../lib/dom";
 import { dateTime, describeError, formatTicketCode } from "../lib/format";
+import { keepOfflineCodesFor, offlineCodes } from "./offline-codes";
 import { openQr, type QrWatch } from "./qr-screen";
 import { buyerApi } from "./session";
 import { openTab } from "./tabs";
 import type { Entitlement, QrToken, Ticket } from "./types";
 
 // The buyer's tickets, and each one's rotating QR code for the gates. While a code is shown the ticket
-// is re-read, so that a scan is noticed, said, and answered with a fresh code for the next gate.
+// is re-read, so that a scan is noticed, said, and answered with a fresh code for the next gate; and the
+// phone keeps the next minutes of codes, for a gate out of the signal's reach (./offline-codes.ts).
 
 /** Sequence number of list reads: a slower, older answer must not overwrite a newer one. */
 let latestRead = 0;
@@ -60,7 +62,11 @@ function ticketCard(ticket: Ticket): HTMLLIElement {
 }
 
 async function fetchTickets(): Promise<Ticket[]> {
-  return (await buyerApi<{ tickets: Ticket[] }>("GET", "/my/tickets")).data.tickets;
+  const { tickets } = (await buyerApi<{ tickets: Ticket[] }>("GET", "/my/tickets")).data;
+  // Whoever reads the list drops the kept codes of used-up tickets: a gate would only refuse them.
+  const active = tickets.filter((ticket) => ticket.status === "ACTIVE");
+  void keepOfflineCodesFor(active.map((ticket) => ticket.code));
+  return tickets;
 }
 
 export async function loadTickets(): Promise<void> {
@@ -96,6 +102,7 @@ function openTicketQr(ticket: Ticket): void {
     label: `QR code for ticket ${ticket.code}`,
     fetchToken: async () =>
       (await buyerApi<QrToken>("POST", `/tickets/${encodeURIComponent(ticket.code)}/qr-token`)).data,
+    offline: offlineCodes(ticket.code),
     watch: async () => {
       const uses = (await fetchTickets()).find((t) => t.code === ticket.code)?.entitlements;
       if (!uses) return undefined;

@@ -1,5 +1,5 @@
 // The API's shapes as the buyer page reads them (see openapi/openapi.json: Product, Order, OrderPage,
-// Ticket, Wallet, WalletTransaction). Only the fields the page uses.
+// Ticket, TicketQrSupply, Wallet, WalletTransaction). Only the fields the page uses.
 
 export interface ProductFunction {
   function: string;
@@ -59,6 +59,13 @@ export interface Ticket {
 export interface QrToken {
   token: string;
   expires_in: number;
+}
+
+/** `POST /tickets/{code}/qr-tokens`: codes for consecutive windows, oldest first. */
+export interface QrSupply {
+  /** The server's clock when it signed them. */
+  issued_at: string;
+  tokens: { token: string; not_before: string; expires_at: string }[];
 }
 
 export interface Wallet {
