@@ -336,7 +336,7 @@ export class TicketObject extends DurableObject<Env> {
       location_id: request.session.locationId,
       ts: scannedAt,
     };
-    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+    this.outbox(event);
     return result;
   }
 
@@ -554,6 +554,7 @@ export class TicketObject extends DurableObject<Env> {
     };
   }
 
+  /** Written inside the caller's transaction: the event exists exactly when the change it announces does. */
   private outbox(event: RedemptionRecorded | RedemptionAnnulled | OfflineScanFlagged | ScanRejected): void {
     this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
   }
@@ -620,7 +621,7 @@ export class TicketObject extends DurableObject<Env> {
         reason: request.reason,
         ts: annulledAt,
       };
-      this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+      this.outbox(event);
       return {
         result: "annulled",
         redemptionId: request.redemptionId,
