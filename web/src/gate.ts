@@ -1,14 +1,9 @@
 import { unlockSoundOnFirstTap } from "./gate/feedback";
 import { offerFunctions, rememberFunction } from "./gate/functions";
 import { createHistory } from "./gate/history";
-import {
-  type Entitlement,
-  newScanAttempt,
-  type ScanAttempt,
-  type ScanOutcome,
-  sendScan,
-  ticketCodeInToken,
-} from "./gate/scan-client";
+import { createOfflineGate } from "./gate/offline-gate";
+import { newScanAttempt, type ScanAttempt } from "./gate/scan-client";
+import { createScanFlow } from "./gate/scan-flow";
 import { createVerdictView, VERDICT_HOLD_MS } from "./gate/verdict";
 import { byId, say, show } from "./lib/dom";
 import { describeError } from "./lib/format";
@@ -16,16 +11,18 @@ import { QrScanner } from "./lib/scanner";
 import { setupStaff, type ValidatorSession } from "./lib/staff";
 
 // /gate: a validator. Staff sign in and open a session on a gate device; each QR the camera sees (or that
-// is pasted) is checked with POST /tickets/scan, and the verdict fills the screen for a moment.
+// is pasted) is checked with POST /tickets/scan, and the verdict fills the screen for a moment. With no
+// network, or a server that stopped answering, the gate decides alone with its offline kit and queues the
+// decision for the server (gate/offline-gate.ts); a service worker (gate-sw.ts) keeps the page itself
+// available, so a reload without signal still opens it.
 
-/** Scans that got no answer, by session, function and token, so showing the same code again resends the
- * same attempt (same Idempotency-Key) instead of a new one the server would refuse as `token_replayed`. */
-const UNANSWERED_LIMIT = 10;
-const unanswered = new Map<string, ScanAttempt>();
-/** Codes the camera saw refused, by the same key: not sent again while held in view (the answer would not
- * change), but checked afresh for another function or after a camera restart. */
+/** Codes the camera saw refused, by session, function and token: not sent again while held in view (the
+ * answer would not change), but checked afresh for another function or after a camera restart. */
 const REFUSED_LIMIT = 20;
 const refusedByCamera = new Set<string>();
+const SERVICE_WORKER_URL = "/gate-sw.js";
+/** The worker controls this page only, not the other pages of the site. */
+const SERVICE_WORKER_SCOPE = "/gate";
 
 const functionSelect = byId<HTMLSelectElement>("function");
 const cameraButton = byId<HTMLButtonElement>("camera-button");
@@ -39,16 +36,40 @@ const history = createHistory({
   sessionId: () => staff.session().session_id,
   onError: (error) => staff.handleError(error),
 });
+const offline = createOfflineGate({
+  token: () => staff.token(),
+  onError: (error) => staff.handleError(error),
+  onLateAnswer: (attempt, outcome) => {
+    // A lost scan that did let someone in is shown so; a late refusal (mostly "expired", as its code is by
+    // then) would only hide that nobody checked it in time.
+    if (outcome.kind === "accepted" && attempt.body.session_id === openSessionId) {
+      flow.recordAnswer(attempt, outcome);
+    }
+  },
+});
+const flow = createScanFlow({
+  verdict,
+  history,
+  offline,
+  token: () => staff.token(),
+  onError: (error) => staff.handleError(error),
+  retry: (attempt) => void retry(attempt),
+});
 const scanner = new QrScanner(byId<HTMLVideoElement>("video"), (text) => check(text.trim(), text));
 let checking = false;
 /** The session whose device's functions are on offer. */
 let functionsFor: string | undefined;
+/** The session the work area shows, whose history late answers may update. */
+let openSessionId: string | undefined;
 
 const staff = setupStaff({ kind: "gate", onReady: ready, onStop: stop });
 unlockSoundOnFirstTap();
+registerServiceWorker();
 
 function ready(session: ValidatorSession): void {
+  openSessionId = session.session_id;
   history.open(session.session_id);
+  offline.start(session);
   if (functionsFor === session.session_id) return;
   functionsFor = session.session_id;
   // Sessions opened before the API named the device's functions have none: every function, as before.
@@ -60,11 +81,21 @@ function ready(session: ValidatorSession): void {
 }
 
 function stop(): void {
+  openSessionId = undefined;
+  offline.stop();
   stopCamera();
   verdict.clear();
 }
 
-function unansweredId(body: ScanAttempt["body"]): string {
+function registerServiceWorker(): void {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register(SERVICE_WORKER_URL, { scope: SERVICE_WORKER_SCOPE }).catch(() => {
+    // Not installed (an insecure origin, a private window): the open page still decides offline; only a
+    // reload without network fails.
+  });
+}
+
+function attemptId(body: ScanAttempt["body"]): string {
   return [body.session_id, body.function, body.qr_token].join("\n");
 }
 
@@ -77,39 +108,23 @@ async function check(qrToken: string, cameraText?: string): Promise<void> {
   }
   if (!qrToken || checking) return;
   const fresh = newScanAttempt(qrToken, functionSelect.value, staff.session().session_id);
-  const id = unansweredId(fresh.body);
+  const id = attemptId(fresh.body);
   if (cameraText !== undefined && refusedByCamera.has(id)) return;
-  const earlier = unanswered.get(id);
-  await send(earlier ?? fresh, earlier !== undefined, cameraText);
-}
-
-/** Drops the oldest entries (a Set or Map iterates in insertion order) beyond `limit`. */
-function bound(collection: Set<string> | Map<string, unknown>, limit: number): void {
-  for (const key of collection.keys()) {
-    if (collection.size <= limit) return;
-    collection.delete(key);
-  }
-}
-
-async function send(attempt: ScanAttempt, resent: boolean, cameraText?: string): Promise<void> {
-  if (checking) return;
   checking = true;
-  verdict.show({ state: "pending", text: "" });
   try {
-    const outcome = await sendScan(attempt, staff.token(), {
-      resent,
-      onRetry: () => verdict.show({ state: "pending", text: "No answer yet: trying again" }),
-    });
-    settle(attempt, outcome);
+    // The same code again after a lost answer is the same attempt (same Idempotency-Key), never a new one
+    // the server would refuse as `token_replayed`.
+    const earlier = await offline.unansweredAttempt(fresh.body);
+    const signal = await flow.scan(earlier ?? fresh, earlier !== undefined);
     if (cameraText === undefined) return;
     // The camera reads a code that was not accepted again while it stays in view: a refused one is then
     // skipped above until the function changes; one with no answer is resent with its own key, once its
     // verdict has been seen.
-    if (outcome.kind === "refused") {
-      refusedByCamera.add(unansweredId(attempt.body));
+    if (signal === "refused") {
+      refusedByCamera.add(id);
       bound(refusedByCamera, REFUSED_LIMIT);
       scanner.forget(cameraText);
-    } else if (outcome.kind === "unchecked") {
+    } else if (signal === "unchecked") {
       setTimeout(() => scanner.forget(cameraText), VERDICT_HOLD_MS);
     }
   } finally {
@@ -117,51 +132,22 @@ async function send(attempt: ScanAttempt, resent: boolean, cameraText?: string):
   }
 }
 
-function settle(attempt: ScanAttempt, outcome: ScanOutcome): void {
-  const { body, key } = attempt;
-  const at = new Date().toISOString();
-  const id = unansweredId(body);
-  unanswered.delete(id);
-  if (outcome.kind === "accepted") {
-    const { data, confirmedOnRetry } = outcome;
-    history.record({
-      id: key,
-      at,
-      ticketCode: data.ticket_code,
-      fn: data.function,
-      verdict: "accepted",
-      redemptionId: data.redemption_id,
-    });
-    verdict.show({ state: "accepted", data, confirmedOnRetry });
-  } else if (outcome.kind === "refused") {
-    const { problem } = outcome.problem;
-    const ticketCode = typeof problem.ticket_code === "string" ? problem.ticket_code : undefined;
-    history.record({ id: key, at, ticketCode, fn: body.function, verdict: "refused", reason: problem.code });
-    verdict.show({
-      state: "refused",
-      code: problem.code,
-      fn: body.function,
-      ticketCode,
-      entitlements: problem.entitlements as Entitlement[] | undefined,
-      confirmedOnRetry: outcome.confirmedOnRetry,
-    });
-  } else {
-    const ticketCode = ticketCodeInToken(body.qr_token);
-    if (outcome.resendable) {
-      unanswered.set(id, attempt);
-      bound(unanswered, UNANSWERED_LIMIT);
-    }
-    history.record({ id: key, at, ticketCode, fn: body.function, verdict: "unchecked" });
-    verdict.show({
-      state: "unchecked",
-      fn: body.function,
-      ticketCode,
-      reason: outcome.resendable
-        ? "No answer from the server. Retry before letting them through."
-        : describeError(outcome.error),
-      retry: outcome.resendable ? () => void send(attempt, true) : undefined,
-    });
-    staff.handleError(outcome.error);
+/** Sends an attempt that got no answer again, as staff asked: to the server, whatever the network looks like. */
+async function retry(attempt: ScanAttempt): Promise<void> {
+  if (checking) return;
+  checking = true;
+  try {
+    await flow.scan(attempt, true, { retried: true });
+  } finally {
+    checking = false;
+  }
+}
+
+/** Drops the oldest entries (a Set iterates in insertion order) beyond `limit`. */
+function bound(collection: Set<string>, limit: number): void {
+  for (const key of collection) {
+    if (collection.size <= limit) return;
+    collection.delete(key);
   }
 }
 

@@ -1,6 +1,7 @@
 import { ApiProblem, api } from "../lib/api";
 import { byId, h, render } from "../lib/dom";
-import { describeError, formatTicketCode, reasonText } from "../lib/format";
+import { describeError, formatTicketCode } from "../lib/format";
+import { gateReasonText } from "./offline-reasons";
 import type { Entitlement } from "./scan-client";
 
 // The session's count of accepted scans and its last scans, newest first, each with an Undo while the
@@ -23,6 +24,8 @@ export interface HistoryEntry {
   verdict: "accepted" | "refused" | "unchecked";
   /** A refusal's code. */
   reason?: string;
+  /** Decided on this device with no server (no Undo: the server has not seen it yet). */
+  offline?: boolean;
   /** The same refusal again in a row (a refused code held in view): counted, not listed again. */
   repeats?: number;
   redemptionId?: string;
@@ -72,7 +75,7 @@ function clockTime(iso: string): string {
 }
 
 function reasonLine(entry: HistoryEntry): string {
-  const reason = reasonText(entry.reason ?? "");
+  const reason = gateReasonText(entry.reason ?? "");
   return entry.repeats ? `${reason} (${entry.repeats} times)` : reason;
 }
 
@@ -189,7 +192,11 @@ export function createHistory(options: HistoryOptions): History {
       h(
         "p",
         { class: "history-line" },
-        h("strong", {}, entry.undone ? "↺ Undone" : VERDICT_WORDS[entry.verdict]),
+        h(
+          "strong",
+          {},
+          entry.undone ? "↺ Undone" : `${VERDICT_WORDS[entry.verdict]}${entry.offline ? " offline" : ""}`,
+        ),
         h("time", { datetime: entry.at }, clockTime(entry.at)),
       ),
       h(
@@ -239,6 +246,7 @@ export function createHistory(options: HistoryOptions): History {
       a?.verdict === "refused" &&
       b.verdict === "refused" &&
       a.reason === b.reason &&
+      a.offline === b.offline &&
       a.fn === b.fn &&
       a.ticketCode === b.ticketCode
     );

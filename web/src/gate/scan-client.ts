@@ -1,4 +1,5 @@
 import { ApiProblem, api, NetworkError, newIdempotencyKey } from "../lib/api";
+import { answerWithin } from "./deadline";
 
 // One scan attempt, sent until an answer arrives. The attempt's Idempotency-Key and body never change, so
 // a resend after a lost answer gets the server's first answer back instead of `token_replayed`: a use
@@ -60,23 +61,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function sendOnce(attempt: ScanAttempt, token: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NetworkError("no answer in time")), ANSWER_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([
-      api<ScanAccepted>("POST", "/tickets/scan", {
-        token,
-        body: attempt.body,
-        idempotencyKey: attempt.key,
-      }),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+function sendOnce(attempt: ScanAttempt, token: string) {
+  return answerWithin(
+    api<ScanAccepted>("POST", "/tickets/scan", { token, body: attempt.body, idempotencyKey: attempt.key }),
+    ANSWER_TIMEOUT_MS,
+  );
 }
 
 /**
@@ -114,17 +103,39 @@ export async function sendScan(
   return { kind: "unchecked", error: lastError, resendable: true };
 }
 
+/** The claims of a QR token the page reads without verifying them. */
+export interface UnverifiedClaims {
+  sub?: string;
+  jti?: string;
+  exp?: number;
+}
+
 /**
- * The ticket code a QR token names (its `sub`), read without verifying it: only to label a scan that got no
- * answer. The server alone decides whether the token is genuine.
+ * A QR token's claims read without verifying it: only to label and file what the server (or the offline
+ * rule, which verifies) has judged, never to judge. Empty for anything that is not a JWT.
  */
-export function ticketCodeInToken(qrToken: string): string | undefined {
+export function unverifiedClaims(qrToken: string): UnverifiedClaims {
   try {
     const payload = qrToken.split(".")[1] ?? "";
-    const json = atob(payload.replaceAll("-", "+").replaceAll("_", "/"));
-    const sub = (JSON.parse(json) as { sub?: unknown }).sub;
-    return typeof sub === "string" ? sub : undefined;
+    const claims: Record<string, unknown> = JSON.parse(
+      atob(payload.replaceAll("-", "+").replaceAll("_", "/")),
+    );
+    return {
+      sub: typeof claims.sub === "string" ? claims.sub : undefined,
+      jti: typeof claims.jti === "string" ? claims.jti : undefined,
+      exp: typeof claims.exp === "number" ? claims.exp : undefined,
+    };
   } catch {
-    return undefined;
+    return {};
   }
+}
+
+/** The ticket code a QR token names (its `sub`), unverified: to label a scan that got no answer. */
+export function ticketCodeInToken(qrToken: string): string | undefined {
+  return unverifiedClaims(qrToken).sub;
+}
+
+/** The scan got no answer because the network failed (not the server): the gate should decide offline. */
+export function lostToNetwork(outcome: ScanOutcome): boolean {
+  return outcome.kind === "unchecked" && outcome.resendable && outcome.error instanceof NetworkError;
 }

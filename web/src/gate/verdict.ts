@@ -1,12 +1,15 @@
 import { byId, h, render, show } from "../lib/dom";
-import { formatTicketCode, reasonText } from "../lib/format";
+import { formatTicketCode } from "../lib/format";
 import { announce } from "./feedback";
+import { gateReasonText } from "./offline-reasons";
 import type { Entitlement, ScanAccepted } from "./scan-client";
 
 // The verdict fills the screen, readable at arm's length: ✓ ACCEPTED in green, ✗ REFUSED in red, ! NOT
 // CHECKED in amber (the ticket was not judged, so it is neither), with the reason in plain words and the
 // uses left. Accepted and refused clear back to "Ready" by themselves, so one passenger's answer never
 // greets the next; "not checked" stays until it is retried or dismissed, because someone must act on it.
+// A verdict the gate reached alone looks the same, marked OFFLINE: it is final for the holder, and the
+// server hears of it when the network returns.
 
 /** How long an accepted or refused verdict stays on screen: read at a glance, gone before the next person. */
 export const VERDICT_HOLD_MS = 3_000;
@@ -22,9 +25,12 @@ export type Verdict =
       entitlements?: Entitlement[];
       confirmedOnRetry: boolean;
     }
-  | { state: "unchecked"; fn: string; reason: string; ticketCode?: string; retry?: () => void };
+  | { state: "unchecked"; fn: string; reason: string; ticketCode?: string; retry?: () => void }
+  /** Decided on this device with no server; `code` is the refusal's. */
+  | { state: "offline"; decision: "accepted" | "refused"; code?: string; fn: string; ticketCode?: string };
 
 const MARKS = { idle: "", pending: "", accepted: "✓", refused: "✗", unchecked: "!" } as const;
+const OFFLINE_LABEL = "OFFLINE";
 
 export interface VerdictView {
   show(verdict: Verdict): void;
@@ -36,6 +42,7 @@ export function createVerdictView(): VerdictView {
   const panel = byId("result");
   const mark = byId("verdict-mark");
   const word = byId("verdict");
+  const mode = byId("verdict-mode");
   const reason = byId("reason");
   const ticket = byId("ticket");
   const uses = byId("uses");
@@ -45,9 +52,16 @@ export function createVerdictView(): VerdictView {
   let holdTimer: ReturnType<typeof setTimeout> | undefined;
   let retry: (() => void) | undefined;
 
-  function fill(state: keyof typeof MARKS, title: string, lines: { reason?: string; ticket?: string }): void {
+  function fill(
+    state: keyof typeof MARKS,
+    title: string,
+    lines: { reason?: string; ticket?: string },
+    offline = false,
+  ): void {
     clearTimeout(holdTimer);
     panel.dataset.state = state;
+    panel.dataset.offline = String(offline);
+    mode.textContent = offline ? OFFLINE_LABEL : "";
     mark.textContent = MARKS[state];
     word.textContent = title;
     reason.textContent = lines.reason ?? "";
@@ -110,7 +124,7 @@ export function createVerdictView(): VerdictView {
       }
       case "refused":
         fill("refused", "REFUSED", {
-          reason: reasonText(verdict.code),
+          reason: gateReasonText(verdict.code),
           ticket: ticketLine(verdict.ticketCode, verdict.fn),
         });
         showUses(verdict.entitlements, verdict.fn);
@@ -127,6 +141,23 @@ export function createVerdictView(): VerdictView {
         show(retryButton, Boolean(retry));
         announce("unchecked");
         return;
+      case "offline": {
+        const accepted = verdict.decision === "accepted";
+        fill(
+          verdict.decision,
+          accepted ? "ACCEPTED" : "REFUSED",
+          {
+            reason: accepted
+              ? "Decided on this device: sent to the server when the network returns"
+              : gateReasonText(verdict.code ?? ""),
+            ticket: ticketLine(verdict.ticketCode, verdict.fn),
+          },
+          true,
+        );
+        announce(verdict.decision);
+        holdThenClear();
+        return;
+      }
     }
   }
 

@@ -1,5 +1,10 @@
 import { createStore, del, get, set } from "idb-keyval";
-import { type DeviceKeyAlg, signDeviceProof } from "../../../src/auth/device-proof-token";
+import {
+  type DeviceKeyAlg,
+  type OfflineScanRecord,
+  signDeviceProof,
+  signOfflineScan,
+} from "../../../src/auth/device-proof-token";
 import { ApiProblem, api } from "./api";
 
 // This phone or scanner's key for one device id. The private key is created non-extractable and kept in
@@ -76,4 +81,19 @@ export async function deviceProof(deviceId: string): Promise<string> {
   const stored = await get<StoredDeviceKey>(deviceId, store);
   if (!stored) throw new EnrollmentNeeded(deviceId);
   return signDeviceProof(stored.privateKey, stored.alg, deviceId, new Date());
+}
+
+/**
+ * Signs a decision the gate made offline with `deviceId`'s enrolled key, so its upload proves which device
+ * made it, unchanged. `qrJti`: the ticket token's jti (empty for a code that is no token). EnrollmentNeeded
+ * without a key.
+ */
+export async function signOfflineScanAsDevice(
+  deviceId: string,
+  scan: OfflineScanRecord,
+  qrJti: string,
+): Promise<string> {
+  const stored = await get<StoredDeviceKey>(deviceId, store);
+  if (!stored) throw new EnrollmentNeeded(deviceId);
+  return signOfflineScan(stored.privateKey, stored.alg, deviceId, scan, qrJti);
 }
