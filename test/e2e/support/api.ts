@@ -107,13 +107,24 @@ export async function deviceSession(base: string, token: string, deviceId: strin
   return enrollAndOpen(base, token, deviceId, code.body.enrollment_code);
 }
 
-/** A gate device of its own at `locationId`, registered by `admin-demo`, with a session for `token`. */
-export async function newGateSession(base: string, token: string, locationId: string): Promise<string> {
+/** Registers a gate device of its own at `locationId` (as `admin-demo`); answers its first enrollment code. */
+export async function registerGateDevice(base: string, locationId: string) {
   const deviceId = `e2e-gate-${crypto.randomUUID().slice(0, 8)}`;
   const registered = await call<{ enrollment_code: string }>(base, "POST", "/admin/devices", {
     token: await staffToken(base, "admin-demo"),
     body: { device_id: deviceId, kind: "gate", location_id: locationId },
   });
   if (registered.status !== 201) throw new Error(`device registration failed: ${registered.status}`);
-  return enrollAndOpen(base, token, deviceId, registered.body.enrollment_code);
+  return { deviceId, enrollmentCode: registered.body.enrollment_code };
+}
+
+/** A gate device of its own at `locationId`, with a session for `token`. */
+export async function newGateDevice(base: string, token: string, locationId: string) {
+  const { deviceId, enrollmentCode } = await registerGateDevice(base, locationId);
+  return { deviceId, sessionId: await enrollAndOpen(base, token, deviceId, enrollmentCode) };
+}
+
+/** A gate device of its own at `locationId`, registered by `admin-demo`, with a session for `token`. */
+export async function newGateSession(base: string, token: string, locationId: string): Promise<string> {
+  return (await newGateDevice(base, token, locationId)).sessionId;
 }
