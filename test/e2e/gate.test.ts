@@ -3,12 +3,12 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, inject, it } from "vitest";
-import { call, DEMO_PASSWORD, demoBuyer, paidTicket, staffToken, type Ticket } from "./support/api";
+import { call, demoBuyer, paidTicket, staffToken, type Ticket } from "./support/api";
 import {
   ARTIFACTS_DIR,
   documentWidth,
   launchBrowser,
-  openPage,
+  openGatePage,
   PHONE_VIEWPORT,
   screenshot,
   type WatchedPage,
@@ -52,16 +52,8 @@ async function remainingUses(buyerToken: string, code: string, fn: string): Prom
 }
 
 /** The gate page signed in as gate-demo with a session open on `deviceId` (enrolled by the page itself). */
-async function openGate(on: Browser, deviceId: string): Promise<WatchedPage> {
-  const gate = await openPage(on, `${base}/gate`);
-  const { page } = gate;
-  await page.getByLabel("Username").fill("gate-demo");
-  await page.getByLabel("Password").fill(DEMO_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByLabel("Device id").fill(deviceId);
-  await page.getByRole("button", { name: "Open session" }).click();
-  await page.getByText(new RegExp(`^Device ${deviceId}, `)).waitFor();
-  return gate;
+function openGate(on: Browser, deviceId: string): Promise<WatchedPage> {
+  return openGatePage(on, base, deviceId);
 }
 
 function verdictIs(page: Page, text: string, timeout = 20_000): Promise<unknown> {

@@ -3,7 +3,6 @@ import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, inject, it } from "vitest";
 import {
   call,
-  DEMO_PASSWORD,
   demoBuyer,
   newGateDevice,
   paidTicket,
@@ -13,7 +12,7 @@ import {
 } from "./support/api";
 import {
   launchBrowser,
-  openPage,
+  openGatePage,
   openSignedInBuyerPage,
   screenshot,
   type WatchedPage,
@@ -56,14 +55,8 @@ async function currentCode(buyerToken: string, code: string): Promise<string> {
 
 /** The gate page for gate-demo on `deviceId` (which the page enrolls itself), its offline kit loaded. */
 async function openGate(deviceId: string, fn: string): Promise<WatchedPage> {
-  const gate = await openPage(browser, `${base}/gate`);
+  const gate = await openGatePage(browser, base, deviceId);
   const { page } = gate;
-  await page.getByLabel("Username").fill("gate-demo");
-  await page.getByLabel("Password").fill(DEMO_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByLabel("Device id").fill(deviceId);
-  await page.getByRole("button", { name: "Open session" }).click();
-  await page.getByText(new RegExp(`^Device ${deviceId}, `)).waitFor();
   await page.getByLabel("This gate validates").selectOption(fn);
   await page
     .locator("#kit-age")

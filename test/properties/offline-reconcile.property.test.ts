@@ -97,7 +97,9 @@ async function replay(ticketCode: string, schedule: Schedule, accepts: Accept[],
   }
   // No upload at all leaves the object untouched (no snapshot): the ticket still has every use.
   const snapshot = await stub.snapshot();
-  const left = snapshot ? snapshot.entitlements.find((e) => e.function === FN)?.remaining_uses : schedule.uses;
+  const left = snapshot
+    ? snapshot.entitlements.find((e) => e.function === FN)?.remaining_uses
+    : schedule.uses;
   return { results, left };
 }
 

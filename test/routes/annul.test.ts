@@ -8,6 +8,7 @@ import type { AnnulRequest, RedeemRequest, TicketObject } from "../../src/object
 import { consumeEvents } from "../../src/queues/consumer";
 import { createMailer } from "../../src/queues/mailer";
 import type { OperatorRole } from "../../src/types/domain";
+import { eventually } from "../support/eventually";
 import { db, operatorToken } from "../support/fixtures";
 import { call, callJson } from "../support/http";
 import { openSession, registeredDevice } from "../support/staff";
@@ -81,16 +82,6 @@ function ageScan(code: string, redemptionId: string, seconds: number) {
       redemptionId,
     );
   });
-}
-
-/** Polls until `check` passes or `timeoutMs` is over; answers the last value read. */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 describe("POST /redemptions/{id}/annul: the use comes back", () => {

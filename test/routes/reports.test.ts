@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { CRON_DAILY_EXPORT } from "../../src/cron";
 import { redemptions } from "../../src/db/schema";
+import { eventually } from "../support/eventually";
 import { db, operatorToken } from "../support/fixtures";
 import { call, callJson } from "../support/http";
 import { gateSession, paidTicket, qrToken, scan } from "../support/tickets";
@@ -10,20 +11,6 @@ import { runCron } from "../support/worker";
 interface Report {
   rows: { day: string; function: string; location_id: string | null; redemptions: number }[];
   total: number;
-}
-
-/** Polls until `check` passes or the contract's 10 s visibility window is over. */
-async function eventually<T>(
-  read: () => Promise<T>,
-  check: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 describe("GET /reports/redemptions", () => {

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { DEMO_PASSWORD as GATE_DEMO_PASSWORD } from "./api";
 
 // Debian's Chromium driven by playwright-core (which downloads no browser of its own).
 
@@ -99,4 +100,17 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(ARTIFACTS_DIR, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/** The gate page signed in as `gate-demo` with a session open on `deviceId` (the page enrolls it itself). */
+export async function openGatePage(browser: Browser, base: string, deviceId: string): Promise<WatchedPage> {
+  const gate = await openPage(browser, `${base}/gate`);
+  const { page } = gate;
+  await page.getByLabel("Username").fill("gate-demo");
+  await page.getByLabel("Password").fill(GATE_DEMO_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Device id").fill(deviceId);
+  await page.getByRole("button", { name: "Open session" }).click();
+  await page.getByText(new RegExp(`^Device ${deviceId}, `)).waitFor();
+  return gate;
 }
