@@ -14,7 +14,6 @@ import {
   outstandingFor,
   queuedCount,
 } from "./offline-store";
-import { unverifiedClaims } from "./scan-client";
 
 // One scan decided with no server: the token checked against the kit's keys, then the shared offline rule
 // (src/domain/offline-rule.ts, the one the Worker's tests hold against the ticket object) on what this
@@ -114,8 +113,9 @@ export async function queueOfflineDecision(
     scanned_at: judgement.scannedAt,
     decision: refusal ? ("refused" as const) : ("accepted" as const),
   };
-  // A code that is no genuine token has no jti to vouch for: the unverified one, or none.
-  const qrJti = token?.jti ?? unverifiedClaims(qrToken).jti ?? "";
+  // A code that is no genuine token has no jti to vouch for. Reading one out of it unverified would let a
+  // crafted code make the signature too long to upload (and the whole queue with it).
+  const qrJti = token?.jti ?? "";
   const deviceSignature = await signOfflineScanAsDevice(deviceId, record, qrJti);
   await enqueueScan(
     deviceId,

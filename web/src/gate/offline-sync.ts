@@ -17,6 +17,8 @@ import {
 
 /** The contract's bound on one upload. */
 export const MAX_SCANS_PER_UPLOAD = 500;
+/** Half the server's body limit for an upload (1 MiB): a queue of long codes is sent in several. */
+const MAX_UPLOAD_BYTES = 512 * 1024;
 const UPLOAD_TIMEOUT_MS = 15_000;
 const TRIES_PER_BURST = 6;
 const FIRST_RETRY_MS = 1_000;
@@ -65,6 +67,25 @@ function learnedFrom(scan: QueuedScan, result: ScanResult): LearnedRemaining | u
     : { ticketCode: scan.ticketCode, fn: scan.upload.function, remaining };
 }
 
+/** The oldest scans whose uploads fit in `maxBytes` of JSON (at least one, which the server judges alone). */
+function withinBytes(scans: QueuedScan[], maxBytes: number): QueuedScan[] {
+  let bytes = 0;
+  const fitting: QueuedScan[] = [];
+  for (const scan of scans) {
+    bytes += JSON.stringify(scan.upload).length;
+    if (fitting.length > 0 && bytes > maxBytes) break;
+    fitting.push(scan);
+  }
+  return fitting;
+}
+
+/** The server refused the upload as malformed or too large: the same scans would be refused for ever. */
+function isMalformed(error: unknown): boolean {
+  return (
+    error instanceof ApiProblem && (error.code === "validation_failed" || error.code === "payload_too_large")
+  );
+}
+
 /** Waits before try `tryIndex + 1` of a burst: doubling from FIRST_RETRY_MS up to MAX_RETRY_MS, half of it random. */
 function retryDelayMs(tryIndex: number): number {
   const delay = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** tryIndex);
@@ -80,16 +101,43 @@ export function createOfflineSync(options: OfflineSyncOptions): OfflineSync {
   let wake: (() => void) | undefined;
   let problem: string | undefined;
 
+  /** Scans per upload: halved after the server refuses one as malformed or too large, to find the culprit. */
+  let batchLimit = MAX_SCANS_PER_UPLOAD;
+
   async function uploadOnce(deviceId: string): Promise<"more" | "done"> {
-    const scans = await queuedScans(deviceId, MAX_SCANS_PER_UPLOAD);
+    const scans = withinBytes(await queuedScans(deviceId, batchLimit), MAX_UPLOAD_BYTES);
     if (scans.length === 0) return "done";
-    const { data } = await answerWithin(
-      api<{ results: ScanResult[] }>("POST", `/devices/${encodeURIComponent(deviceId)}/offline-scans`, {
-        token: options.token(),
-        body: { session_id: options.sessionId(), scans: scans.map((scan) => scan.upload) },
-      }),
-      UPLOAD_TIMEOUT_MS,
-    );
+    let answer: { data: { results: ScanResult[] } };
+    try {
+      answer = await answerWithin(
+        api<{ results: ScanResult[] }>("POST", `/devices/${encodeURIComponent(deviceId)}/offline-scans`, {
+          token: options.token(),
+          body: { session_id: options.sessionId(), scans: scans.map((scan) => scan.upload) },
+        }),
+        UPLOAD_TIMEOUT_MS,
+      );
+    } catch (error) {
+      if (!isMalformed(error)) throw error;
+      const [only] = scans;
+      if (scans.length > 1 || !only) {
+        batchLimit = Math.max(1, Math.floor(scans.length / 2));
+        return "more";
+      }
+      // One scan the server will never take: set it aside rather than hold every later one back. What it
+      // was about is treated as used up here, since whether it spent a use will never be known.
+      console.warn(
+        "offline scan refused by the server, set aside",
+        only.upload.scan_id,
+        describeError(error),
+      );
+      const learned = only.ticketCode
+        ? { ticketCode: only.ticketCode, fn: only.upload.function, remaining: 0 }
+        : undefined;
+      await settleQueuedScans(deviceId, [{ upload: only.upload, learned }], Date.now());
+      return "more";
+    }
+    batchLimit = MAX_SCANS_PER_UPLOAD;
+    const { data } = answer;
     options.connectivity.reportAnswer();
     const results = new Map(data.results.map((result) => [result.scan_id, result]));
     const settled = scans.flatMap((scan) => {
