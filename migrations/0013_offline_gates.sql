@@ -12,11 +12,12 @@ ALTER TABLE ticket_entitlements ADD COLUMN uses_changed_at TEXT;
 CREATE INDEX IF NOT EXISTS ticket_entitlements_by_remaining_changed
   ON ticket_entitlements (remaining_uses, uses_changed_at);
 
--- What reconciliation could not simply apply: an offline accept that found no use left (`conflict`,
--- both sides kept), or an upload whose QR token or device signature is not genuine (`invalid`, an alert).
+-- What reconciliation flagged: an offline accept that found no use left (`conflict`, both sides kept), an
+-- accept applied although its device was over its budget (`over_budget`), or an upload whose QR token or
+-- device signature is not genuine (`invalid`, an alert).
 CREATE TABLE IF NOT EXISTS offline_conflicts (
   id TEXT PRIMARY KEY,
-  outcome TEXT NOT NULL CHECK (outcome IN ('conflict', 'invalid')),
+  outcome TEXT NOT NULL CHECK (outcome IN ('conflict', 'over_budget', 'invalid')),
   reason TEXT NOT NULL,
   scan_id TEXT NOT NULL,
   ticket_code TEXT,

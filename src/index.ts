@@ -39,8 +39,12 @@ export default {
     }
     if (controller.cron === CRON_DAILY_EXPORT) {
       const day = previousUtcDay(now);
-      const exported = await exportRedemptionsDay(getDb(env.DB), env.EXPORTS, day);
-      console.log(JSON.stringify({ level: "info", msg: "daily export written", ...exported }));
+      // Offline scans are dated when the gate let the holder in and may be uploaded hours later: the day
+      // before is written again too (the same name, now complete), so a late upload reaches the export.
+      for (const redemptionsDay of [previousUtcDay(new Date(`${day}T00:00:00Z`)), day]) {
+        const exported = await exportRedemptionsDay(getDb(env.DB), env.EXPORTS, redemptionsDay);
+        console.log(JSON.stringify({ level: "info", msg: "daily export written", ...exported }));
+      }
       const transactions = await exportTransactionsDay(getDb(env.DB), env.EXPORTS, day);
       console.log(JSON.stringify({ level: "info", msg: "daily export written", ...transactions }));
     }

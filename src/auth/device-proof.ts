@@ -22,6 +22,8 @@ export const DEVICE_PROOF_CLOCK_TOLERANCE_SECONDS = 30;
 export const MAX_DEVICE_PROOF_JTI_LENGTH = 128;
 /** Far above a real proof (~400 characters); refused before any parsing. */
 export const MAX_DEVICE_PROOF_LENGTH = 2_048;
+/** Far above a real signature over an offline scan (~600 characters). */
+export const MAX_OFFLINE_SCAN_SIGNATURE_LENGTH = 4_096;
 
 /** 32 bytes in unpadded base64url: a P-256 coordinate or an Ed25519 public key. */
 const Coordinate = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "32 bytes, base64url without padding");
@@ -136,17 +138,20 @@ export async function verifyOfflineScanSignature(
   scan: OfflineScanRecord,
   qrJti: string,
 ): Promise<boolean> {
-  if (signature.length > MAX_DEVICE_PROOF_LENGTH) return false;
+  if (signature.length > MAX_OFFLINE_SCAN_SIGNATURE_LENGTH) return false;
   try {
     const key = await importDeviceKey(device.publicJwk, device.keyAlg);
     const { payload, protectedHeader } = await compactVerify(signature, key, { algorithms: [device.keyAlg] });
     if (protectedHeader.typ !== OFFLINE_SCAN_TYP) return false;
-    const claims = JSON.parse(new TextDecoder().decode(payload)) as Partial<OfflineScanClaims>;
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(payload));
+    if (typeof parsed !== "object" || parsed === null) return false;
+    const claims = parsed as Partial<OfflineScanClaims>;
     return (
       claims.sub === device.id &&
       claims.aud === OFFLINE_SCAN_AUDIENCE &&
       claims.jti === scan.scan_id &&
-      claims.qr_jti === qrJti &&
+      // A gate that could not verify a code it refused has no jti to name (an empty one).
+      (claims.qr_jti === qrJti || (scan.decision === "refused" && claims.qr_jti === "")) &&
       claims.fn === scan.function &&
       claims.scanned_at === scan.scanned_at &&
       claims.decision === scan.decision

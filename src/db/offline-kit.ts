@@ -1,11 +1,10 @@
-import { and, desc, gt, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, lt } from "drizzle-orm";
 import type { Db } from "./client";
 import { ticketEntitlements } from "./schema";
 
 /**
  * Entries an offline kit carries at most: a few hundred kilobytes of JSON for a phone to keep. The most
- * recently used-up tickets come first (a screenshot is passed on soon after its ticket was used up); a kit
- * cut at the bound says so (`complete: false`).
+ * recent changes come first; a kit cut at the bound says so (`complete: false`).
  */
 export const OFFLINE_KIT_MAX_ENTRIES = 5_000;
 
@@ -15,31 +14,65 @@ export interface ScarceEntitlement {
   remainingUses: number;
 }
 
+interface KitQuery {
+  functions: readonly string[] | null;
+  limit: number;
+}
+
 /**
- * Ticket+functions with fewer than `below` uses left (0 = used up), for the device's functions (null:
- * all), newest change first, changed after `since` when given; at most `limit` + 1, so the caller can tell
- * a cut list from a complete one. Reads one range of the (remaining_uses, uses_changed_at) index per count.
+ * Ticket+functions used up (0 uses left) since `changedAfter`, for the device's functions (null: all),
+ * newest first; at most `limit` + 1, so the caller can tell a cut list from a complete one. One range of
+ * the (remaining_uses, uses_changed_at) index.
  */
-export async function scarceEntitlements(
+export function usedUpSince(
   db: Db,
-  query: { functions: readonly string[] | null; below: number; since?: string; limit: number },
+  query: KitQuery & { changedAfter: string },
 ): Promise<ScarceEntitlement[]> {
-  const rows = await db
-    .select({
-      code: ticketEntitlements.ticketCode,
-      fn: ticketEntitlements.function,
-      remainingUses: ticketEntitlements.remainingUses,
-    })
+  return db
+    .select(ENTRY)
     .from(ticketEntitlements)
     .where(
       and(
-        lt(ticketEntitlements.remainingUses, query.below),
-        query.functions === null ? undefined : inArray(ticketEntitlements.function, [...query.functions]),
-        query.since === undefined ? undefined : gt(ticketEntitlements.usesChangedAt, query.since),
+        eq(ticketEntitlements.remainingUses, 0),
+        gt(ticketEntitlements.usesChangedAt, query.changedAfter),
+        functionFilter(query.functions),
       ),
     )
-    // SQLite sorts NULL lowest: rows last moved before the column existed come after every dated change.
-    .orderBy(desc(ticketEntitlements.usesChangedAt), sql`${ticketEntitlements.ticketCode}`)
+    .orderBy(desc(ticketEntitlements.usesChangedAt))
     .limit(query.limit + 1);
-  return rows;
+}
+
+/**
+ * Ticket+functions with some uses left but fewer than `below` (a budget above one use), changed after
+ * `changedAfter` when given, newest change first; at most `limit` + 1.
+ */
+export function scarceSince(
+  db: Db,
+  query: KitQuery & { below: number; changedAfter?: string },
+): Promise<ScarceEntitlement[]> {
+  return db
+    .select(ENTRY)
+    .from(ticketEntitlements)
+    .where(
+      and(
+        gt(ticketEntitlements.remainingUses, 0),
+        lt(ticketEntitlements.remainingUses, query.below),
+        query.changedAfter === undefined
+          ? undefined
+          : gt(ticketEntitlements.usesChangedAt, query.changedAfter),
+        functionFilter(query.functions),
+      ),
+    )
+    .orderBy(desc(ticketEntitlements.usesChangedAt))
+    .limit(query.limit + 1);
+}
+
+const ENTRY = {
+  code: ticketEntitlements.ticketCode,
+  fn: ticketEntitlements.function,
+  remainingUses: ticketEntitlements.remainingUses,
+};
+
+function functionFilter(functions: readonly string[] | null) {
+  return functions === null ? undefined : inArray(ticketEntitlements.function, [...functions]);
 }

@@ -317,7 +317,7 @@ export const offlineConflicts = sqliteTable(
   "offline_conflicts",
   {
     id: text("id").primaryKey(),
-    outcome: text("outcome", { enum: ["conflict", "invalid"] }).notNull(),
+    outcome: text("outcome", { enum: ["conflict", "over_budget", "invalid"] }).notNull(),
     reason: text("reason").notNull(),
     scanId: text("scan_id").notNull(),
     ticketCode: text("ticket_code"),

@@ -106,19 +106,29 @@ export async function listTicketsForUser(
   });
 }
 
-/** A ticket's owner and function names (what its QR tokens carry), in one read. */
+/**
+ * A ticket's owner and the functions it still has uses of (what its QR tokens carry: a gate offline
+ * refuses the others), in one read of the read model. The read model trails the ticket's object by
+ * seconds; an offline kit carries every count that changed within a token's reach, which covers that.
+ */
 export async function findTicketForQr(
   db: Db,
   code: string,
 ): Promise<{ userId: string; functions: string[] } | undefined> {
   const rows = await db
-    .select({ userId: tickets.userId, fn: ticketEntitlements.function })
+    .select({
+      userId: tickets.userId,
+      fn: ticketEntitlements.function,
+      remaining: ticketEntitlements.remainingUses,
+    })
     .from(tickets)
     .innerJoin(ticketEntitlements, eq(ticketEntitlements.ticketCode, tickets.code))
     .where(eq(tickets.code, code))
     .orderBy(asc(ticketEntitlements.function));
   const first = rows[0];
-  return first && { userId: first.userId, functions: rows.map((row) => row.fn) };
+  return (
+    first && { userId: first.userId, functions: rows.filter((row) => row.remaining > 0).map((row) => row.fn) }
+  );
 }
 
 export interface ReportedUses {

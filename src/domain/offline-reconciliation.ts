@@ -1,6 +1,12 @@
 // What the ticket object makes of a scan a gate decided offline, uploaded later (in any order, perhaps
 // more than once). Pure, so the property tests can run it over every schedule they generate.
 
+/**
+ * How long a ticket object remembers a reconciled offline scan id, so an upload retried or duplicated
+ * within it is answered `duplicate`; the upload route refuses scans too old to be told apart after it.
+ */
+export const OFFLINE_SCAN_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
 export type OfflineGateDecision = "accepted" | "refused";
 
 export type ReconciliationOutcome =

@@ -2,6 +2,7 @@ import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
 import {
   isOverBudget,
+  OFFLINE_SCAN_RETENTION_MS,
   type OfflineGateDecision,
   offlineFlagId,
   reconcileOfflineScan,
@@ -406,9 +407,17 @@ export class TicketObject extends DurableObject<Env> {
     let redemptionId: string | null = null;
     if (judged.outcome === "applied") {
       redemptionId = this.applyOfflineAccept(ticketCode, session, scan, scannedAt);
+      // Applied, but by a device that broke its budget: kept for the report like a conflict.
+      if (overBudget) {
+        const reason = scan.tokenGoodAtScan ? "in_flight" : "token_not_good_at_scan";
+        this.outbox(
+          this.offlineFlag(request, scan, { outcome: "over_budget", reason }, scannedAt, true, nowMs),
+        );
+      }
     } else if (judged.outcome === "conflict") {
       this.spendJti(scan);
-      this.outbox(this.conflictFlag(request, scan, judged.reason, scannedAt, overBudget, nowMs));
+      const flag = { outcome: "conflict" as const, reason: judged.reason };
+      this.outbox(this.offlineFlag(request, scan, flag, scannedAt, overBudget, nowMs));
     } else {
       const refused: ScanRejected = {
         type: "scan.rejected",
@@ -511,28 +520,34 @@ export class TicketObject extends DurableObject<Env> {
     );
   }
 
-  /** The conflict with both sides: this gate's accept, and the standing redemption that took the last use. */
-  private conflictFlag(
+  /**
+   * A flagged offline accept. A conflict carries its other side: the standing redemption that took the
+   * last use, the one recorded last (rowid order is the order uses were spent, whatever the gates' clocks).
+   */
+  private offlineFlag(
     request: OfflineReconcileRequest,
     scan: OfflineScan,
-    reason: string,
+    flag: { outcome: "conflict" | "over_budget"; reason: string },
     scannedAt: string,
     overBudget: boolean,
     nowMs: number,
   ): OfflineScanFlagged {
-    const other = this.sql
-      .exec<{ id: string; device_id: string; scanned_at_ms: number; offline: number }>(
-        `SELECT id, device_id, scanned_at_ms, offline FROM redemptions
-         WHERE function = ? AND annulled_at_ms IS NULL ORDER BY scanned_at_ms DESC LIMIT 1`,
-        scan.fn,
-      )
-      .toArray()[0];
+    const other =
+      flag.outcome === "conflict"
+        ? this.sql
+            .exec<{ id: string; device_id: string; scanned_at_ms: number; offline: number }>(
+              `SELECT id, device_id, scanned_at_ms, offline FROM redemptions
+               WHERE function = ? AND annulled_at_ms IS NULL ORDER BY rowid DESC LIMIT 1`,
+              scan.fn,
+            )
+            .toArray()[0]
+        : undefined;
     const { session, ticketCode } = request;
     return {
       type: "offline.flagged",
       id: offlineFlagId(ticketCode, session.deviceId, scan.scanId),
-      outcome: "conflict",
-      reason,
+      outcome: flag.outcome,
+      reason: flag.reason,
       scan_id: scan.scanId,
       ticket_code: ticketCode,
       function: scan.fn,
@@ -695,6 +710,7 @@ export class TicketObject extends DurableObject<Env> {
    */
   private prune(nowMs: number): void {
     this.sql.exec("DELETE FROM spent_jtis WHERE expires_at_ms <= ?", nowMs - RESENT_SCAN_GRACE_MS);
+    this.sql.exec("DELETE FROM offline_scans WHERE reconciled_at_ms <= ?", nowMs - OFFLINE_SCAN_RETENTION_MS);
     // Keys are kept a fixed time from their insertion, so rowid order is expiry order: the expired ones
     // are a prefix, found without an index (which every keyed scan would otherwise have to maintain).
     this.sql.exec(
@@ -711,6 +727,7 @@ export class TicketObject extends DurableObject<Env> {
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
            SELECT MIN(expires_at_ms) + ${RESENT_SCAN_GRACE_MS} AS at FROM spent_jtis
+           UNION ALL SELECT MIN(reconciled_at_ms) + ${OFFLINE_SCAN_RETENTION_MS} FROM offline_scans
            UNION ALL SELECT keep_until_ms FROM (SELECT keep_until_ms FROM scan_keys ORDER BY rowid LIMIT 1))`,
       )
       .toArray()[0]?.at;

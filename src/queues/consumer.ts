@@ -219,7 +219,7 @@ async function onOfflineScanFlagged(
     {
       id: `aud_${message.id}`,
       actor: message.operator_id,
-      action: message.outcome === "conflict" ? "ticket.offline_conflict" : "ticket.offline_invalid",
+      action: `ticket.offline_${message.outcome}`,
       target: message.ticket_code,
       details: {
         scan_id: message.scan_id,

@@ -27,14 +27,15 @@ const RedemptionRecordedSchema = z.object({
 });
 
 /**
- * An offline scan reconciliation could not simply apply: an accept that found no use left (`conflict`,
- * with the redemption that took the last use as `other`), or a forged token or device signature
- * (`invalid`). Keyed by `id`, so a redelivery records it once.
+ * An offline scan reconciliation flagged: an accept that found no use left (`conflict`, with the
+ * redemption that took the last use as `other`), an accept applied although its device was over its
+ * budget (`over_budget`), or a forged token or device signature (`invalid`). Keyed by `id`, so a
+ * redelivery records it once.
  */
 const OfflineScanFlaggedSchema = z.object({
   type: z.literal("offline.flagged"),
   id: z.string(),
-  outcome: z.enum(["conflict", "invalid"]),
+  outcome: z.enum(["conflict", "over_budget", "invalid"]),
   reason: z.string(),
   scan_id: z.string(),
   ticket_code: z.string().nullable(),

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { MAX_DEVICE_PROOF_LENGTH } from "../auth/device-proof";
+import { MAX_OFFLINE_SCAN_SIGNATURE_LENGTH } from "../auth/device-proof";
 import { MAX_TICKET_QR_LENGTH } from "../auth/ticket-qr-claims";
 import { getDb } from "../db/client";
 import { findDevice } from "../db/devices";
@@ -61,13 +61,14 @@ const OfflineScanSchema = z
     device_signature: z
       .string()
       .min(1)
-      .max(MAX_DEVICE_PROOF_LENGTH)
+      .max(MAX_OFFLINE_SCAN_SIGNATURE_LENGTH)
       .optional()
       .openapi({
         description:
           'Compact JWS by the device\'s enrolled key, `typ: "offline-scan+jwt"`, claims `sub` (device id), ' +
-          '`aud: "offline-scans"`, `jti` (= `scan_id`), `qr_jti`, `fn`, `scanned_at`, `decision`. The pages ' +
-          "always send it; when present it must match, else the scan is `invalid`.",
+          '`aud: "offline-scans"`, `jti` (= `scan_id`), `qr_jti`, `fn`, `scanned_at`, `decision`. Optional ' +
+          "in the schema (a scan without it is still answered), but a scan without a matching one is " +
+          "`invalid`: only the device itself can vouch for what it decided offline.",
       }),
   })
   .strict();
@@ -172,8 +173,10 @@ export const offlineRoutes = createRouter()
         `Gate staff with an open gate session on this device; 1–${MAX_OFFLINE_SCANS_PER_UPLOAD} scans, results ` +
         "in the same order. Idempotent on (device, `scan_id`), in any order: `applied` spends a use dated " +
         "`scanned_at` (`offline: true`); `conflict` when the ticket had no use left (nothing goes below zero; " +
-        "both sides are stored, `GET /reports/offline-conflicts`); `invalid` when the QR token or the device " +
-        "signature is not genuine (an alert); `recorded` for refusals; `duplicate` for a scan reconciled before.",
+        "both sides are stored, `GET /reports/offline-conflicts`); `invalid` (an alert) when an accept's QR " +
+        "token is not genuine, the device signature is missing or wrong, or the scan is older than 6 days; " +
+        "`recorded` for refusals (a refused code that is no token at all included); `duplicate` for a scan " +
+        "reconciled before. An accept applied although the device was over its budget is flagged too.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("gate")] as const,
       request: { params: DeviceParam, body: jsonBody(OfflineUploadSchema) },

@@ -80,10 +80,11 @@ const OfflineConflictReportSchema = z
       z
         .object({
           id: z.string(),
-          outcome: z.enum(["conflict", "invalid"]),
+          outcome: z.enum(["conflict", "over_budget", "invalid"]),
           reason: z.string().openapi({
             description:
-              "`exhausted` or `no_entitlement` for a conflict; for `invalid`: `token_signature`, " +
+              "`exhausted` or `no_entitlement` for a conflict; `in_flight` or `token_not_good_at_scan` for " +
+              "`over_budget`; for `invalid`: `token_signature`, " +
               "`device_signature`, `ticket_not_found`, `function_not_allowed` or `scanned_at_ahead`",
           }),
           scan_id: z.string(),

@@ -4,7 +4,7 @@ import type { OfflineScanRecord } from "../auth/device-proof-token";
 import { publicJwks } from "../auth/qr-token";
 import { checkTicketQr } from "../auth/ticket-qr-claims";
 import type { DeviceRow } from "../db/devices";
-import { offlineFlagId } from "../domain/offline-reconciliation";
+import { OFFLINE_SCAN_RETENTION_MS, offlineFlagId } from "../domain/offline-reconciliation";
 import type { Config, Env } from "../env";
 import type { OfflineScan, OfflineScanResult, ScanSession } from "../objects/ticket";
 import type { OfflineScanFlagged } from "../queues/messages";
@@ -15,6 +15,11 @@ export const MAX_OFFLINE_SCANS_PER_UPLOAD = 500;
 const RECONCILE_CONCURRENCY = 16;
 /** A gate's clock may run this far ahead of ours; a scan dated further ahead was not made by a gate's clock. */
 const MAX_SCANNED_AT_AHEAD_MS = 5 * 60 * 1000;
+/**
+ * Scans older than this are refused (`too_old`): the ticket objects forget reconciled scan ids after
+ * OFFLINE_SCAN_RETENTION_MS, so a scan that old could no longer be told from a duplicate.
+ */
+const MAX_SCAN_AGE_MS = OFFLINE_SCAN_RETENTION_MS - 24 * 60 * 60 * 1000;
 /** Events per Queue sendBatch (at most 100 messages). */
 const SEND_BATCH = 100;
 
@@ -31,12 +36,15 @@ export interface OfflineUploadResult {
 }
 
 type Invalid = { invalid: string };
+/** A refusal of a code that is no genuine token: nobody went in, and nothing is left to reconcile. */
+type RefusedJunk = { junk: true };
 type Verified = { ticketCode: string; scan: OfflineScan };
 
 /**
  * Reconciles one upload of offline decisions from `device` (CONTRACT Part 2). Each scan's QR token is
  * checked against our keys as of the time the gate gives, and its device signature (when sent) against
- * the device's key; what is not genuine is `invalid` and raises a flag. The rest goes to each ticket's
+ * the device's key; what is not genuine is `invalid` and raises a flag (a refused code that is no token at
+ * all is only `recorded`: nobody went in). The rest goes to each ticket's
  * object, which decides once per scan id. The flags of invalid scans are queued before the answer, so an
  * answer the gate acts on (dropping the scans from its queue) never loses one.
  */
@@ -60,7 +68,7 @@ export async function reconcileOfflineUpload(
 
   const byTicket = new Map<string, { index: number; scan: OfflineScan }[]>();
   verified.forEach((entry, index) => {
-    if ("invalid" in entry) return;
+    if (!("ticketCode" in entry)) return;
     const list = byTicket.get(entry.ticketCode) ?? [];
     list.push({ index, scan: entry.scan });
     byTicket.set(entry.ticketCode, list);
@@ -70,6 +78,8 @@ export async function reconcileOfflineUpload(
   const invalid = new Map<number, string>();
   verified.forEach((entry, index) => {
     if ("invalid" in entry) invalid.set(index, entry.invalid);
+    if ("junk" in entry)
+      results[index] = { scan_id: upload.scans[index]?.scan_id ?? "", outcome: "recorded" };
   });
   await pMap(
     [...byTicket],
@@ -121,13 +131,17 @@ async function verifyUploadedScan(
   upload: Parameters<typeof reconcileOfflineUpload>[2],
   jwks: Awaited<ReturnType<typeof publicJwks>>,
   issuer: string,
-): Promise<Verified | Invalid> {
+): Promise<Verified | Invalid | RefusedJunk> {
   const scannedAtMs = Date.parse(scan.scanned_at);
   if (scannedAtMs > upload.now.getTime() + MAX_SCANNED_AT_AHEAD_MS) return { invalid: "scanned_at_ahead" };
+  if (scannedAtMs < upload.now.getTime() - MAX_SCAN_AGE_MS) return { invalid: "too_old" };
   const checked = await checkTicketQr(scan.qr_token, jwks, issuer, scannedAtMs);
-  if (!checked.ok) return { invalid: "token_signature" };
+  // A gate that refused a stray code (a wallet QR, a poster) did its job; only an accept is an alert.
+  if (!checked.ok) return scan.decision === "refused" ? { junk: true } : { invalid: "token_signature" };
+  // Every enrolled device has a key: an upload without the device's signature over each decision could
+  // come from anyone holding a session id, backdating scans of tokens they once saw.
+  if (scan.device_signature === undefined) return { invalid: "device_signature" };
   if (
-    scan.device_signature !== undefined &&
     !(await verifyOfflineScanSignature(
       scan.device_signature,
       { id: upload.device.id, publicJwk: upload.device.publicJwk, keyAlg: upload.device.keyAlg },

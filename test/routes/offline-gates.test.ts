@@ -110,6 +110,22 @@ describe("POST /tickets/{code}/qr-tokens: a phone's supply for when the signal g
     expect(await scan(gate, later, "bus")).toMatchObject({ status: 422, body: { code: "token_invalid" } });
   });
 
+  it("names only the functions with uses left, so a gate alone refuses one used up before", async ({
+    expect,
+  }) => {
+    const ticket = await paidTicket([
+      { function: "bus", uses: 2 },
+      { function: "museum", uses: 1 },
+    ]);
+    const gate = await gateSession();
+    expect((await scan(gate, await qrToken(ticket), "museum")).status).toBe(200);
+    const supply = await eventually(
+      () => qrSupply(ticket),
+      (answer) => !(decodeJwt(answer.body.tokens[0]?.token ?? "").fns as string[]).includes("museum"),
+    );
+    expect(decodeJwt(supply.body.tokens[0]?.token ?? "").fns).toEqual(["bus"]);
+  });
+
   it("someone else's ticket answers like a missing one", async ({ expect }) => {
     const mine = await paidTicket([{ function: "bus", uses: 1 }]);
     const theirs = await paidTicket([{ function: "bus", uses: 1 }]);
@@ -328,6 +344,7 @@ describe("POST /devices/{id}/offline-scans: reconciliation", () => {
   });
 
   it("flags a device that accepted beyond its budget, and records refusals", async ({ expect }) => {
+    const analystToken = await analyst();
     const ticket = await paidTicket([{ function: "bus", uses: 5 }]);
     const gate = await gateSession();
     const now = Date.now();
@@ -354,6 +371,16 @@ describe("POST /devices/{id}/offline-scans: reconciliation", () => {
       },
       { scan_id: refused.scan_id, outcome: "recorded", remaining_uses: 3 },
     ]);
+    // Applied (the holder went in), and kept for the report: the device broke its budget.
+    const flagged = await eventually(
+      () => conflictReport(analystToken),
+      (answer) => answer.body.conflicts.some((c) => c.scan_id === second.scan_id),
+    );
+    expect(flagged.body.conflicts.find((c) => c.scan_id === second.scan_id)).toMatchObject({
+      outcome: "over_budget",
+      reason: "in_flight",
+      over_budget: true,
+    });
     // Once the first came back reconciled, a later accept is within budget again.
     const third = await offlineScan(gate, await currentSupplyToken(ticket), "bus");
     expect((await uploadOffline(gate, [third])).body.results[0]).not.toHaveProperty("over_budget");
@@ -400,6 +427,21 @@ describe("POST /devices/{id}/offline-scans: reconciliation", () => {
       ["invalid", "device_signature"],
       ["invalid", "token_signature"],
     ]);
+  });
+
+  it("an accept without the device's signature is invalid; a refused stray code is only recorded", async ({
+    expect,
+  }) => {
+    const ticket = await paidTicket([{ function: "bus", uses: 1 }]);
+    const gate = await gateSession();
+    const unsigned = await offlineScan(gate, await currentSupplyToken(ticket), "bus", { unsigned: true });
+    const stray = await offlineScan(gate, "https://example.com/poster", "bus", { decision: "refused" });
+    const upload = await uploadOffline(gate, [unsigned, stray]);
+    expect(upload.body.results).toEqual([
+      { scan_id: unsigned.scan_id, outcome: "invalid" },
+      { scan_id: stray.scan_id, outcome: "recorded" },
+    ]);
+    expect(await liveUses(ticket, "bus")).toBe(1);
   });
 
   it("needs an open gate session on that device, and at most 500 scans", async ({ expect }) => {

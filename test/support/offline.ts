@@ -55,7 +55,11 @@ export async function offlineScan(
   };
   if (options.unsigned) return record;
   const key = deviceKeyOf(gate.deviceId);
-  const qrJti = String(decodeJwt(qrToken).jti);
+  // As the page does: a code that is no token has no jti to name.
+  let qrJti = "";
+  try {
+    qrJti = String(decodeJwt(qrToken).jti);
+  } catch {}
   return {
     ...record,
     device_signature: await signOfflineScan(key.privateKey, key.alg, gate.deviceId, record, qrJti),
