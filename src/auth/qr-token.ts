@@ -9,6 +9,7 @@ import {
   TICKET_QR_AUDIENCE,
   TICKET_QR_MAX_AGE_SECONDS,
   TICKET_QR_TYP,
+  TICKET_USED_UP_CLAIM,
 } from "./ticket-qr-claims";
 
 // QR tokens are short-lived JWS signed with an Ed25519 key from the QR_SIGNING_JWK secret. The public
@@ -154,16 +155,19 @@ export async function signQrToken(
   return { token, expires_in: request.ttlSeconds };
 }
 
+/** What a ticket token says of its ticket besides its code. */
+export interface TicketForQr {
+  code: string;
+  functions: readonly string[];
+  /** Functions with no use left now: a gate without a network refuses them by the token alone. */
+  usedUp: readonly string[];
+}
+
 /**
- * A QR token for one ticket, for the gate: `sub` is the ticket code, and `fns` its functions, so a gate
- * without a network knows what the ticket may open (src/domain/offline-rule.ts).
+ * A QR token for one ticket, for the gate: `sub` is the ticket code, `fns` its functions and `used` those
+ * used up, so a gate without a network knows what the ticket may open (src/domain/offline-rule.ts).
  */
-export function signTicketQrToken(
-  config: Config,
-  ticket: { code: string; functions: readonly string[] },
-  now: Date,
-  notBefore?: Date,
-) {
+export function signTicketQrToken(config: Config, ticket: TicketForQr, now: Date, notBefore?: Date) {
   return signQrToken(
     config,
     {
@@ -171,7 +175,7 @@ export function signTicketQrToken(
       audience: TICKET_QR_AUDIENCE,
       subject: ticket.code,
       ttlSeconds: TICKET_QR_TTL_SECONDS,
-      claims: { [TICKET_FUNCTIONS_CLAIM]: [...ticket.functions] },
+      claims: { [TICKET_FUNCTIONS_CLAIM]: [...ticket.functions], [TICKET_USED_UP_CLAIM]: [...ticket.usedUp] },
       notBefore,
     },
     now,
@@ -187,7 +191,7 @@ export const OFFLINE_QR_SUPPLY_SECONDS = 10 * 60;
  */
 export async function signTicketQrSupply(
   config: Config,
-  ticket: { code: string; functions: readonly string[] },
+  ticket: TicketForQr,
   now: Date,
 ): Promise<{ token: string; not_before: string; expires_at: string }[]> {
   const startSeconds = Math.floor(now.getTime() / 1000);

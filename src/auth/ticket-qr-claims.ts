@@ -18,6 +18,8 @@ export const TICKET_QR_MAX_AGE_SECONDS = 60;
 export const QR_CLOCK_TOLERANCE_SECONDS = 5;
 /** The claim that lists the ticket's functions, so a gate offline knows what the ticket may open. */
 export const TICKET_FUNCTIONS_CLAIM = "fns";
+/** The claim that lists those of them used up when the token was signed. */
+export const TICKET_USED_UP_CLAIM = "used";
 /** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
 export const MAX_TICKET_QR_LENGTH = 2_048;
 
@@ -68,9 +70,7 @@ function toChecked(payload: JWTPayload, timely: boolean): TicketQrCheck {
     typeof exp !== "number"
   )
     return { ok: false };
-  const fns = payload[TICKET_FUNCTIONS_CLAIM];
-  const functions =
-    Array.isArray(fns) && fns.every((fn): fn is string => typeof fn === "string") ? fns : null;
+  const functions = stringList(payload[TICKET_FUNCTIONS_CLAIM]);
   return {
     ok: true,
     timely,
@@ -80,6 +80,13 @@ function toChecked(payload: JWTPayload, timely: boolean): TicketQrCheck {
       notBeforeSeconds: typeof nbf === "number" ? Math.max(nbf, iat) : iat,
       expiresAtSeconds: Math.min(exp, iat + TICKET_QR_MAX_AGE_SECONDS),
       functions,
+      usedUp: stringList(payload[TICKET_USED_UP_CLAIM]) ?? [],
     },
   };
+}
+
+function stringList(claim: unknown): string[] | null {
+  return Array.isArray(claim) && claim.every((item): item is string => typeof item === "string")
+    ? claim
+    : null;
 }

@@ -107,14 +107,14 @@ export async function listTicketsForUser(
 }
 
 /**
- * A ticket's owner and the functions it still has uses of (what its QR tokens carry: a gate offline
- * refuses the others), in one read of the read model. The read model trails the ticket's object by
+ * A ticket's owner, its functions and those used up (what its QR tokens carry: a gate offline refuses
+ * the used-up ones), in one read of the read model. The read model trails the ticket's object by
  * seconds; an offline kit carries every count that changed within a token's reach, which covers that.
  */
 export async function findTicketForQr(
   db: Db,
   code: string,
-): Promise<{ userId: string; functions: string[] } | undefined> {
+): Promise<{ userId: string; functions: string[]; usedUp: string[] } | undefined> {
   const rows = await db
     .select({
       userId: tickets.userId,
@@ -127,7 +127,11 @@ export async function findTicketForQr(
     .orderBy(asc(ticketEntitlements.function));
   const first = rows[0];
   return (
-    first && { userId: first.userId, functions: rows.filter((row) => row.remaining > 0).map((row) => row.fn) }
+    first && {
+      userId: first.userId,
+      functions: rows.map((row) => row.fn),
+      usedUp: rows.filter((row) => row.remaining <= 0).map((row) => row.fn),
+    }
   );
 }
 

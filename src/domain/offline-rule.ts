@@ -23,6 +23,11 @@ export interface OfflineToken {
   expiresAtSeconds: number;
   /** The ticket's functions (the token's `fns` claim); null for a token without it (decided online only). */
   functions: readonly string[] | null;
+  /**
+   * Those of them with no use left when the token was signed (its `used` claim): a gate alone refuses
+   * them as exhausted, however old the use-up, without a kit having to list it.
+   */
+  usedUp?: readonly string[];
 }
 
 /**
@@ -55,7 +60,7 @@ export type OfflineRefusal =
 export interface OfflineScanInput {
   token: OfflineToken;
   fn: string;
-  /** The gate has seen this jti (accepted or refused it) since it was issued. */
+  /** The gate accepted this jti already (a refusal spends nothing, as online). */
   jtiSeen: boolean;
   knowledge: TicketFunctionKnowledge;
   budget: OfflineBudget;
@@ -102,7 +107,10 @@ export function decideOfflineScan(input: OfflineScanInput): OfflineDecision {
     nowMs,
     jtiSpent: input.jtiSeen,
     hasEntitlement: token.functions.includes(input.fn),
-    remainingUses: knowledge.blocked ? 0 : (knowledge.knownRemaining ?? Number.POSITIVE_INFINITY),
+    remainingUses:
+      knowledge.blocked || token.usedUp?.includes(input.fn)
+        ? 0
+        : (knowledge.knownRemaining ?? Number.POSITIVE_INFINITY),
   });
   if (!judged.ok) return judged;
   if (offlineAllowance(knowledge, budget) <= 0) return { ok: false, code: "offline_limit" };

@@ -50,8 +50,9 @@ const QrTokenSchema = z
     token: z.string().openapi({
       description:
         `Compact JWS (EdDSA) with header \`typ: "${TICKET_QR_TYP}"\` and \`kid\`; claims \`iss\`, ` +
-        `\`aud: "${TICKET_QR_AUDIENCE}"\`, \`sub\` (the ticket code), \`jti\`, \`iat\`, \`exp\`, and \`fns\` ` +
-        "(the ticket's function names, for a gate deciding offline). Verify with the keys at " +
+        `\`aud: "${TICKET_QR_AUDIENCE}"\`, \`sub\` (the ticket code), \`jti\`, \`iat\`, \`exp\`, \`fns\` ` +
+        "(the ticket's function names) and `used` (those with no use left), for a gate deciding offline. " +
+        "Verify with the keys at " +
         "`/.well-known/jwks.json`.",
     }),
     expires_in: z.number().int().openapi({ example: TICKET_QR_TTL_SECONDS }),
@@ -83,7 +84,7 @@ async function ownTicket(db: Db, rawCode: string, buyerId: string) {
   const code = parseTicketCode(rawCode);
   const ticket = await findTicketForQr(db, code);
   if (!ticket || ticket.userId !== buyerId) throw new ApiError("not_found", "No such ticket");
-  return { code, functions: ticket.functions };
+  return { code, functions: ticket.functions, usedUp: ticket.usedUp };
 }
 
 const TicketCodeParam = z.object({

@@ -14,8 +14,8 @@ export const OFFLINE_KIT_DELTA_OVERLAP_SECONDS = 30;
 /** How far behind its ticket's object the read model may run; far more than the seconds it takes. */
 const READ_MODEL_LAG_SECONDS = 60;
 /**
- * How far back a used-up entry can still matter. A token names only the functions its ticket still had
- * when it was signed, so a gate refuses a function used up before then by itself; a kit needs only what
+ * How far back a used-up entry can still matter. A token names the functions already used up when it was
+ * signed, so a gate refuses a function used up before then by itself; a kit needs only what
  * was used up after some token still shown was signed: within a phone's supply (10 minutes), a token's
  * age bound, and the read model's lag. Older used-up entries are left out, which keeps kits small however
  * long the deployment runs.

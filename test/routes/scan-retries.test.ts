@@ -116,7 +116,7 @@ describe("POST /tickets/scan with Idempotency-Key: replays", () => {
     const signedAt = new Date(Date.now() - (TICKET_QR_TTL_SECONDS - 2) * 1000);
     const { token: qr } = await signTicketQrToken(
       loadConfig(env),
-      { code: ticket.code, functions: ["bus"] },
+      { code: ticket.code, functions: ["bus"], usedUp: [] },
       signedAt,
     );
     const expiresAtMs = (Math.floor(signedAt.getTime() / 1000) + TICKET_QR_TTL_SECONDS) * 1000;

@@ -3,10 +3,12 @@ import { busy, byId, h, render, say, show } from "./lib/dom";
 import { describeError, describeProblem, problemPaths } from "./lib/format";
 import { isoDay, type Report, renderChart, renderTable } from "./reports/chart";
 import { loadExports } from "./reports/exports";
+import { downloadOfflineConflicts, loadOfflineConflicts } from "./reports/offline-conflicts";
 
 // /reports: for analysts. Redemptions per day and function as an inline SVG stacked bar chart (with the
 // same numbers in a table), filters, the raw events as CSV, and the nightly exports. A filter the API
-// refuses is named, with the API's own words for what is wrong (errors[].message).
+// refuses is named, with the API's own words for what is wrong (errors[].message). Below, what offline
+// gates left to look at in the same range.
 
 const STORAGE_KEY = "passes.staff.analyst";
 const DEFAULT_RANGE_DAYS = 7;
@@ -114,6 +116,22 @@ filters.addEventListener("submit", (event) => {
   void busy(byId<HTMLButtonElement>("show-button"), loadReport);
 });
 
+function range(): { from: string; to: string } {
+  const { from = "", to = "" } = query();
+  return { from, to };
+}
+
+byId("conflicts-csv-button").addEventListener("click", (event) => {
+  void busy(event.currentTarget as HTMLButtonElement, async () => {
+    const status = byId("conflicts-status");
+    try {
+      say(status, `Downloaded ${await downloadOfflineConflicts(token, range())}`, "ok");
+    } catch (error) {
+      handleError(error, status);
+    }
+  });
+});
+
 byId("csv-button").addEventListener("click", (event) => {
   void busy(event.currentTarget as HTMLButtonElement, async () => {
     try {
@@ -147,6 +165,7 @@ async function loadReport(): Promise<void> {
     const functions = [...new Set(data.rows.map((row) => row.function))].sort();
     render(byId("function-list"), ...functions.map((name) => h("option", { value: name })));
     say(reportStatus, data.truncated ? "Showing the first groups only: narrow the filters" : "", "info");
+    void loadOfflineConflicts(token, range(), handleError);
   } catch (error) {
     if (request !== reportRequest) return;
     // The numbers on screen no longer answer the filters as they are: they go, the reason stays.
