@@ -163,15 +163,23 @@ export async function isJtiSpent(jti: string): Promise<boolean> {
 
 /**
  * Keeps an online scan with no answer. Past MAX_UNANSWERED_SCANS the oldest goes: by then the server has
- * been answering nothing for a long while, and the kit fetched once it answers again covers what that
- * scan may have spent.
+ * been answering nothing for a long while. It may have spent a use this gate will never hear of, so its
+ * ticket+function is taken as used up here (a forgotten scan must not give its allowance back).
  */
 export function rememberUnanswered(deviceId: string, scan: UnansweredScan): Promise<void> {
   return useStore("readwrite", async (store) => {
     store.put(scan, ["unanswered", deviceId, scan.attempt.key]);
     const kept = await promisifyRequest<UnansweredScan[]>(store.getAll(rangeOf("unanswered", deviceId)));
     const oldestFirst = kept.sort((a, b) => a.sentAtMs - b.sentAtMs);
+    const nowMs = Date.now();
     for (const old of oldestFirst.slice(0, Math.max(0, kept.length - MAX_UNANSWERED_SCANS))) {
+      if (old.ticketCode) {
+        await learnIn(
+          store,
+          { ticketCode: old.ticketCode, fn: old.attempt.body.function, remaining: 0 },
+          nowMs,
+        );
+      }
       store.delete(["unanswered", deviceId, old.attempt.key]);
     }
     return promisifyRequest(store.transaction);
