@@ -46,6 +46,8 @@ export interface OfflineScanRecord {
   function: string;
   scanned_at: string;
   decision: "accepted" | "refused";
+  /** The gate session the decision was made in, when it differs from the one uploading it (a later shift). */
+  session_id?: string;
 }
 
 /** The claims a device signs over one offline decision: the upload is checked against them field by field. */
@@ -59,6 +61,8 @@ export interface OfflineScanClaims {
   fn: string;
   scanned_at: string;
   decision: "accepted" | "refused";
+  /** The session the decision was made in (absent in decisions signed before it was). */
+  sid?: string;
 }
 
 /**
@@ -77,6 +81,7 @@ export function signOfflineScan(
     fn: scan.function,
     scanned_at: scan.scanned_at,
     decision: scan.decision,
+    ...(scan.session_id === undefined ? {} : { sid: scan.session_id }),
   })
     .setProtectedHeader({ alg, typ: OFFLINE_SCAN_TYP })
     .setSubject(deviceId)

@@ -154,7 +154,8 @@ export async function verifyOfflineScanSignature(
       (claims.qr_jti === qrJti || (scan.decision === "refused" && claims.qr_jti === "")) &&
       claims.fn === scan.function &&
       claims.scanned_at === scan.scanned_at &&
-      claims.decision === scan.decision
+      claims.decision === scan.decision &&
+      claims.sid === scan.session_id
     );
   } catch (error) {
     if (error instanceof errors.JOSEError || error instanceof SyntaxError) return false;

@@ -58,6 +58,16 @@ const OfflineScanSchema = z
       .datetime({ offset: true })
       .openapi({ description: "When the gate decided, by its clock" }),
     decision: z.enum(["accepted", "refused"]),
+    session_id: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .openapi({
+        description:
+          "The gate session the decision was made in, when not the uploading one (a later shift): the scan " +
+          "is recorded under that session and its operator. It must be a session of the same device.",
+      }),
     device_signature: z
       .string()
       .min(1)

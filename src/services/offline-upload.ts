@@ -3,7 +3,9 @@ import { verifyOfflineScanSignature } from "../auth/device-proof";
 import type { OfflineScanRecord } from "../auth/device-proof-token";
 import { publicJwks } from "../auth/qr-token";
 import { checkTicketQr } from "../auth/ticket-qr-claims";
+import { type Db, getDb } from "../db/client";
 import type { DeviceRow } from "../db/devices";
+import { findValidatorSession } from "../db/validator-sessions";
 import { OFFLINE_SCAN_RETENTION_MS, offlineFlagId } from "../domain/offline-reconciliation";
 import type { Config, Env } from "../env";
 import type { OfflineScan, OfflineScanResult, ScanSession } from "../objects/ticket";
@@ -66,27 +68,43 @@ export async function reconcileOfflineUpload(
     upload.scans.map((scan) => verifyUploadedScan(scan, upload, jwks, config.serviceIssuer)),
   );
 
-  const byTicket = new Map<string, { index: number; scan: OfflineScan }[]>();
-  verified.forEach((entry, index) => {
-    if (!("ticketCode" in entry)) return;
-    const list = byTicket.get(entry.ticketCode) ?? [];
-    list.push({ index, scan: entry.scan });
-    byTicket.set(entry.ticketCode, list);
-  });
-
   const results: (OfflineUploadResult | undefined)[] = new Array(upload.scans.length);
   const invalid = new Map<number, string>();
+  const sessions = await decisionSessions(
+    getDb(env.DB),
+    upload,
+    verified.map((entry, index) => ("ticketCode" in entry ? upload.scans[index]?.session_id : undefined)),
+  );
+  // One call per ticket and session the decisions were made in: each is recorded under its own shift.
+  const groups = new Map<
+    string,
+    { ticketCode: string; session: ScanSession; entries: { index: number; scan: OfflineScan }[] }
+  >();
+  verified.forEach((entry, index) => {
+    if (!("ticketCode" in entry)) return;
+    const sessionId = upload.scans[index]?.session_id ?? upload.session.sessionId;
+    const session = sessions.get(sessionId);
+    if (!session) {
+      invalid.set(index, "session_not_of_device");
+      return;
+    }
+    const key = `${entry.ticketCode}\n${sessionId}`;
+    const group = groups.get(key) ?? { ticketCode: entry.ticketCode, session, entries: [] };
+    group.entries.push({ index, scan: entry.scan });
+    groups.set(key, group);
+  });
+
   verified.forEach((entry, index) => {
     if ("invalid" in entry) invalid.set(index, entry.invalid);
     if ("junk" in entry)
       results[index] = { scan_id: upload.scans[index]?.scan_id ?? "", outcome: "recorded" };
   });
   await pMap(
-    [...byTicket],
-    async ([ticketCode, entries]) => {
+    [...groups.values()],
+    async ({ ticketCode, session, entries }) => {
       const answer = await env.TICKETS.get(env.TICKETS.idFromName(ticketCode)).reconcileOffline({
         ticketCode,
-        session: upload.session,
+        session,
         acceptsPerTicketFunction: config.offlineAcceptsPerTicketFunction,
         scans: entries.map((entry) => entry.scan),
       });
@@ -124,6 +142,32 @@ export async function reconcileOfflineUpload(
     if (!result) throw new Error(`invariant: scan ${index} of the upload got no result`);
     return result;
   });
+}
+
+/**
+ * The sessions the upload's decisions were made in: the uploading one, and any earlier one they name,
+ * which must be a session of this same device (its operator is who let the holder in). A session that is
+ * not is left out, and its decisions are `invalid`.
+ */
+async function decisionSessions(
+  db: Db,
+  upload: Parameters<typeof reconcileOfflineUpload>[2],
+  sessionIds: Iterable<string | undefined>,
+): Promise<Map<string, ScanSession>> {
+  const sessions = new Map<string, ScanSession>([[upload.session.sessionId, upload.session]]);
+  const named = new Set([...sessionIds].filter((id): id is string => id !== undefined));
+  named.delete(upload.session.sessionId);
+  for (const sessionId of named) {
+    const row = await findValidatorSession(db, sessionId);
+    if (row?.deviceId !== upload.device.id || row.kind !== "gate") continue;
+    sessions.set(sessionId, {
+      sessionId,
+      operatorId: row.operatorId,
+      deviceId: row.deviceId,
+      locationId: row.locationId,
+    });
+  }
+  return sessions;
 }
 
 async function verifyUploadedScan(

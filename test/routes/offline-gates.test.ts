@@ -472,6 +472,49 @@ describe("POST /devices/{id}/offline-scans: reconciliation", () => {
     expect(await liveUses(ticket, "bus")).toBe(1);
   });
 
+  it("a decision is recorded under the shift it was made in, which must be the same device's", async ({
+    expect,
+  }) => {
+    const ticket = await paidTicket([{ function: "bus", uses: 3 }]);
+    const morning = await gateSession();
+    // The afternoon shift: another operator opens a session on the same device and uploads the queue.
+    const afternoonOperator = await operatorToken(["gate"]);
+    const afternoonSession = await openSession(afternoonOperator.token, { device_id: morning.deviceId });
+    expect(afternoonSession.status).toBe(201);
+    const afternoon: Gate = {
+      ...afternoonOperator,
+      deviceId: morning.deviceId,
+      sessionId: afternoonSession.body.session_id,
+    };
+    const other = await gateSession();
+
+    const madeInTheMorning = await offlineScan(afternoon, await currentSupplyToken(ticket), "bus", {
+      sessionId: morning.sessionId,
+    });
+    const namingAnotherDevice = await offlineScan(afternoon, await currentSupplyToken(ticket), "bus", {
+      sessionId: other.sessionId,
+    });
+    const upload = await uploadOffline(afternoon, [madeInTheMorning, namingAnotherDevice]);
+    expect(upload.body.results.map((r) => r.outcome)).toEqual(["applied", "invalid"]);
+    const redemptionId = upload.body.results[0]?.redemption_id ?? "";
+    const [row] = await eventually(
+      () => db().select().from(redemptions).where(eq(redemptions.id, redemptionId)),
+      (rows) => rows.length === 1,
+    );
+    expect(row).toMatchObject({
+      operatorId: morning.operatorId,
+      sessionId: morning.sessionId,
+      offline: true,
+    });
+    // The session is part of what the device signed: naming another one after the fact is tampering.
+    const relabelled = {
+      ...madeInTheMorning,
+      scan_id: madeInTheMorning.scan_id,
+      session_id: afternoon.sessionId,
+    };
+    expect((await uploadOffline(afternoon, [relabelled])).body.results[0]?.outcome).toBe("invalid");
+  });
+
   it("a device limited to some functions cannot have others reconciled", async ({ expect }) => {
     const ticket = await paidTicket([
       { function: "bus", uses: 1 },

@@ -44,7 +44,14 @@ export async function offlineScan(
   gate: Gate,
   qrToken: string,
   fn: string,
-  options: { decision?: "accepted" | "refused"; scannedAt?: Date; scanId?: string; unsigned?: boolean } = {},
+  options: {
+    decision?: "accepted" | "refused";
+    scannedAt?: Date;
+    scanId?: string;
+    unsigned?: boolean;
+    /** The session the decision was made in, when not the uploading one. */
+    sessionId?: string;
+  } = {},
 ): Promise<UploadScan> {
   const record: OfflineScanRecord = {
     scan_id: options.scanId ?? crypto.randomUUID(),
@@ -52,6 +59,7 @@ export async function offlineScan(
     function: fn,
     scanned_at: (options.scannedAt ?? new Date()).toISOString(),
     decision: options.decision ?? "accepted",
+    ...(options.sessionId === undefined ? {} : { session_id: options.sessionId }),
   };
   if (options.unsigned) return record;
   const key = deviceKeyOf(gate.deviceId);

@@ -102,6 +102,7 @@ export async function judgeOffline(
  */
 export async function queueOfflineDecision(
   deviceId: string,
+  sessionId: string,
   judgement: OfflineJudgement,
 ): Promise<string | undefined> {
   const { qrToken, refusal, token } = judgement;
@@ -112,6 +113,8 @@ export async function queueOfflineDecision(
     function: judgement.fn,
     scanned_at: judgement.scannedAt,
     decision: refusal ? ("refused" as const) : ("accepted" as const),
+    // Uploaded perhaps in a later session (another operator's shift): the decision names its own.
+    session_id: sessionId,
   };
   // A code that is no genuine token has no jti to vouch for. Reading one out of it unverified would let a
   // crafted code make the signature too long to upload (and the whole queue with it).

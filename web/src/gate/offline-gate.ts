@@ -273,7 +273,8 @@ export function createOfflineGate(options: OfflineGateOptions): OfflineGate {
       return judgeOffline(session.device_id, stored, qrToken, fn);
     },
     async queue(judgement) {
-      const scanId = await queueOfflineDecision(current().device_id, judgement);
+      const { device_id: deviceId, session_id: sessionId } = current();
+      const scanId = await queueOfflineDecision(deviceId, sessionId, judgement);
       void showStatus();
       return scanId;
     },
