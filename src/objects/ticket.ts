@@ -287,20 +287,11 @@ export class TicketObject extends DurableObject<Env> {
     });
     if (!decision.ok) return { result: "rejected", code: decision.code, entitlements: before };
 
-    const version = this.sql
-      .exec<{ version: number }>(
-        "UPDATE entitlements SET remaining_uses = remaining_uses - 1, version = version + 1 " +
-          "WHERE function = ? AND remaining_uses > 0 RETURNING version",
-        request.fn,
-      )
-      .toArray();
-    if (version.length !== 1)
-      throw new Error("invariant: decrement after a positive check must change one row");
-
     const scannedAt = new Date(nowMs).toISOString();
+    const redemptionId = this.spendUse(request.ticketCode, request.fn, request.session, nowMs, false);
     const result: RedeemAnswer = {
       result: "accepted",
-      redemptionId: newRedemptionId(request.ticketCode),
+      redemptionId,
       ticketCode: request.ticketCode,
       fn: request.fn,
       scannedAt,
@@ -316,29 +307,54 @@ export class TicketObject extends DurableObject<Env> {
       request.scanId,
       JSON.stringify(result),
     );
+    return result;
+  }
+
+  /**
+   * One use of `fn` spent, after a check that found one left: the count, the redemption remembered for
+   * annulment, and its event in the outbox. The same for an online scan and an applied offline one, which
+   * is dated when the gate let the holder in. Runs inside the caller's transaction; answers the id.
+   */
+  private spendUse(
+    ticketCode: string,
+    fn: string,
+    session: ScanSession,
+    atMs: number,
+    offline: boolean,
+  ): string {
+    const [row] = this.sql
+      .exec<{ version: number; remaining_uses: number }>(
+        "UPDATE entitlements SET remaining_uses = remaining_uses - 1, version = version + 1 " +
+          "WHERE function = ? AND remaining_uses > 0 RETURNING version, remaining_uses",
+        fn,
+      )
+      .toArray();
+    if (!row) throw new Error("invariant: a use is spent only after a check found one left");
+    const redemptionId = newRedemptionId(ticketCode);
     this.sql.exec(
-      "INSERT INTO redemptions (id, function, device_id, scanned_at_ms) VALUES (?, ?, ?, ?)",
-      result.redemptionId,
-      request.fn,
-      request.session.deviceId,
-      nowMs,
+      "INSERT INTO redemptions (id, function, device_id, scanned_at_ms, offline) VALUES (?, ?, ?, ?, ?)",
+      redemptionId,
+      fn,
+      session.deviceId,
+      atMs,
+      offline ? 1 : 0,
     );
-    const remaining = result.entitlements.find((e) => e.function === request.fn)?.remaining_uses ?? 0;
     const event: RedemptionRecorded = {
       type: "redemption.recorded",
-      redemption_id: result.redemptionId,
-      ticket_code: request.ticketCode,
-      function: request.fn,
-      remaining_uses: remaining,
-      uses_version: version[0]?.version ?? 0,
-      operator_id: request.session.operatorId,
-      session_id: request.session.sessionId,
-      device_id: request.session.deviceId,
-      location_id: request.session.locationId,
-      ts: scannedAt,
+      redemption_id: redemptionId,
+      ticket_code: ticketCode,
+      function: fn,
+      remaining_uses: row.remaining_uses,
+      uses_version: row.version,
+      operator_id: session.operatorId,
+      session_id: session.sessionId,
+      device_id: session.deviceId,
+      location_id: session.locationId,
+      ts: new Date(atMs).toISOString(),
+      ...(offline ? { offline: true } : {}),
     };
     this.outbox(event);
-    return result;
+    return redemptionId;
   }
 
   /**
@@ -406,7 +422,8 @@ export class TicketObject extends DurableObject<Env> {
       });
     let redemptionId: string | null = null;
     if (judged.outcome === "applied") {
-      redemptionId = this.applyOfflineAccept(ticketCode, session, scan, scannedAt);
+      redemptionId = this.spendUse(ticketCode, scan.fn, session, scan.scannedAtMs, true);
+      this.spendJti(scan);
       // Applied, but by a device that broke its budget: kept for the report like a conflict.
       if (overBudget) {
         const reason = scan.tokenGoodAtScan ? "in_flight" : "token_not_good_at_scan";
@@ -472,43 +489,6 @@ export class TicketObject extends DurableObject<Env> {
         )
         .toArray()[0]?.n ?? 0
     );
-  }
-
-  /** One use spent for an offline accept: the redemption (offline, dated by the gate) and its event. */
-  private applyOfflineAccept(ticketCode: string, session: ScanSession, scan: OfflineScan, scannedAt: string) {
-    const [row] = this.sql
-      .exec<{ version: number; remaining_uses: number }>(
-        "UPDATE entitlements SET remaining_uses = remaining_uses - 1, version = version + 1 " +
-          "WHERE function = ? AND remaining_uses > 0 RETURNING version, remaining_uses",
-        scan.fn,
-      )
-      .toArray();
-    if (!row) throw new Error("invariant: an applied offline scan had a use left");
-    const redemptionId = newRedemptionId(ticketCode);
-    this.sql.exec(
-      "INSERT INTO redemptions (id, function, device_id, scanned_at_ms, offline) VALUES (?, ?, ?, ?, 1)",
-      redemptionId,
-      scan.fn,
-      session.deviceId,
-      scan.scannedAtMs,
-    );
-    this.spendJti(scan);
-    const event: RedemptionRecorded = {
-      type: "redemption.recorded",
-      redemption_id: redemptionId,
-      ticket_code: ticketCode,
-      function: scan.fn,
-      remaining_uses: row.remaining_uses,
-      uses_version: row.version,
-      operator_id: session.operatorId,
-      session_id: session.sessionId,
-      device_id: session.deviceId,
-      location_id: session.locationId,
-      ts: scannedAt,
-      offline: true,
-    };
-    this.outbox(event);
-    return redemptionId;
   }
 
   /** An accepted token is used up online too: showing it at a gate with a network is then a replay. */
