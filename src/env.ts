@@ -4,8 +4,10 @@ import {
   DEFAULT_MAX_OFFLINE_SECONDS,
   DEFAULT_OFFLINE_ACCEPTS_PER_TICKET_FUNCTION,
 } from "./domain/offline-rule";
+import { MAIL_PROVIDERS } from "./mail/mailer";
 import type { TicketObject } from "./objects/ticket";
 import type { WalletObject } from "./objects/wallet";
+import { PAYMENT_PROVIDERS } from "./payments/provider";
 import type { EventMessage } from "./queues/messages";
 
 /** The Worker's bindings, as declared in wrangler.toml (vars and secrets arrive as strings). */
@@ -39,6 +41,13 @@ export interface Env {
   ANNUL_WINDOW_SECONDS?: string;
   OFFLINE_MAX_SECONDS?: string;
   OFFLINE_ACCEPTS_PER_TICKET_FUNCTION?: string;
+  PAYMENT_PROVIDER?: string;
+  STRIPE_SECRET_KEY?: string;
+  STRIPE_WEBHOOK_SECRET?: string;
+  STRIPE_API_BASE?: string;
+  MAIL_PROVIDER?: string;
+  RESEND_API_KEY?: string;
+  MAIL_FROM?: string;
 }
 
 const intFromString = (fallback: number, min: number, max: number) =>
@@ -81,6 +90,30 @@ const configSchema = z.object({
   offlineMaxSeconds: intFromString(DEFAULT_MAX_OFFLINE_SECONDS, 0, 86_400),
   /** Offline accepts of one ticket+function one gate may make before it hears back: the risk's unit. */
   offlineAcceptsPerTicketFunction: intFromString(DEFAULT_OFFLINE_ACCEPTS_PER_TICKET_FUNCTION, 0, 10),
+  /**
+   * Who takes the buyer's money: `standard` (a gateway that signs Standard Webhooks and is integrated by
+   * the venue; no hosted page from us) or `stripe` (Stripe Checkout: we create the session and send the
+   * buyer there).
+   */
+  paymentProvider: z.enum(PAYMENT_PROVIDERS).default("standard"),
+  /** Stripe's secret (`sk_…`) or restricted (`rk_…`) key; required with PAYMENT_PROVIDER=stripe. */
+  stripeSecretKey: z
+    .string()
+    .regex(/^(sk|rk)_(test|live)_[A-Za-z0-9]+$/)
+    .optional(),
+  /** The signing secret of the Stripe webhook endpoint (`whsec_…`); required with PAYMENT_PROVIDER=stripe. */
+  stripeWebhookSecret: z.string().startsWith("whsec_").optional(),
+  /**
+   * Where Stripe's API is reached, for stripe-mock or a local test double (`http://127.0.0.1:12111`).
+   * Unset: api.stripe.com. Refused in production, where money must reach the real Stripe.
+   */
+  stripeApiBase: z.url({ protocol: /^https?$/ }).optional(),
+  /** Where receipts go: `log` (a log line and the development page /dev/messages) or `resend`. */
+  mailProvider: z.enum(MAIL_PROVIDERS).default("log"),
+  /** Resend's API key (`re_…`); required with MAIL_PROVIDER=resend. */
+  resendApiKey: z.string().startsWith("re_").optional(),
+  /** The sender of receipts, e.g. `Passes <receipts@tickets.example.com>`; a domain verified at the provider. */
+  mailFrom: z.string().min(3).max(320).default("Passes <receipts@passes.local>"),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -172,6 +205,13 @@ function parseConfig(env: Env): Config {
     annulWindowSeconds: emptyToUndefined(env.ANNUL_WINDOW_SECONDS),
     offlineMaxSeconds: emptyToUndefined(env.OFFLINE_MAX_SECONDS),
     offlineAcceptsPerTicketFunction: emptyToUndefined(env.OFFLINE_ACCEPTS_PER_TICKET_FUNCTION),
+    paymentProvider: emptyToUndefined(env.PAYMENT_PROVIDER),
+    stripeSecretKey: emptyToUndefined(env.STRIPE_SECRET_KEY),
+    stripeWebhookSecret: emptyToUndefined(env.STRIPE_WEBHOOK_SECRET),
+    stripeApiBase: emptyToUndefined(env.STRIPE_API_BASE),
+    mailProvider: emptyToUndefined(env.MAIL_PROVIDER),
+    resendApiKey: emptyToUndefined(env.RESEND_API_KEY),
+    mailFrom: emptyToUndefined(env.MAIL_FROM),
   });
   if (!parsed.success) {
     // zod's messages describe the rule broken ("Too small: expected string to have >=32 characters"),
@@ -188,6 +228,21 @@ function parseConfig(env: Env): Config {
     throw new ConfigurationError([
       { variable: "BUYER_JWT_SECRET", problem: "must be set when BUYER_JWKS_URL is not" },
     ]);
+  }
+  const missing = [
+    ...(config.paymentProvider === "stripe" && !config.stripeSecretKey ? ["STRIPE_SECRET_KEY"] : []),
+    ...(config.paymentProvider === "stripe" && !config.stripeWebhookSecret ? ["STRIPE_WEBHOOK_SECRET"] : []),
+    ...(config.mailProvider === "resend" && !config.resendApiKey ? ["RESEND_API_KEY"] : []),
+  ];
+  if (config.environment === "production" && config.stripeApiBase) {
+    throw new ConfigurationError([
+      { variable: "STRIPE_API_BASE", problem: "is for local testing only: unset it in production" },
+    ]);
+  }
+  if (missing.length > 0) {
+    throw new ConfigurationError(
+      missing.map((variable) => ({ variable, problem: "must be set for the chosen provider" })),
+    );
   }
   if (config.environment === "production") {
     const published = variablesWithPublishedSecrets({

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   too_many_pending: { status: 409, title: "Too many unpaid units held" },
   already_annulled: { status: 409, title: "The redemption was already annulled" },
   order_not_pending: { status: 409, title: "Order is no longer awaiting payment" },
+  refund_not_owed: { status: 409, title: "This payment is not owed a refund" },
   payload_too_large: { status: 413, title: "Request body is too large" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
   idempotency_key_reused: { status: 422, title: "Idempotency-Key was used with a different request" },
@@ -50,6 +51,7 @@ export const ERROR_CODES = {
   device_scope_mismatch: { status: 422, title: "Location or event differs from the device's" },
   too_many_attempts: { status: 429, title: "Too many attempts" },
   internal_error: { status: 500, title: "Internal error" },
+  payment_provider_error: { status: 502, title: "The payment provider could not be reached or refused" },
   service_unavailable: { status: 503, title: "Service temporarily unavailable" },
   service_misconfigured: { status: 503, title: "Service is misconfigured" },
 } as const satisfies Record<string, { status: ContentfulStatusCode; title: string }>;

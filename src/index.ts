@@ -1,24 +1,58 @@
 import { buildApp } from "./app";
 import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
-import { getDb } from "./db/client";
+import { type Db, getDb } from "./db/client";
 import { isDeadLetterQueue } from "./db/dead-letters";
 import { pruneDeviceProofs } from "./db/devices";
+import { pruneSentEmails } from "./db/email-messages";
 import { forgetQuietLoginStreaks } from "./db/login-throttle";
 import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
 import { drainOutbox } from "./db/outbox";
 import { previousUtcDay } from "./domain/report-range";
-import type { Env } from "./env";
+import { type Config, ConfigurationError, type Env, loadConfig } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
+import { createMailer } from "./mail/create-mailer";
+import type { Mailer } from "./mail/mailer";
+import { hostedPaymentProvider } from "./payments/provider";
 import { consumeEvents } from "./queues/consumer";
 import { consumeDeadLetters, failureRecorder } from "./queues/dead-letters";
-import { createMailer } from "./queues/mailer";
 import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
+import { closeLapsedCheckouts } from "./services/hosted-checkout";
 import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
 
 export { TicketObject } from "./objects/ticket";
 export { WalletObject } from "./objects/wallet";
 
 const app = buildApp();
+
+/** The deployment's configuration, or undefined when it is refused (loadConfig logged why). */
+function configOrUndefined(env: Env): Config | undefined {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return undefined;
+    throw error;
+  }
+}
+
+/** Stands in while the configuration is refused: every receipt fails, to be retried. */
+const UNCONFIGURED_MAILER: Mailer = {
+  async send() {
+    throw new Error("receipts cannot be sent: the configuration is refused (see the configuration log)");
+  },
+};
+
+/** Closes the provider's pages of orders that can no longer be paid; nothing with the standard gateway. */
+async function closeCheckoutPages(env: Env, db: Db, now: Date): Promise<void> {
+  // Without a configuration there is no provider; the other minute jobs need none and have run.
+  const config = configOrUndefined(env);
+  if (!config) return;
+  const provider = await hostedPaymentProvider(config);
+  if (!provider) return;
+  const pages = await closeLapsedCheckouts(db, provider, now);
+  if (pages.closed + pages.failed > 0) {
+    console.log(JSON.stringify({ level: "info", msg: "checkout pages closed", ...pages }));
+  }
+}
 
 /** Stored idempotent outcomes removed per minute: bounded so a backlog drains without a long run. */
 const IDEMPOTENCY_PURGE_BATCH = 500;
@@ -36,6 +70,8 @@ export default {
       await forgetQuietLoginStreaks(db, now);
       // Events whose send failed after their batch committed.
       await drainOutbox(db, env.EVENTS, now);
+      // After the sweep, so the orders it just expired lose their payment pages in the same minute.
+      await closeCheckoutPages(env, db, now);
     }
     if (controller.cron === CRON_DAILY_EXPORT) {
       const day = previousUtcDay(now);
@@ -47,6 +83,8 @@ export default {
       }
       const transactions = await exportTransactionsDay(getDb(env.DB), env.EXPORTS, day);
       console.log(JSON.stringify({ level: "info", msg: "daily export written", ...transactions }));
+      const pruned = await pruneSentEmails(getDb(env.DB), now);
+      if (pruned > 0) console.log(JSON.stringify({ level: "info", msg: "old email copies deleted", pruned }));
     }
   },
 
@@ -54,6 +92,15 @@ export default {
     const db = getDb(env.DB);
     // One Worker consumes both queues; dead-letter queues are named `<source>-dlq` in every environment.
     if (isDeadLetterQueue(batch.queue)) return consumeDeadLetters(batch, db);
-    await consumeEvents(batch, { db, mailer: createMailer(env), onRetry: failureRecorder(db, batch.queue) });
+    // Only receipts need the configuration (which mailer, which sender). A refused one must not stop the
+    // read models, reports and audit log: those events are applied, and receipts retry (and end as dead
+    // letters to replay once the configuration is fixed).
+    const config = configOrUndefined(env);
+    await consumeEvents(batch, {
+      db,
+      mailer: config ? createMailer(config, db) : UNCONFIGURED_MAILER,
+      publicBaseUrl: config?.publicBaseUrl,
+      onRetry: failureRecorder(db, batch.queue),
+    });
   },
 } satisfies ExportedHandler<Env>;

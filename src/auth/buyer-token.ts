@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, errors, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { z } from "zod";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import { VerifiedTokens } from "./verified-tokens";
@@ -32,17 +33,45 @@ function secretKey(secret: string): Uint8Array {
   return key;
 }
 
-const verified = new VerifiedTokens<{ userId: string }>();
+/** The longest address SMTP can carry (RFC 5321's path limit less its brackets). */
+const MAX_EMAIL_LENGTH = 254;
+const EmailClaim = z.email().max(MAX_EMAIL_LENGTH);
+
+/** Who a verified buyer token speaks for. */
+export interface VerifiedBuyer {
+  userId: string;
+  /** The standard OIDC `email` claim, when present, well-formed and not marked unverified. */
+  email?: string;
+}
+
+const verified = new VerifiedTokens<VerifiedBuyer>();
 
 /**
- * Verifies a buyer's bearer token and returns the user id (`sub`). Issuer, audience, expiry and the
- * algorithm are all pinned; any failure is a 401 without saying which check failed. A token this isolate
- * verified recently is accepted again without the signature check, until its `exp` plus the tolerance.
+ * The address receipts may go to. The claim is optional (an access token often lacks it); a malformed
+ * one is ignored rather than refusing the token, and one the provider says is unverified
+ * (`email_verified: false`) is ignored too: a receipt must not go to an address nobody proved is theirs.
  */
+function emailClaim(payload: JWTPayload): string | undefined {
+  if (payload.email_verified === false) return undefined;
+  const parsed = EmailClaim.safeParse(payload.email);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** Verifies a buyer's bearer token and returns the user id (`sub`); see verifyBuyer. */
 export async function verifyBuyerToken(config: Config, token: string, now = new Date()): Promise<string> {
+  return (await verifyBuyer(config, token, now)).userId;
+}
+
+/**
+ * Verifies a buyer's bearer token and returns its user id (`sub`) and address. Issuer, audience, expiry
+ * and the algorithm are all pinned; any failure is a 401 without saying which check failed. A token this
+ * isolate verified recently is accepted again without the signature check, until its `exp` plus the
+ * tolerance.
+ */
+export async function verifyBuyer(config: Config, token: string, now = new Date()): Promise<VerifiedBuyer> {
   const nowMs = now.getTime();
   const known = verified.get(config, token, nowMs);
-  if (known) return known.userId;
+  if (known) return known;
   const options = {
     issuer: config.buyerJwtIssuer,
     audience: config.buyerJwtAudience,
@@ -62,8 +91,10 @@ export async function verifyBuyerToken(config: Config, token: string, now = new 
     }
     // jose refuses the token once `exp` is CLOCK_TOLERANCE_SECONDS behind the clock; so does the cache.
     const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
-    verified.remember(config, token, { userId: payload.sub }, expiresAtMs, nowMs);
-    return payload.sub;
+    const email = emailClaim(payload);
+    const buyer: VerifiedBuyer = email ? { userId: payload.sub, email } : { userId: payload.sub };
+    verified.remember(config, token, buyer, expiresAtMs, nowMs);
+    return buyer;
   } catch (error) {
     if (error instanceof ApiError) throw error;
     if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");

@@ -1,13 +1,16 @@
 import { sql } from "drizzle-orm";
+import type { PaymentProviderName } from "../payments/provider";
 import type { PaymentEvent } from "../types/domain";
 import { type Db, isConstraintError } from "./client";
-import { paymentReviews, payments } from "./schema";
+import { paymentRefunds, paymentReviews, payments } from "./schema";
 
 /** The delivery being applied: the gateway's event and the webhook id it arrived under. */
 export interface PaymentDelivery {
   webhookId: string;
   event: PaymentEvent;
   receivedAt: Date;
+  /** Who took the payment (a refund goes back through it); absent means the Standard Webhooks gateway. */
+  provider?: PaymentProviderName;
 }
 
 /**
@@ -31,6 +34,7 @@ export function recordPaymentStatement(
     outcome,
     needsRefund,
     receivedAt: delivery.receivedAt.toISOString(),
+    provider: delivery.provider ?? "standard",
   });
 }
 
@@ -83,6 +87,8 @@ export interface PaymentReview {
   expected_amount_cents: number | null;
   expected_currency: string | null;
   received_at: string;
+  /** For `refund_owed`: where its refund stands (`null`: not refunded yet); always `null` otherwise. */
+  refund_status: "requested" | "issued" | "failed" | "recorded" | null;
 }
 
 /**
@@ -145,15 +151,16 @@ export async function listPaymentReviews(
     : sql``;
   const rows = await db.all<PaymentReview>(sql`
     SELECT payment_id, reference, reason, amount_cents, currency, expected_amount_cents, expected_currency,
-      received_at
+      received_at, refund_status
     FROM (
       SELECT payment_id, reference, reason, amount_cents, currency, expected_amount_cents, expected_currency,
-        received_at
+        received_at, NULL AS refund_status
       FROM ${paymentReviews}
       UNION ALL
-      SELECT payment_id, reference, 'refund_owed', amount_cents, currency, NULL, NULL, received_at
-      FROM ${payments}
-      WHERE needs_refund = 1
+      SELECT p.payment_id, p.reference, 'refund_owed', p.amount_cents, p.currency, NULL, NULL, p.received_at,
+        r.status
+      FROM ${payments} AS p LEFT JOIN ${paymentRefunds} AS r ON r.payment_id = p.payment_id
+      WHERE p.needs_refund = 1
     )
     ${position}
     ORDER BY received_at DESC, payment_id DESC, reason DESC

@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
 import { check, index, integer, primaryKey, sqliteTable, text, unique } from "drizzle-orm/sqlite-core";
 import type { DevicePublicJwk } from "../auth/device-proof";
+import { MAIL_PROVIDERS } from "../mail/mailer";
+import { PAYMENT_PROVIDERS } from "../payments/provider";
 import type { ProductFunction } from "../types/domain";
 
 // Mirrors migrations/*.sql, which are the source of truth for the database (they carry the CHECKs
@@ -223,9 +225,39 @@ export const payments = sqliteTable(
     outcome: text("outcome", { enum: ["processed", "ignored"] }).notNull(),
     needsRefund: integer("needs_refund", { mode: "boolean" }).notNull(),
     receivedAt: text("received_at").notNull(),
+    /** migrations/0014: who took it, so that a refund goes back through the same provider. */
+    provider: text("provider", { enum: PAYMENT_PROVIDERS }).notNull().default("standard"),
   },
   (t) => [index("payments_by_reference").on(t.reference)],
 );
+
+/** migrations/0014: the hosted checkout session of an order or top-up, one per reference. */
+export const checkoutSessions = sqliteTable("checkout_sessions", {
+  reference: text("reference").primaryKey(),
+  provider: text("provider", { enum: ["stripe"] }).notNull(),
+  sessionId: text("session_id").notNull().unique(),
+  url: text("url").notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  expiresAt: text("expires_at").notNull(),
+  createdAt: text("created_at").notNull(),
+  closedAt: text("closed_at"),
+});
+
+/** migrations/0014: the refund of a payment owed one, at most one per payment. */
+export const paymentRefunds = sqliteTable("payment_refunds", {
+  paymentId: text("payment_id").primaryKey(),
+  provider: text("provider", { enum: PAYMENT_PROVIDERS }).notNull(),
+  status: text("status", { enum: ["requested", "issued", "failed", "recorded"] }).notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  providerRefundId: text("provider_refund_id"),
+  failure: text("failure"),
+  requestedBy: text("requested_by").notNull(),
+  note: text("note"),
+  requestedAt: text("requested_at").notNull(),
+  completedAt: text("completed_at"),
+});
 
 export const paymentReviews = sqliteTable("payment_reviews", {
   paymentId: text("payment_id").primaryKey(),
@@ -295,6 +327,8 @@ export const receipts = sqliteTable("receipts", {
   paidAt: text("paid_at").notNull(),
   createdAt: text("created_at").notNull(),
   mailedAt: text("mailed_at"),
+  /** migrations/0015: set instead of `mailedAt` when the buyer has no known address. */
+  mailSkippedAt: text("mail_skipped_at"),
 });
 
 export const redemptions = sqliteTable("redemptions", {
@@ -440,6 +474,8 @@ export const walletReceipts = sqliteTable(
     createdAt: text("created_at").notNull(),
     writtenAt: text("written_at").notNull(),
     mailedAt: text("mailed_at"),
+    /** migrations/0015: set instead of `mailedAt` when the buyer has no known address. */
+    mailSkippedAt: text("mail_skipped_at"),
   },
   (t) => [
     index("wallet_receipts_by_user_event").on(t.userId, t.eventId, t.createdAt),
@@ -479,3 +515,42 @@ export const eventFailures = sqliteTable(
     index("event_failures_by_failed_at").on(t.failedAt),
   ],
 );
+
+/** migrations/0015: the buyer's address as their identity provider last gave it. */
+export const buyerContacts = sqliteTable("buyer_contacts", {
+  userId: text("user_id").primaryKey(),
+  email: text("email").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+/** migrations/0015: every email a mailer handed over, keyed by the receipt's id. */
+export const emailMessages = sqliteTable(
+  "email_messages",
+  {
+    id: text("id").primaryKey(),
+    recipient: text("recipient").notNull(),
+    subject: text("subject").notNull(),
+    text: text("text").notNull(),
+    html: text("html").notNull(),
+    provider: text("provider", { enum: MAIL_PROVIDERS }).notNull(),
+    providerMessageId: text("provider_message_id"),
+    sentAt: text("sent_at").notNull(),
+  },
+  (t) => [index("email_messages_by_sent_at").on(t.sentAt)],
+);
+
+/** migrations/0015: receipts of POS refunds (kept apart from wallet_receipts, whose kind CHECK is fixed). */
+export const refundReceipts = sqliteTable("refund_receipts", {
+  id: text("id").primaryKey(),
+  transactionId: text("transaction_id").notNull().unique(),
+  userId: text("user_id").notNull(),
+  reversalOf: text("reversal_of").notNull(),
+  amountCents: integer("amount_cents").notNull(),
+  currency: text("currency").notNull(),
+  reference: text("reference"),
+  eventId: text("event_id"),
+  createdAt: text("created_at").notNull(),
+  writtenAt: text("written_at").notNull(),
+  mailedAt: text("mailed_at"),
+  mailSkippedAt: text("mail_skipped_at"),
+});

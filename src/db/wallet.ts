@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, lt, sql } from "drizzle-orm";
 import { directionOf, holdIdForOrder, receiptIdForTransaction } from "../domain/ledger";
 import { newId } from "../ids";
 import type {
@@ -449,6 +449,8 @@ export function writeWalletReceiptsStatement(db: Db, receipts: NewWalletReceipt[
         "deviceId",
         "createdAt",
         sql`${now.toISOString()}`,
+        // mailed_at, mail_skipped_at: not mailed yet.
+        sql`NULL`,
         sql`NULL`,
       ]),
     )
@@ -458,14 +460,6 @@ export function writeWalletReceiptsStatement(db: Db, receipts: NewWalletReceipt[
 /** Ids travel as one JSON parameter: D1 allows 100 bound parameters per statement, a batch may hold 100. */
 const idIn = (ids: string[]) =>
   sql`${walletReceipts.id} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`;
-
-/** Which of these receipts the mailer has not accepted yet. */
-export function unmailedWalletReceipts(db: Db, ids: string[]): Promise<WalletReceiptRow[]> {
-  return db
-    .select()
-    .from(walletReceipts)
-    .where(and(idIn(ids), isNull(walletReceipts.mailedAt)));
-}
 
 export async function markWalletReceiptsMailed(db: Db, ids: string[], now: Date): Promise<void> {
   if (ids.length === 0) return;

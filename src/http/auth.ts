@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { verifyBuyerToken } from "../auth/buyer-token";
+import { verifyBuyer } from "../auth/buyer-token";
 import { verifyOperatorToken } from "../auth/operator-token";
 import { getDb } from "../db/client";
 import { ApiError } from "../errors";
@@ -25,9 +25,11 @@ function bearerToken(header: string | undefined): string {
   return match[1];
 }
 
-/** Buyer routes: a JWT from the identity provider. Sets `buyerId`. */
+/** Buyer routes: a JWT from the identity provider. Sets `buyerId` and, if the token has one, `buyerEmail`. */
 export const requireBuyer = createMiddleware<AppEnv>(async (c, next) => {
-  c.set("buyerId", await verifyBuyerToken(c.get("config"), bearerToken(c.req.header("authorization"))));
+  const buyer = await verifyBuyer(c.get("config"), bearerToken(c.req.header("authorization")));
+  c.set("buyerId", buyer.userId);
+  c.set("buyerEmail", buyer.email);
   await next();
 });
 

@@ -9,6 +9,8 @@ export interface AppEnv {
     requestId: string;
     config: Config;
     buyerId: string;
+    /** The buyer token's `email` claim, when it carries a usable one (src/auth/buyer-token.ts). */
+    buyerEmail: string | undefined;
     operator: OperatorClaims;
   };
 }

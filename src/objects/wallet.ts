@@ -26,7 +26,7 @@ import {
   WALLET_FLUSH_WINDOW_MS,
 } from "../domain/ledger";
 import type { Env } from "../env";
-import type { WalletTransactionPosted } from "../queues/messages";
+import { type WalletTransactionPosted, walletRefundedEntry } from "../queues/messages";
 import type { LedgerDirection, WalletTransaction } from "../types/domain";
 import { WalletState, type WalletView } from "./wallet-state";
 
@@ -556,6 +556,8 @@ export class WalletObject extends DurableObject<Env> {
       createdBy: ledgerActors.operator(request.operatorId),
       now,
     });
+    // Its receipt's event commits with it (sent by finish(), or by the outbox drain if that send fails).
+    const refunded = walletRefundedEntry(row);
     try {
       await appendAudit(
         this.db,
@@ -572,7 +574,7 @@ export class WalletObject extends DurableObject<Env> {
           },
         },
         now,
-        [statement],
+        [statement, outboxStatement(this.db, refunded, now)],
       );
     } catch (error) {
       if (isRefundOverOriginal(error)) {
@@ -582,7 +584,7 @@ export class WalletObject extends DurableObject<Env> {
       }
       return { result: await this.afterFailedPosting(error, request, sameRefund(request)) };
     }
-    return { result: await this.posted(request.ledgerKey, row) };
+    return { result: await this.posted(request.ledgerKey, row), publish: refunded };
   }
 
   private async adjustNext(request: AdjustmentRequest): Promise<Completed<AdjustmentResult>> {

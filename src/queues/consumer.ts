@@ -1,19 +1,12 @@
 import { appendAudit, appendAuditEntries } from "../db/audit";
 import { atomically, type Db } from "../db/client";
 import { recordOfflineFlagStatement } from "../db/offline-conflicts";
-import { markReceiptMailed, writeReceipt } from "../db/receipts";
+import { writeRefundReceipt } from "../db/receipt-mail";
+import { writeReceipt } from "../db/receipts";
 import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
 import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
-import {
-  markWalletReceiptMailed,
-  markWalletReceiptsMailed,
-  type NewWalletReceipt,
-  unmailedWalletReceipts,
-  writeWalletReceipt,
-  writeWalletReceiptsStatement,
-} from "../db/wallet";
+import { type NewWalletReceipt, writeWalletReceipt, writeWalletReceiptsStatement } from "../db/wallet";
 import { receiptIdForTransaction } from "../domain/ledger";
-import type { Mailer } from "./mailer";
 import {
   type AuditRequest,
   type EventMessage,
@@ -22,15 +15,37 @@ import {
   type RedemptionAnnulled,
   type RedemptionRecorded,
   type ScanRejected,
+  type WalletRefunded,
   type WalletTransactionPosted,
 } from "./messages";
+import {
+  mailOrderReceipt,
+  mailRefundReceipt,
+  mailWalletReceipt,
+  mailWalletReceiptsTogether,
+  type ReceiptMailing,
+} from "./receipt-mail";
 
-export interface ConsumerDependencies {
-  db: Db;
-  mailer: Mailer;
-  now?: () => Date;
+export interface ConsumerDependencies extends ReceiptMailing {
   /** Called before a failed message is retried: keeps the error for the dead letter it may become. */
   onRetry?: (message: Message<unknown>, error: unknown) => Promise<void>;
+}
+
+/** A receipt's mailing has ended once it was mailed, or marked as having no address to go to. */
+const mailingDone = (receipt: { mailedAt: string | null; mailSkippedAt: string | null }) =>
+  receipt.mailedAt !== null || receipt.mailSkippedAt !== null;
+
+/**
+ * A failure that says when to try again (a provider's rate limit) is retried after that long, spread a
+ * little so a burst does not come back at once; any other is retried at the queue's pace.
+ */
+function retryOptions(error: unknown): QueueRetryOptions | undefined {
+  const after =
+    error instanceof Error && "retryAfterSeconds" in error && typeof error.retryAfterSeconds === "number"
+      ? error.retryAfterSeconds
+      : undefined;
+  if (after === undefined) return undefined;
+  return { delaySeconds: Math.ceil(after * (1 + Math.random())) };
 }
 
 function log(level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>): void {
@@ -40,17 +55,17 @@ function log(level: "info" | "warn" | "error", msg: string, fields: Record<strin
 /** `order.paid`: one receipt per order (deterministic id), mailed until the mailer has accepted it once. */
 async function onOrderPaid(
   message: Extract<EventMessage, { type: "order.paid" }>,
-  { db, mailer, now = () => new Date() }: ConsumerDependencies,
+  dependencies: ConsumerDependencies,
 ): Promise<void> {
+  const { db, now = () => new Date() } = dependencies;
   const receipt = await writeReceipt(db, message.order_id, message.paid_at, now());
   if (!receipt) {
     // Orders are never deleted, so no retry would find it: log it for a look and move on.
     log("error", "order.paid for an unknown order", { order_id: message.order_id });
     return;
   }
-  if (receipt.mailedAt) return;
-  await mailer.sendReceipt(receipt);
-  await markReceiptMailed(db, receipt.id, now());
+  if (mailingDone(receipt)) return;
+  await mailOrderReceipt(receipt, dependencies);
 }
 
 /**
@@ -257,26 +272,52 @@ function walletReceiptOf(message: WalletTransactionPosted): NewWalletReceipt {
  */
 async function onWalletTransactionPosted(
   message: WalletTransactionPosted,
-  { db, mailer, now = () => new Date() }: ConsumerDependencies,
+  dependencies: ConsumerDependencies,
 ): Promise<void> {
+  const { db, now = () => new Date() } = dependencies;
   if (message.audit) await appendRequestedAudit(db, message.audit);
   const receipt = await writeWalletReceipt(db, walletReceiptOf(message), now());
-  if (!receipt || receipt.mailedAt) return;
-  await mailer.sendReceipt(receipt);
-  await markWalletReceiptMailed(db, receipt.id, now());
+  if (!receipt || mailingDone(receipt)) return;
+  await mailWalletReceipt(receipt, dependencies);
+}
+
+/**
+ * `wallet.refunded`: one receipt per POS refund (id derived from its transaction, in refund_receipts),
+ * mailed like the others. Its audit entry was committed with the refund itself.
+ */
+async function onWalletRefunded(message: WalletRefunded, dependencies: ConsumerDependencies): Promise<void> {
+  const { db, now = () => new Date() } = dependencies;
+  const { receipt, sale } = await writeRefundReceipt(
+    db,
+    {
+      transactionId: message.transaction_id,
+      userId: message.user_id,
+      reversalOf: message.reversal_of,
+      amountCents: message.amount_cents,
+      currency: message.currency,
+      reference: message.reference,
+      eventId: message.event_id,
+      createdAt: message.created_at,
+    },
+    now(),
+  );
+  if (!receipt || mailingDone(receipt)) return;
+  await mailRefundReceipt(receipt, sale, dependencies);
 }
 
 /**
  * A batch of wallet transactions together: their audit entries (one chained append) and receipts (one
- * statement) in one D1 batch, one read of what is still unmailed, one mark for what the mailer took.
- * Answers the messages fully handled. The rest (the group could not be written, typically because it
- * repeats a redelivered entry, or the mailer refused a receipt) go through onWalletTransactionPosted one by
- * one, which is idempotent on every step, so nothing is lost or done twice.
+ * statement) in one D1 batch, one read of what is still unmailed (with the buyers' addresses), one mark
+ * for what the mailer took and one for what has no address. Answers the messages fully handled. The rest
+ * (the group could not be written, typically because it repeats a redelivered entry, or the mailer refused
+ * a receipt) go through onWalletTransactionPosted one by one, which is idempotent on every step (a resent
+ * email carries the same idempotency key), so nothing is lost or mailed twice.
  */
 async function recordWalletTransactionsTogether<M>(
   entries: { message: M; event: WalletTransactionPosted }[],
-  { db, mailer, now = () => new Date() }: ConsumerDependencies,
+  dependencies: ConsumerDependencies,
 ): Promise<Set<M>> {
+  const { db, now = () => new Date() } = dependencies;
   if (entries.length < 2) return new Set();
   const receiptIds = entries.map(({ event }) => receiptIdForTransaction(event.transaction_id));
   try {
@@ -295,19 +336,10 @@ async function recordWalletTransactionsTogether<M>(
     });
     return new Set();
   }
-  const refused = new Set<string>();
+  let refused: Set<string>;
   try {
-    const mailed: string[] = [];
-    for (const receipt of await unmailedWalletReceipts(db, receiptIds)) {
-      try {
-        await mailer.sendReceipt(receipt);
-        mailed.push(receipt.id);
-      } catch {
-        // Left unmailed: its message goes the one-by-one way, which mails it or retries it.
-        refused.add(receipt.id);
-      }
-    }
-    await markWalletReceiptsMailed(db, mailed, now());
+    // A refused receipt is left unmailed: its message goes the one-by-one way, which mails it or retries.
+    refused = await mailWalletReceiptsTogether(receiptIds, dependencies);
   } catch (error) {
     log("info", "grouped wallet receipts fell back to one by one", { error: String(error) });
     return new Set();
@@ -341,6 +373,8 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
     case "wallet.topped_up":
     case "wallet.deducted":
       return onWalletTransactionPosted(message, dependencies);
+    case "wallet.refunded":
+      return onWalletRefunded(message, dependencies);
     case "audit.requested":
       await appendRequestedAudit(dependencies.db, message.audit);
       return;
@@ -410,7 +444,7 @@ export async function consumeEvents(
         error: error instanceof Error ? error.message : String(error),
       });
       await dependencies.onRetry?.(message, error);
-      message.retry();
+      message.retry(retryOptions(error));
     }
   }
 }

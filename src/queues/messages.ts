@@ -116,6 +116,20 @@ const WalletTransactionPostedSchema = z.object({
   audit: AuditRecordSchema.optional(),
 });
 
+/** A committed POS refund (a REFUND row reversing a DEDUCT): it gets a receipt too. */
+const WalletRefundedSchema = z.object({
+  type: z.literal("wallet.refunded"),
+  transaction_id: z.string(),
+  user_id: z.string(),
+  /** The DEDUCT transaction the refund reverses. */
+  reversal_of: z.string(),
+  amount_cents: z.number().int().min(1),
+  currency: z.string(),
+  reference: z.string().nullable(),
+  event_id: z.string().nullable(),
+  created_at: z.string(),
+});
+
 export const EventMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("order.paid"), order_id: z.string(), user_id: z.string(), paid_at: z.string() }),
   RedemptionRecordedSchema,
@@ -123,6 +137,7 @@ export const EventMessageSchema = z.discriminatedUnion("type", [
   ScanRejectedSchema,
   OfflineScanFlaggedSchema,
   WalletTransactionPostedSchema,
+  WalletRefundedSchema,
   AuditRequestedSchema,
 ]);
 
@@ -133,6 +148,38 @@ export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
 export type OfflineScanFlagged = z.infer<typeof OfflineScanFlaggedSchema>;
 export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;
 export type AuditRequest = z.infer<typeof AuditRecordSchema>;
+export type WalletRefunded = z.infer<typeof WalletRefundedSchema>;
+
+/**
+ * The outbox entry announcing a committed refund, to be written in the refund's own batch. Keyed by the
+ * refund's transaction, so however often the batch's outcome is looked at, the event is stored once.
+ */
+export function walletRefundedEntry(refund: {
+  id: string;
+  userId: string;
+  reversalOf: string | null;
+  amountCents: number;
+  currency: string;
+  reference: string | null;
+  eventId: string | null;
+  createdAt: string;
+}): { id: string; message: WalletRefunded } {
+  if (!refund.reversalOf) throw new Error(`invariant: refund ${refund.id} reverses nothing`);
+  return {
+    id: `wallet.refunded:${refund.id}`,
+    message: {
+      type: "wallet.refunded",
+      transaction_id: refund.id,
+      user_id: refund.userId,
+      reversal_of: refund.reversalOf,
+      amount_cents: refund.amountCents,
+      currency: refund.currency,
+      reference: refund.reference,
+      event_id: refund.eventId,
+      created_at: refund.createdAt,
+    },
+  };
+}
 
 /** Queues an audit entry; awaited, so a refused send fails the request instead of losing the entry. */
 export async function requestAudit(queue: Queue<EventMessage>, audit: AuditRequest): Promise<void> {

@@ -5,10 +5,12 @@ import { Webhook } from "standardwebhooks";
 import { z } from "zod";
 import { getDb } from "../db/client";
 import { issueEnrollmentCode } from "../db/devices";
+import { recentEmails } from "../db/email-messages";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import type { AppEnv } from "../http/context";
+import { messagesPage } from "../mail/messages-page";
 
 // Local-development conveniences behind the reference pages' "Continue as a demo user" and "Simulate
 // payment" buttons. They answer only when ENVIRONMENT is "development" (`npm run dev`); anywhere else every
@@ -42,6 +44,14 @@ const SimulatePaymentRequest = z
     message: "A top-up needs amount_cents (the API has no top-up lookup)",
     path: ["amount_cents"],
   });
+
+/** A demo user's address: `<user id>@example.test` (a reserved domain), with `:` and `@` made `-`. */
+function demoEmail(userId: string): string {
+  return `${userId.replace(/[^A-Za-z0-9._-]/g, "-")}@example.test`;
+}
+
+/** The development mail page lists this many of the newest messages. */
+const DEV_MESSAGES_SHOWN = 50;
 
 async function parseBody<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
   const text = await request.text();
@@ -83,7 +93,8 @@ export function devRoutes(appFetch: AppFetch) {
     const body = await parseBody(c.req.raw, BuyerTokenRequest);
     const userId = body.user_id ?? `demo-${nanoid(10)}`;
     const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({})
+    // The `email` claim an identity provider would add: demo receipts land on /dev/messages.
+    const token = await new SignJWT({ email: demoEmail(userId) })
       .setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setSubject(userId)
       .setIssuer(config.buyerJwtIssuer)
@@ -157,6 +168,12 @@ export function devRoutes(appFetch: AppFetch) {
     const code = await issueEnrollmentCode(getDb(c.env.DB), deviceId, "system:dev", new Date());
     if (!code) throw new ApiError("not_found", "No such device");
     return c.json(code, 201, { "cache-control": "no-store" });
+  });
+
+  // What the mailer sent (with MAIL_PROVIDER=log, all that happened to it): the receipts a demo produced.
+  router.get("/dev/messages", async (c) => {
+    const messages = await recentEmails(getDb(c.env.DB), DEV_MESSAGES_SHOWN);
+    return c.html(messagesPage(messages), 200, { "cache-control": "no-store" });
   });
 
   return router;

@@ -194,6 +194,7 @@ export const orderRoutes = createRouter()
             claim,
             events: c.env.EVENTS,
             wallets: c.env.WALLETS,
+            buyerEmail: c.get("buyerEmail"),
           });
           return { status: 201, body: order };
         },
@@ -302,7 +303,7 @@ export const orderRoutes = createRouter()
         "`EXPIRED`, its reserved stock back on sale, its units off the buyer's unpaid count, its credit hold " +
         "(if any) released, all in one atomic step. Cancelling an `EXPIRED` order again answers it " +
         "unchanged (safe to retry; no Idempotency-Key needed). A `PAID` or `PAYMENT_FAILED` order is 409 " +
-        "`order_not_pending` with its `status`. A payment that arrives after the cancel is not applied: " +
+        "`order_not_pending` with its `order_status`. A payment that arrives after the cancel is not applied: " +
         "the webhook answers `ignored` and records the payment as needing a refund. Someone else's order " +
         "answers exactly like a missing one (404).",
       security: [{ buyerToken: [] }],
@@ -327,7 +328,8 @@ export const orderRoutes = createRouter()
         throw new ApiError(
           "order_not_pending",
           `The order is ${outcome.order.status}: there is no reservation to let go`,
-          { order_id: outcome.order.order_id, status: outcome.order.status },
+          // Not `status`: that member of a problem is its HTTP status.
+          { order_id: outcome.order.order_id, order_status: outcome.order.status },
         );
       }
       return c.json(outcome.order, 200);

@@ -20,9 +20,11 @@ import {
   jsonBody,
   problems,
 } from "../http/schemas";
+import { topupCheckoutExpiry } from "../services/hosted-checkout";
 import { flushWallet } from "../services/wallet-object";
 import { createTopup } from "../services/wallet-topups";
-import { LEDGER_DIRECTIONS, LEDGER_TYPES, TOPUP_STATUSES } from "../types/domain";
+import { LEDGER_DIRECTIONS, LEDGER_TYPES, TOPUP_STATUSES, type Topup } from "../types/domain";
+import { checkoutLinks } from "./checkout";
 
 /** Ledger rows per page of GET /wallet/transactions. */
 export const WALLET_TRANSACTIONS_PAGE_SIZE = 50;
@@ -101,6 +103,18 @@ const TopupSchema = z
     amount_cents: z.number().int(),
     currency: z.string(),
     created_at: IsoTimestamp,
+    checkout_url: z
+      .url()
+      .nullable()
+      .openapi({
+        description:
+          "Where to send the buyer to pay (with `PAYMENT_PROVIDER=stripe`, a Stripe Checkout Session with " +
+          "`client_reference_id` = `topup_id`, one per top-up). `null` with the `standard` gateway, which " +
+          "takes `topup_id` as the payment's `reference`.",
+      }),
+    checkout_expires_at: IsoTimestamp.nullable().openapi({
+      description: "When the hosted page stops taking payment; `null` without one",
+    }),
   })
   .openapi("Topup");
 
@@ -206,7 +220,7 @@ export const walletRoutes = createRouter()
       request: { headers: IdempotencyKeyHeader, body: jsonBody(NewTopupSchema) },
       responses: {
         201: json(TopupSchema, "Top-up created (or replayed, with `idempotent-replayed: true`)"),
-        ...problems(...BODY_PROBLEMS, ...IDEMPOTENCY_PROBLEMS, "unauthenticated"),
+        ...problems(...BODY_PROBLEMS, ...IDEMPOTENCY_PROBLEMS, "unauthenticated", "payment_provider_error"),
       },
     }),
     async (c) => {
@@ -236,11 +250,28 @@ export const walletRoutes = createRouter()
             idempotencyKey: key,
             claim,
             now,
+            buyerEmail: c.get("buyerEmail"),
           });
           return { status: 201, body: topup };
         },
       );
-      return asRouteResponse(response);
+      if (response.status !== 201) return asRouteResponse(response);
+      // Outside the stored response, so that a replay (or a retry after the provider failed) opens the
+      // same page rather than replaying a missing one: the session is kept by the top-up's id.
+      const topup = (await response.json()) as Topup;
+      const checkout = await checkoutLinks(
+        { db, config, requestOrigin: new URL(c.req.url).origin, now },
+        {
+          reference: topup.topup_id,
+          amountCents: topup.amount_cents,
+          currency: topup.currency,
+          description: "Wallet top-up",
+          expiresAt: topupCheckoutExpiry(topup.created_at),
+        },
+      );
+      return asRouteResponse(
+        new Response(JSON.stringify({ ...topup, ...checkout }), { status: 201, headers: response.headers }),
+      );
     },
   )
   .openapi(

@@ -1,3 +1,4 @@
+import { rememberBuyerEmailStatement } from "../db/buyer-contacts";
 import { availableUnits, findProductsByIds, inventory } from "../db/catalog";
 import type { Db, Statement } from "../db/client";
 import { atomically, isConstraintError } from "../db/client";
@@ -49,6 +50,8 @@ export interface ReserveOrderInput {
   events: Queue<EventMessage>;
   /** The wallets' objects, which set credits aside before the order's batch writes them. */
   wallets: DurableObjectNamespace<WalletObject>;
+  /** The address the buyer's token carried: remembered with the order, for its receipt. */
+  buyerEmail?: string;
 }
 
 /**
@@ -116,6 +119,7 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   });
   let row = created.row;
   const statements: Statement[] = [...created.statements];
+  if (input.buyerEmail) statements.push(rememberBuyerEmailStatement(db, input.userId, input.buyerEmail, now));
   const units = lines.reduce((sum, line) => sum + line.quantity, 0);
   if (credits.kind !== "full") {
     // An order paid in full at once is never pending: only the others count against the cap.

@@ -1,3 +1,4 @@
+import { rememberBuyerEmailStatement } from "../db/buyer-contacts";
 import { atomically, type Db } from "../db/client";
 import {
   isDuplicatePayment,
@@ -27,17 +28,23 @@ export interface CreateTopupInput {
   idempotencyKey: string;
   claim: IdempotencyClaim;
   now: Date;
+  /** The address the buyer's token carried: remembered with the top-up, for its receipt. */
+  buyerEmail?: string;
 }
 
 /**
- * Records a buyer's request for credit, pending its payment, in one batch with the stored 201. The
- * gateway is then handed `topup_id` as the payment's reference.
+ * Records a buyer's request for credit, pending its payment, in one batch with the stored 201 (and the
+ * buyer's address, when the token gave one). The gateway is then handed `topup_id` as the payment's
+ * reference.
  */
 export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topup> {
   const { row, statement } = insertTopupStatement(db, input);
   const topup = toTopup(row);
+  const contact = input.buyerEmail
+    ? [rememberBuyerEmailStatement(db, input.userId, input.buyerEmail, input.now)]
+    : [];
   try {
-    await atomically(db, [input.claim.complete({ status: 201, body: topup }), statement]);
+    await atomically(db, [input.claim.complete({ status: 201, body: topup }), statement, ...contact]);
     return topup;
   } catch (error) {
     if (!isDuplicateTopupKey(error)) throw error;

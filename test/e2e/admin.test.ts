@@ -256,6 +256,30 @@ describe("admin page at a phone's size", () => {
     expect(await review.textContent()).toContain("Due €19.00");
     await expectPhoneWidth(expect, page, "payments");
     await screenshot(page, "admin-6-payments");
+
+    // Money for an order the buyer had let go: a refund owed, given back (here recorded, as the standard
+    // gateway has no refund API) once, after the admin confirms.
+    const late = await call<{ order_id: string }>(base, "POST", "/orders", {
+      token: buyer,
+      idempotencyKey: randomUUID(),
+      body: { items: [{ product_id: productId, quantity: 1 }] },
+    });
+    expect((await call(base, "POST", `/orders/${late.body.order_id}/cancel`, { token: buyer })).status).toBe(
+      200,
+    );
+    const latePayment = await call<{ outcome: string }>(base, "POST", "/dev/simulate-payment", {
+      token: buyer,
+      body: { order_id: late.body.order_id },
+    });
+    expect(latePayment.body.outcome).toBe("ignored");
+    await page.locator("#reviews-refresh").click();
+    const owed = page.locator("li[data-payment]").filter({ hasText: late.body.order_id });
+    await owed.getByText("Refund owed").waitFor();
+    await owed.getByRole("button", { name: "Refund", exact: true }).click();
+    await owed.getByRole("button", { name: "Refund €12.00" }).click();
+    await owed.getByText("Recorded as refunded at the gateway").waitFor();
+    expect(await owed.getByRole("button", { name: "Refund", exact: true }).count()).toBe(0);
+    await screenshot(page, "admin-7-refund-recorded");
     expect(unexpected(errors)).toEqual([]);
     await context.close();
   });

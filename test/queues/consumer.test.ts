@@ -3,8 +3,8 @@ import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { receiptIdForOrder } from "../../src/db/receipts";
 import { receipts } from "../../src/db/schema";
+import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
-import type { Mailer } from "../../src/queues/mailer";
 import type { EventMessage } from "../../src/queues/messages";
 import { db, seedProduct } from "../support/fixtures";
 import { uniqueUser } from "../support/tokens";
@@ -18,10 +18,10 @@ function recordingMailer(failures = 0) {
   const sent: string[] = [];
   let calls = 0;
   const mailer: Mailer = {
-    async sendReceipt(receipt) {
+    async send(message) {
       calls++;
       if (calls <= failures) throw new Error("mail server unavailable");
-      sent.push(receipt.id);
+      sent.push(message.id);
     },
   };
   return { mailer, sent, calls: () => calls };

@@ -4,8 +4,9 @@ import { eq } from "drizzle-orm";
 import { describe, it, vi } from "vitest";
 import { verifyAuditChain } from "../../src/db/audit";
 import { auditLog, redemptions, ticketEntitlements } from "../../src/db/schema";
+import { loadConfig } from "../../src/env";
+import { createMailer } from "../../src/mail/create-mailer";
 import { consumeEvents } from "../../src/queues/consumer";
-import { createMailer } from "../../src/queues/mailer";
 import type { RedemptionRecorded } from "../../src/queues/messages";
 import { db } from "../support/fixtures";
 import { paidTicket } from "../support/tickets";
@@ -29,7 +30,7 @@ const deliver = (bodies: unknown[], database = db()) =>
       "passes-events",
       bodies.map((body) => ({ id: `r-${++seq}`, timestamp: new Date(), attempts: 1, body })),
     ),
-    { db: database, mailer: createMailer(env) },
+    { db: database, mailer: createMailer(loadConfig(env), database) },
   );
 
 function event(

@@ -6,10 +6,11 @@ import { atomically } from "../../src/db/client";
 import { auditLog, walletReceipts } from "../../src/db/schema";
 import { ledgerEntry } from "../../src/db/wallet";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
+import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
-import type { Mailer } from "../../src/queues/mailer";
 import type { WalletTransactionPosted } from "../../src/queues/messages";
 import { db } from "../support/fixtures";
+import { rememberEmail } from "../support/mail";
 import { uniqueUser } from "../support/tokens";
 
 const QUEUE = "passes-events";
@@ -28,6 +29,8 @@ function batchOf(bodies: unknown[]) {
  */
 async function toppedUp(): Promise<WalletTransactionPosted> {
   const userId = uniqueUser();
+  // As the buyer's top-up with an `email` claim would have: their receipts have an address.
+  await rememberEmail(userId);
   const { row, statement } = ledgerEntry(db(), {
     userId,
     type: "PURCHASE",
@@ -59,8 +62,8 @@ describe("queue consumer: wallet receipts", () => {
     const message = await toppedUp();
     const sent: string[] = [];
     const mailer: Mailer = {
-      async sendReceipt(receipt) {
-        sent.push(receipt.id);
+      async send(message) {
+        sent.push(message.id);
       },
     };
     const batch = batchOf([message, message]);
@@ -92,7 +95,7 @@ describe("queue consumer: wallet receipts", () => {
     const message = await toppedUp();
     let calls = 0;
     const mailer: Mailer = {
-      async sendReceipt() {
+      async send() {
         calls++;
         if (calls === 1) throw new Error("mail server unavailable");
       },
@@ -145,8 +148,8 @@ describe("queue consumer: wallet receipts", () => {
     const messages = [await audited(), await toppedUp(), await audited(), await audited()];
     const sent: string[] = [];
     const mailer: Mailer = {
-      async sendReceipt(receipt) {
-        sent.push(receipt.id);
+      async send(message) {
+        sent.push(message.id);
       },
     };
     const database = db();
@@ -192,8 +195,8 @@ describe("queue consumer: wallet receipts", () => {
     const refusedId = receiptIdForTransaction(messages[1]?.transaction_id ?? "");
     let refusals = 0;
     const mailer: Mailer = {
-      async sendReceipt(receipt) {
-        if (receipt.id === refusedId && refusals++ < 2) throw new Error("mailbox full");
+      async send(message) {
+        if (message.id === refusedId && refusals++ < 2) throw new Error("mailbox full");
       },
     };
     const batch = batchOf(messages);

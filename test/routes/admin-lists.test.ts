@@ -183,6 +183,7 @@ describe("GET /admin/payments/reviews", () => {
         expected_amount_cents: null,
         expected_currency: null,
         received_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        refund_status: null,
       },
     ]);
   });
@@ -209,6 +210,7 @@ describe("GET /admin/payments/reviews", () => {
         expected_amount_cents: 1_200,
         expected_currency: "EUR",
         received_at: expect.any(String),
+        refund_status: null,
       },
     ]);
     expect(reviews.map((review) => review.payment_id)).not.toContain(paid.payment_id);

@@ -4,9 +4,10 @@ import { eq, inArray } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { verifyAuditChain } from "../../src/db/audit";
 import { auditLog, redemptionAnnulments, redemptions, ticketEntitlements } from "../../src/db/schema";
+import { loadConfig } from "../../src/env";
+import { createMailer } from "../../src/mail/create-mailer";
 import type { AnnulRequest, RedeemRequest, TicketObject } from "../../src/objects/ticket";
 import { consumeEvents } from "../../src/queues/consumer";
-import { createMailer } from "../../src/queues/mailer";
 import type { OperatorRole } from "../../src/types/domain";
 import { eventually } from "../support/eventually";
 import { db, operatorToken } from "../support/fixtures";
@@ -399,7 +400,7 @@ const deliver = (bodies: unknown[]) =>
       "passes-events",
       bodies.map((body) => ({ id: `a-${++seq}`, timestamp: new Date(), attempts: 1, body })),
     ),
-    { db: db(), mailer: createMailer(env) },
+    { db: db(), mailer: createMailer(loadConfig(env), db()) },
   );
 
 const objectSession = { sessionId: "ses_a", operatorId: "opr_a", deviceId: "dev-a", locationId: "loc-a" };

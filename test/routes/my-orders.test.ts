@@ -205,7 +205,7 @@ describe("POST /orders/{id}/cancel: letting go of a pending order", () => {
       const refused = await cancel(token, order.order_id);
       expect(refused.status).toBe(409);
       expect(refused.headers.get("content-type")).toContain("application/problem+json");
-      expect(refused.body).toMatchObject({ code: "order_not_pending", status: 409 });
+      expect(refused.body).toMatchObject({ code: "order_not_pending", status: 409, order_status: status });
       expect(refused.body).toMatchObject({ order_id: order.order_id });
       expect(await storedStatus(order.order_id)).toBe(status);
     }

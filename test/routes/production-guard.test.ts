@@ -150,4 +150,27 @@ describe("a deployment the service cannot run with", () => {
     expect(logs[0]).toContain("WALLET_REF_SECRET");
     expect(logs[0]).not.toContain("too-short");
   });
+
+  it("refuses a provider chosen without its secrets, a Stripe double in production, an unknown provider", async ({
+    expect,
+  }) => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const deployment = { ...env, PAYMENT_PROVIDER: "stripe", MAIL_PROVIDER: "resend" } as Env;
+    const response = await send(deployment, { method: "GET", path: "/catalog" });
+    expect(response.status).toBe(503);
+    expect(JSON.parse(response.text).code).toBe("service_misconfigured");
+    const [log] = configurationLogs(errors);
+    for (const variable of ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "RESEND_API_KEY"]) {
+      expect(log).toContain(variable);
+    }
+    const mocked = production({
+      STRIPE_API_BASE: "http://127.0.0.1:12111",
+      ...Object.fromEntries(SECRET_VARIABLES.map((name) => [name, env[name as keyof typeof env]])),
+    });
+    expect((await send(mocked, { method: "GET", path: "/catalog" })).status).toBe(503);
+    expect(configurationLogs(errors).at(-1)).toContain("STRIPE_API_BASE");
+    const unknown = { ...env, PAYMENT_PROVIDER: "paypal" } as Env;
+    expect((await send(unknown, { method: "GET", path: "/catalog" })).status).toBe(503);
+    expect(configurationLogs(errors).at(-1)).toContain("PAYMENT_PROVIDER");
+  });
 });

@@ -3,13 +3,28 @@ import { SignJWT } from "jose";
 
 const secret = () => new TextEncoder().encode(env.BUYER_JWT_SECRET);
 
-/** A buyer JWT as the configured identity provider would issue it; `overrides` breaks one thing at a time. */
+/** The address test buyers' tokens carry unless told otherwise: receipts have somewhere to go. */
+export const testEmailOf = (userId: string) => `${userId}@example.test`;
+
+/**
+ * A buyer JWT as the configured identity provider would issue it; `overrides` breaks one thing at a time.
+ * It carries the OIDC `email` claim `testEmailOf(userId)`; `email: null` leaves the claim out.
+ */
 export async function buyerToken(
   userId: string,
-  overrides: { issuer?: string; audience?: string; expiresInSeconds?: number; secret?: string } = {},
+  overrides: {
+    issuer?: string;
+    audience?: string;
+    expiresInSeconds?: number;
+    secret?: string;
+    email?: string | null;
+    /** More claims, e.g. `email_verified`. */
+    claims?: Record<string, unknown>;
+  } = {},
 ): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
+  const email = overrides.email === undefined ? testEmailOf(userId) : overrides.email;
+  return new SignJWT({ ...(email === null ? {} : { email }), ...overrides.claims })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(userId)
     .setIssuer(overrides.issuer ?? env.BUYER_JWT_ISSUER ?? "")

@@ -1,5 +1,6 @@
 import { loadCatalog } from "./buyer/catalog";
 import { resetCheckout, restoreCheckout } from "./buyer/checkout";
+import { showCheckoutReturn, takeCheckoutReturn } from "./buyer/hosted-payment";
 import { forgetOfflineCodes } from "./buyer/offline-codes";
 import { loadOrders, refreshPendingOrders, resetOrders } from "./buyer/orders";
 import { closeQr } from "./buyer/qr-screen";
@@ -22,6 +23,9 @@ onTabOpen("orders", () => {
 onTabOpen("tickets", () => void loadTickets());
 onTabOpen("wallet", () => void loadWallet());
 
+// Read before anything touches the address: the provider's page sends the buyer back with it.
+let checkoutReturn = takeCheckoutReturn();
+
 onSignIn(() => {
   // A link can name the section to open: the tills' top-up link is `/#wallet`.
   const tab = tabFromHash() ?? "catalog";
@@ -29,8 +33,14 @@ onSignIn(() => {
   // Orders and checkout name products by the catalog's names, whichever section opened first.
   if (tab !== "catalog") void loadCatalog();
   void refreshPendingOrders();
+  // A top-up paid on the provider's page is no longer waiting here.
+  if (checkoutReturn?.result === "success" && checkoutReturn.reference.startsWith("top_")) resetWallet();
   restoreCheckout();
   renderTopupAttempt();
+  if (checkoutReturn) {
+    void showCheckoutReturn(checkoutReturn);
+    checkoutReturn = null;
+  }
 });
 
 onSignOut(() => {

@@ -30,7 +30,8 @@ function wrangler(args: string[]): void {
     throw new Error(`wrangler ${args.join(" ")} failed:\n${result.stderr || result.stdout}`);
 }
 
-export async function startApp(): Promise<RunningApp> {
+/** `vars` override or add to the development variables (e.g. another payment provider). */
+export async function startApp(options: { vars?: Record<string, string> } = {}): Promise<RunningApp> {
   const persistTo = mkdtempSync(join(tmpdir(), "passes-e2e-"));
   wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo]);
   await seedLocalDatabase({ persistTo });
@@ -39,7 +40,7 @@ export async function startApp(): Promise<RunningApp> {
   const envFile = join(persistTo, "e2e.env");
   writeFileSync(envFile, "");
   const bindings = Object.fromEntries(
-    Object.entries(readDevVars(".dev.vars.example")).map(([name, value]) => [
+    Object.entries({ ...readDevVars(".dev.vars.example"), ...options.vars }).map(([name, value]) => [
       name,
       { type: "plain_text" as const, value },
     ]),

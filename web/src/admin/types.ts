@@ -58,6 +58,15 @@ export interface PaymentReview {
   expected_amount_cents: number | null;
   expected_currency: string | null;
   received_at: string;
+  refund_status: "requested" | "issued" | "failed" | "recorded" | null;
+}
+
+export interface PaymentRefund {
+  payment_id: string;
+  provider: "standard" | "stripe";
+  status: "requested" | "issued" | "failed" | "recorded";
+  provider_refund_id: string | null;
+  failure: string | null;
 }
 
 export type AuditVerification =

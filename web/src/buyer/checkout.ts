@@ -2,7 +2,8 @@ import { ApiProblem, newIdempotencyKey } from "../lib/api";
 import { busy, byId, h, render, say, show } from "../lib/dom";
 import { describeError, money } from "../lib/format";
 import { DEV_TOOLS, ordersChanged, paymentSplit, readJson, retryable, timeLeft, writeJson } from "./common";
-import { afterPayment, letGo, letGoText, simulatePayment } from "./orders";
+import { hostedCheckoutUrl } from "./hosted-payment";
+import { letGo, letGoText, PAY_LABEL, payAndSay } from "./orders";
 import { hidePayChoice, offerCredits, onPayChoice, showCreditsError } from "./pay-choice";
 import { buyerApi } from "./session";
 import { openTab } from "./tabs";
@@ -36,6 +37,8 @@ let checkout: Checkout | null = null;
 /** Where closing the dialog takes the buyer, when the refusal named a place to go. */
 let afterClose: "orders" | null = null;
 let countdown: ReturnType<typeof setInterval> | undefined;
+/** The provider's page for the order in the dialog, once the API has answered it. */
+let hostedPage: { orderId: string; url: string } | null = null;
 
 /** Kept per tab only while a request is unanswered, so that a reload can retry it with the same key. */
 function persist(): void {
@@ -56,7 +59,9 @@ function showButtons(
   closeLabel = "Close",
 ): void {
   show(byId("order-retry"), Boolean(buttons.retry));
-  show(byId("pay-button"), Boolean(buttons.pay) && DEV_TOOLS);
+  const pay = byId("pay-button");
+  pay.textContent = PAY_LABEL;
+  show(pay, Boolean(buttons.pay) && DEV_TOOLS);
   show(byId("pay-note"), Boolean(buttons.pay) && !DEV_TOOLS);
   show(byId("let-go"), Boolean(buttons.letGo));
   byId("checkout-close").textContent = closeLabel;
@@ -186,6 +191,22 @@ function renderOrder(current: Checkout, order: Order): void {
   countdown = setInterval(() => {
     left.textContent = timeLeft(order.expires_at);
   }, 1_000);
+  void offerHostedCheckout(order);
+}
+
+/**
+ * Asks at once where the order is paid: with a provider page (Stripe Checkout) the button says "Pay" and
+ * a tap leaves for the page without another round trip. Without one the dialog stays as it is (simulate
+ * in development, a note elsewhere). A failure here is not shown: the tap asks again and says it.
+ */
+async function offerHostedCheckout(order: Order): Promise<void> {
+  const url = await hostedCheckoutUrl(order.order_id).catch(() => null);
+  if (!url || checkout?.order?.order_id !== order.order_id) return;
+  hostedPage = { orderId: order.order_id, url };
+  const button = byId("pay-button");
+  button.textContent = "Pay";
+  show(button, true);
+  show(byId("pay-note"), false);
 }
 
 /** The checkout is over: the dialog closes and forgets it. */
@@ -203,13 +224,16 @@ byId("order-retry").addEventListener("click", () => {
 byId("pay-button").addEventListener("click", (event) => {
   const order = checkout?.order;
   if (!order) return;
+  if (hostedPage?.orderId === order.order_id) {
+    say(status, "Opening the payment page…");
+    location.assign(hostedPage.url);
+    return;
+  }
   void busy(event.currentTarget as HTMLButtonElement, async () => {
-    say(status, "Paying…");
     try {
-      const paid = await simulatePayment(order);
-      // afterPayment opens the tickets; the dialog closes first so they show.
-      if (paid.status === "PAID") finish();
-      afterPayment(paid, status);
+      const paid = await payAndSay(order, status);
+      // afterPayment opened the tickets; the dialog closes so they show.
+      if (paid?.status === "PAID") finish();
     } catch (error) {
       say(status, describeError(error), "error");
     }

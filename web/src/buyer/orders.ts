@@ -10,6 +10,7 @@ import {
   settle,
   timeLeft,
 } from "./common";
+import { goToOrderCheckout } from "./hosted-payment";
 import { buyerApi } from "./session";
 import { openTab } from "./tabs";
 import { announceTickets } from "./tickets";
@@ -85,6 +86,36 @@ export async function simulatePayment(order: Order): Promise<Order> {
   }
 }
 
+/** The pay button's words: development simulates a payment where no provider page is configured. */
+export const PAY_LABEL = DEV_TOOLS ? "Simulate payment" : "Pay";
+
+/**
+ * Pays an order: on the payment provider's page when the deployment has one (the browser leaves for it:
+ * `"left"`), else in development by a simulated payment (the order as it ended up), else nowhere this page
+ * can reach (`"elsewhere"`: the venue's own gateway).
+ */
+export async function payOrder(order: Order): Promise<Order | "left" | "elsewhere"> {
+  if (await goToOrderCheckout(order.order_id)) return "left";
+  if (DEV_TOOLS) return simulatePayment(order);
+  return "elsewhere";
+}
+
+/** Pays from a button and says what happened under it. */
+export async function payAndSay(order: Order, status: HTMLElement): Promise<Order | null> {
+  say(status, "Paying…");
+  const outcome = await payOrder(order);
+  if (outcome === "left") {
+    say(status, "Opening the payment page…");
+    return null;
+  }
+  if (outcome === "elsewhere") {
+    say(status, "Complete the payment with the payment provider; this order updates once it is confirmed");
+    return null;
+  }
+  afterPayment(outcome, status);
+  return outcome;
+}
+
 /** Opens the tickets of a paid order, or says why the payment did not go through. */
 export function afterPayment(paid: Order, status: HTMLElement): boolean {
   if (paid.status !== "PAID") {
@@ -104,24 +135,21 @@ function orderCard(order: Order): HTMLLIElement {
     ? h(
         "div",
         { class: "row" },
-        DEV_TOOLS
-          ? h(
-              "button",
-              {
-                type: "button",
-                onclick: (event: Event) =>
-                  void busy(event.currentTarget as HTMLButtonElement, async () => {
-                    say(status, "Paying…");
-                    try {
-                      afterPayment(await simulatePayment(order), status);
-                    } catch (error) {
-                      say(status, describeError(error), "error");
-                    }
-                  }),
-              },
-              "Simulate payment",
-            )
-          : null,
+        h(
+          "button",
+          {
+            type: "button",
+            onclick: (event: Event) =>
+              void busy(event.currentTarget as HTMLButtonElement, async () => {
+                try {
+                  await payAndSay(order, status);
+                } catch (error) {
+                  say(status, describeError(error), "error");
+                }
+              }),
+          },
+          PAY_LABEL,
+        ),
         h(
           "button",
           {
@@ -176,9 +204,7 @@ function orderCard(order: Order): HTMLLIElement {
     pending
       ? h("p", {}, "Reserved: ", h("span", { "data-expires": order.expires_at }, timeLeft(order.expires_at)))
       : null,
-    pending && !DEV_TOOLS
-      ? h("p", { class: "muted" }, "Complete the payment with the payment provider.")
-      : null,
+    pending && !DEV_TOOLS ? h("p", { class: "muted" }, "You pay on the payment provider's page.") : null,
     order.created_at
       ? h("p", { class: "muted" }, `Ordered ${dateTime(order.created_at)} · ${order.order_id}`)
       : null,

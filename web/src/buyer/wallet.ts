@@ -19,7 +19,8 @@ const ACTIVITY_ROWS = 10;
 interface TopupAttempt {
   key: string;
   amount_cents: number;
-  topup?: { topup_id: string; status: string; amount_cents: number };
+  /** `checkout_url`: the payment provider's page for it; `null` with a gateway the venue integrates. */
+  topup?: { topup_id: string; status: string; amount_cents: number; checkout_url?: string | null };
 }
 
 let topupAttempt: TopupAttempt | null = readJson<TopupAttempt>(TOPUP_KEY);
@@ -115,11 +116,13 @@ async function loadActivity(read: number): Promise<void> {
 
 export function renderTopupAttempt(): void {
   const pending = topupAttempt?.topup;
+  const hosted = Boolean(pending?.checkout_url);
   show(byId("topup-pending"), Boolean(pending));
-  show(byId("topup-pay"), DEV_TOOLS);
+  show(byId("topup-pay"), hosted || DEV_TOOLS);
+  byId("topup-pay").textContent = hosted ? "Pay" : "Simulate payment";
   if (pending) {
     byId("topup-summary").textContent = `Top-up of ${money(pending.amount_cents)} waiting for payment${
-      DEV_TOOLS ? "" : ": complete it with the payment provider"
+      hosted || DEV_TOOLS ? "" : ": complete it with the payment provider"
     }.`;
   }
 }
@@ -179,6 +182,12 @@ byId("topup-pay").addEventListener("click", (event) => {
   const pending = topupAttempt?.topup;
   if (!pending) return;
   const status = byId("topup-status");
+  if (pending.checkout_url) {
+    // The provider's page; it sends the buyer back to /?checkout=…&reference=<topup_id>.
+    say(status, "Opening the payment page…");
+    location.assign(pending.checkout_url);
+    return;
+  }
   void busy(event.currentTarget as HTMLButtonElement, async () => {
     say(status, "Paying…");
     try {

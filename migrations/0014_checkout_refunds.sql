@@ -1,0 +1,44 @@
+-- Hosted checkout (Stripe Checkout) and refunds of payments that arrived for something already settled.
+
+-- Which provider took a payment: a refund goes back through the same one. Rows before this migration came
+-- from the Standard Webhooks gateway.
+ALTER TABLE payments ADD COLUMN provider TEXT NOT NULL DEFAULT 'standard' CHECK (provider IN ('standard', 'stripe'));
+
+-- One hosted checkout session per order or top-up. The reference is the key, so a second click (or a
+-- parallel one) finds the first session instead of opening another; the provider's idempotency key is
+-- derived from the same reference, so even two requests that both reach the provider get one session.
+CREATE TABLE IF NOT EXISTS checkout_sessions (
+  reference TEXT PRIMARY KEY,
+  provider TEXT NOT NULL CHECK (provider IN ('stripe')),
+  session_id TEXT NOT NULL UNIQUE,
+  url TEXT NOT NULL,
+  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+  currency TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  -- Set once the page can take no more money: its order was settled or expired, and the page was closed
+  -- at the provider (so a buyer cannot pay an expired order there), or it lapsed by itself.
+  closed_at TEXT
+);
+-- The every-minute sweep looks only at pages still open.
+CREATE INDEX IF NOT EXISTS checkout_sessions_open ON checkout_sessions (created_at) WHERE closed_at IS NULL;
+
+-- A refund of a payment owed one (payments.needs_refund). The payment id is the key: a payment is
+-- refunded at most once, however often an admin presses the button. `requested` is written before the
+-- provider is called, so a crash between the two is finished by the next attempt, under the same
+-- provider idempotency key. `issued`: the provider accepted it (provider_refund_id). `failed`: it
+-- refused (failure); a later attempt tries again. `recorded`: the standard gateway has no refund API, so
+-- the admin refunds in its dashboard and notes it here.
+CREATE TABLE IF NOT EXISTS payment_refunds (
+  payment_id TEXT PRIMARY KEY REFERENCES payments (payment_id),
+  provider TEXT NOT NULL CHECK (provider IN ('standard', 'stripe')),
+  status TEXT NOT NULL CHECK (status IN ('requested', 'issued', 'failed', 'recorded')),
+  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+  currency TEXT NOT NULL,
+  provider_refund_id TEXT,
+  failure TEXT,
+  requested_by TEXT NOT NULL,
+  note TEXT,
+  requested_at TEXT NOT NULL,
+  completed_at TEXT
+);
