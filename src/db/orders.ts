@@ -90,6 +90,27 @@ export async function findOrderWithItems(
   return order ? { row: order, items } : undefined;
 }
 
+/**
+ * One buyer's order as it stands now (undefined when missing or someone else's). An unpaid order whose
+ * hold has lapsed is expired on read, if the every-minute sweep has not done it yet, so the answer is
+ * never stale.
+ */
+export async function readOwnOrder(
+  db: Db,
+  orderId: string,
+  userId: string,
+  now: Date,
+  extensions: ExpiryExtension[],
+): Promise<Order | undefined> {
+  const found = await findOrderWithItems(db, orderId);
+  if (!found || found.row.userId !== userId) return undefined;
+  const order = toOrder(found.row, found.items);
+  if (!isHoldExpired(order, now)) return order;
+  await expireOrder(db, orderId, found.items, now, extensions);
+  const refreshed = await findOrderWithItems(db, orderId);
+  return refreshed ? toOrder(refreshed.row, refreshed.items) : order;
+}
+
 export async function findOrderByIdempotencyKey(
   db: Db,
   userId: string,

@@ -1,7 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type Db, getDb } from "../db/client";
-import { expireOrder, findOrderWithItems, toOrder } from "../db/orders";
-import { isHoldExpired } from "../domain/orders";
+import { readOwnOrder } from "../db/orders";
 import { type Config, publicBaseUrl } from "../env";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
@@ -10,14 +9,7 @@ import { IsoTimestamp, json, problems } from "../http/schemas";
 import { hostedPaymentProvider, PAYMENT_PROVIDERS, PaymentProviderError } from "../payments/provider";
 import { type CheckoutTarget, openHostedCheckout, orderCheckoutExpiry } from "../services/hosted-checkout";
 import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
-
-const OrderIdParam = z.object({
-  id: z
-    .string()
-    .min(1)
-    .max(64)
-    .openapi({ param: { name: "id", in: "path" }, example: "ord_3n5p7r9t1v3x5z7b9d1f" }),
-});
+import { OrderIdParam } from "./orders";
 
 export const CheckoutSchema = z
   .object({
@@ -78,16 +70,15 @@ export const checkoutRoutes = createRouter().openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const config = c.get("config");
-    const orderId = c.req.valid("param").id;
-    const found = await findOrderWithItems(db, orderId);
-    if (!found || found.row.userId !== c.get("buyerId")) throw new ApiError("not_found", "No such order");
     const now = new Date();
-    let order = toOrder(found.row, found.items);
-    if (isHoldExpired(order, now)) {
-      await expireOrder(db, orderId, found.items, now, ORDER_EXPIRY_EXTENSIONS);
-      const refreshed = await findOrderWithItems(db, orderId);
-      if (refreshed) order = toOrder(refreshed.row, refreshed.items);
-    }
+    const order = await readOwnOrder(
+      db,
+      c.req.valid("param").id,
+      c.get("buyerId"),
+      now,
+      ORDER_EXPIRY_EXTENSIONS,
+    );
+    if (!order) throw new ApiError("not_found", "No such order");
     if (order.status !== "PENDING_PAYMENT") {
       throw new ApiError("order_not_pending", `The order is ${order.status}: there is nothing to pay`, {
         order_id: order.order_id,

@@ -1,17 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
-import {
-  cancelOrder,
-  EXPIRY_SWEEP_BATCH,
-  expireOrder,
-  expireOrders,
-  findOrderWithItems,
-  listBuyerOrders,
-  toOrder,
-} from "../db/orders";
+import { cancelOrder, EXPIRY_SWEEP_BATCH, expireOrders, listBuyerOrders, readOwnOrder } from "../db/orders";
 import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_ORDER_CREDITS_CENTS } from "../domain/ledger";
-import { isHoldExpired, MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
+import { MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
@@ -28,7 +20,7 @@ import {
 import { meter } from "../observability/metrics";
 import { reserveOrder } from "../services/reserve-order";
 import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
-import { ORDER_STATUSES, type Order } from "../types/domain";
+import { ORDER_STATUSES } from "../types/domain";
 
 const OrderItemSchema = z.object({
   product_id: z.string(),
@@ -128,7 +120,7 @@ const OrderPageSchema = z
   })
   .openapi("OrderPage");
 
-const OrderIdParam = z.object({
+export const OrderIdParam = z.object({
   id: z
     .string()
     .min(1)
@@ -219,19 +211,16 @@ export const orderRoutes = createRouter()
       },
     }),
     async (c) => {
-      const db = getDb(c.env.DB);
       const orderId = c.req.valid("param").id;
-      const found = await findOrderWithItems(db, orderId);
+      const order = await readOwnOrder(
+        getDb(c.env.DB),
+        orderId,
+        c.get("buyerId"),
+        new Date(),
+        ORDER_EXPIRY_EXTENSIONS,
+      );
       // Someone else's order answers exactly like a missing one.
-      if (!found || found.row.userId !== c.get("buyerId")) throw new ApiError("not_found", "No such order");
-      let order: Order = toOrder(found.row, found.items);
-      const now = new Date();
-      if (isHoldExpired(order, now)) {
-        // The sweep may not have run yet: settle the expiry now so the answer is never stale.
-        await expireOrder(db, orderId, found.items, now, ORDER_EXPIRY_EXTENSIONS);
-        const refreshed = await findOrderWithItems(db, orderId);
-        if (refreshed) order = toOrder(refreshed.row, refreshed.items);
-      }
+      if (!order) throw new ApiError("not_found", "No such order");
       return c.json(order, 200);
     },
   )

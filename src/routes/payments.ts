@@ -27,7 +27,7 @@ const PaymentWebhookEventSchema = z
   .strict()
   .openapi("PaymentWebhookEvent", { description: "The gateway's event, signed as raw bytes." });
 
-const WebhookReceiptSchema = z
+export const WebhookReceiptSchema = z
   .object({
     received: z.literal(true),
     outcome: z.enum(WEBHOOK_OUTCOMES).openapi({

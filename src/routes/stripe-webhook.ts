@@ -6,18 +6,7 @@ import { json, problems } from "../http/schemas";
 import { meter, setMetricOutcome } from "../observability/metrics";
 import { meaningOfStripeEvent } from "../payments/stripe-events";
 import { applyPaymentEvent } from "../services/payment-events";
-import { WEBHOOK_OUTCOMES } from "../types/domain";
-
-const StripeWebhookReceiptSchema = z
-  .object({
-    received: z.literal(true),
-    outcome: z.enum(WEBHOOK_OUTCOMES).openapi({
-      description:
-        "As for `/payments/webhook`: `processed`, `duplicate` (this event id or PaymentIntent was applied " +
-        "before), or `ignored` (already settled, or an event that changes nothing here).",
-    }),
-  })
-  .openapi("StripeWebhookReceipt");
+import { WebhookReceiptSchema } from "./payments";
 
 const StripeHeadersSchema = z.object({
   "stripe-signature": z.string().optional().openapi({
@@ -65,7 +54,7 @@ export const stripeWebhookRoutes = router.openapi(
       },
     },
     responses: {
-      200: json(StripeWebhookReceiptSchema, "Received"),
+      200: json(WebhookReceiptSchema, "Received"),
       ...problems(
         "signature_invalid",
         "reference_not_found",
