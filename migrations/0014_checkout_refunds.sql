@@ -20,8 +20,20 @@ CREATE TABLE IF NOT EXISTS checkout_sessions (
   -- at the provider (so a buyer cannot pay an expired order there), or it lapsed by itself.
   closed_at TEXT
 );
--- The every-minute sweep looks only at pages still open.
-CREATE INDEX IF NOT EXISTS checkout_sessions_open ON checkout_sessions (created_at) WHERE closed_at IS NULL;
+-- The every-minute sweep looks only at orders' pages still open (a top-up's page is never closed early:
+-- it holds nothing, so it would otherwise stay in this index for ever).
+CREATE INDEX IF NOT EXISTS checkout_sessions_open_orders ON checkout_sessions (created_at)
+WHERE closed_at IS NULL AND substr(reference, 1, 4) = 'ord_';
+
+-- Which attempt at opening a reference's page is current. Stripe stores the first answer to an
+-- idempotency key for 24 hours, failures included: a request that failed once would fail again under the
+-- same key. So a failed attempt moves the key on (`checkout:<reference>:<attempt>`); clicks that race still
+-- share one attempt, hence one key and one session. A session an abandoned attempt may have created was
+-- never handed to anyone, so nobody can pay on it.
+CREATE TABLE IF NOT EXISTS checkout_attempts (
+  reference TEXT PRIMARY KEY,
+  attempt INTEGER NOT NULL CHECK (attempt >= 1)
+);
 
 -- A refund of a payment owed one (payments.needs_refund). The payment id is the key: a payment is
 -- refunded at most once, however often an admin presses the button. `requested` is written before the
@@ -37,6 +49,9 @@ CREATE TABLE IF NOT EXISTS payment_refunds (
   currency TEXT NOT NULL,
   provider_refund_id TEXT,
   failure TEXT,
+  -- The current attempt, as in checkout_attempts: the provider's key is `refund:<payment_id>:<attempt>`,
+  -- and an attempt after a failed one first looks for a refund the earlier one may have made.
+  attempt INTEGER NOT NULL DEFAULT 1 CHECK (attempt >= 1),
   requested_by TEXT NOT NULL,
   note TEXT,
   requested_at TEXT NOT NULL,

@@ -1,6 +1,6 @@
-import { and, eq, inArray, isNull, ne } from "drizzle-orm";
+import { and, eq, inArray, isNull, ne, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { checkoutSessions, orders } from "./schema";
+import { checkoutAttempts, checkoutSessions, orders } from "./schema";
 
 export type CheckoutSessionRow = typeof checkoutSessions.$inferSelect;
 
@@ -37,17 +37,26 @@ export async function lapsedOrderCheckouts(
   db: Db,
   limit: number,
 ): Promise<{ reference: string; sessionId: string; orderStatus: string }[]> {
-  return db
-    .select({
-      reference: checkoutSessions.reference,
-      sessionId: checkoutSessions.sessionId,
-      orderStatus: orders.status,
-    })
-    .from(checkoutSessions)
-    .innerJoin(orders, eq(orders.id, checkoutSessions.reference))
-    .where(and(isNull(checkoutSessions.closedAt), ne(orders.status, "PENDING_PAYMENT")))
-    .orderBy(checkoutSessions.createdAt)
-    .limit(limit);
+  return (
+    db
+      .select({
+        reference: checkoutSessions.reference,
+        sessionId: checkoutSessions.sessionId,
+        orderStatus: orders.status,
+      })
+      .from(checkoutSessions)
+      .innerJoin(orders, eq(orders.id, checkoutSessions.reference))
+      // The same predicate as the partial index checkout_sessions_open_orders, so SQLite uses it.
+      .where(
+        and(
+          isNull(checkoutSessions.closedAt),
+          sql`substr(${checkoutSessions.reference}, 1, 4) = 'ord_'`,
+          ne(orders.status, "PENDING_PAYMENT"),
+        ),
+      )
+      .orderBy(checkoutSessions.createdAt)
+      .limit(limit)
+  );
 }
 
 export async function markCheckoutsClosed(db: Db, references: string[], now: Date): Promise<void> {
@@ -56,5 +65,27 @@ export async function markCheckoutsClosed(db: Db, references: string[], now: Dat
     .update(checkoutSessions)
     .set({ closedAt: now.toISOString() })
     .where(and(inArray(checkoutSessions.reference, references), isNull(checkoutSessions.closedAt)))
+    .run();
+}
+
+/** The current attempt at opening a reference's page: 1 until one failed. */
+export async function currentCheckoutAttempt(db: Db, reference: string): Promise<number> {
+  const [row] = await db.select().from(checkoutAttempts).where(eq(checkoutAttempts.reference, reference));
+  return row?.attempt ?? 1;
+}
+
+/**
+ * Moves a reference past a failed attempt. Conditional on the attempt that failed, so that racing
+ * requests which failed together move it on once.
+ */
+export async function abandonCheckoutAttempt(db: Db, reference: string, failed: number): Promise<void> {
+  await db
+    .insert(checkoutAttempts)
+    .values({ reference, attempt: failed + 1 })
+    .onConflictDoUpdate({
+      target: checkoutAttempts.reference,
+      set: { attempt: failed + 1 },
+      setWhere: eq(checkoutAttempts.attempt, failed),
+    })
     .run();
 }

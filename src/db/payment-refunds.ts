@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db, Statement } from "./client";
 import { paymentRefunds, payments } from "./schema";
 
@@ -64,6 +64,8 @@ export function finishRefundStatement(
       providerRefundId: outcome.status === "issued" ? outcome.providerRefundId : null,
       failure: outcome.status === "failed" ? outcome.failure : null,
       completedAt: outcome.status === "failed" ? null : now.toISOString(),
+      // A refused attempt's key would be answered the same refusal: the next one gets its own.
+      ...(outcome.status === "failed" ? { attempt: sql`${paymentRefunds.attempt} + 1` } : {}),
     })
     .where(and(eq(paymentRefunds.paymentId, paymentId), inArray(paymentRefunds.status, UNFINISHED)));
 }
@@ -71,4 +73,19 @@ export function finishRefundStatement(
 export async function findRefund(db: Db, paymentId: string): Promise<PaymentRefundRow | undefined> {
   const [row] = await db.select().from(paymentRefunds).where(eq(paymentRefunds.paymentId, paymentId));
   return row;
+}
+
+/** Moves an unfinished refund past an attempt the provider could not be reached for (once, if racing). */
+export async function abandonRefundAttempt(db: Db, paymentId: string, failed: number): Promise<void> {
+  await db
+    .update(paymentRefunds)
+    .set({ attempt: failed + 1 })
+    .where(
+      and(
+        eq(paymentRefunds.paymentId, paymentId),
+        eq(paymentRefunds.attempt, failed),
+        inArray(paymentRefunds.status, UNFINISHED),
+      ),
+    )
+    .run();
 }

@@ -244,6 +244,12 @@ export const checkoutSessions = sqliteTable("checkout_sessions", {
   closedAt: text("closed_at"),
 });
 
+/** migrations/0014: the current attempt at opening a reference's page (the provider key's suffix). */
+export const checkoutAttempts = sqliteTable("checkout_attempts", {
+  reference: text("reference").primaryKey(),
+  attempt: integer("attempt").notNull(),
+});
+
 /** migrations/0014: the refund of a payment owed one, at most one per payment. */
 export const paymentRefunds = sqliteTable("payment_refunds", {
   paymentId: text("payment_id").primaryKey(),
@@ -253,6 +259,7 @@ export const paymentRefunds = sqliteTable("payment_refunds", {
   currency: text("currency").notNull(),
   providerRefundId: text("provider_refund_id"),
   failure: text("failure"),
+  attempt: integer("attempt").notNull().default(1),
   requestedBy: text("requested_by").notNull(),
   note: text("note"),
   requestedAt: text("requested_at").notNull(),

@@ -17,6 +17,13 @@ export interface CheckoutRequest {
   cancelUrl: string;
   /** When the provider's page stops taking payment. */
   expiresAt: Date;
+  /** Which attempt this is (1, then one more after each failure): part of the idempotency key. */
+  attempt: number;
+  /**
+   * Only methods that confirm at once (cards and card wallets). An order's hold lasts minutes; a bank
+   * debit or transfer confirms days later, after the stock was released, and would become a refund owed.
+   */
+  immediateOnly: boolean;
 }
 
 /** A provider's hosted payment page for one reference. */
@@ -32,6 +39,8 @@ export interface RefundRequest {
   reference: string;
   amountCents: number;
   currency: string;
+  /** Which attempt this is (1, then one more after each failure): part of the idempotency key. */
+  attempt: number;
 }
 
 /** The provider accepted the refund (it may still settle at the bank later) or refused it. */
@@ -49,8 +58,13 @@ export interface HostedPaymentProvider {
    * Throws PaymentProviderError when the provider cannot be reached or refuses.
    */
   createCheckout(request: CheckoutRequest): Promise<HostedCheckout>;
-  /** Gives a payment back, at most once per payment id however often it is called. */
+  /**
+   * Gives a payment back. Calls with the same payment id and attempt make one refund; an attempt after a
+   * failed one must first ask `existingRefund`, since the failed one may have made it after all.
+   */
   refund(request: RefundRequest): Promise<RefundResult>;
+  /** A refund of the payment the provider made and has not failed or cancelled, if any. */
+  existingRefund(paymentId: string): Promise<string | null>;
   /**
    * Closes a hosted page so that it takes no more money. `not_open` when it had already completed or
    * lapsed: either way it is closed now.
@@ -66,8 +80,13 @@ export class PaymentProviderError extends Error {
   }
 }
 
-/** The provider's idempotency key for an operation on one of our references: the same every time. */
-export const providerIdempotencyKey = (operation: "checkout" | "refund", id: string) => `${operation}:${id}`;
+/**
+ * The provider's idempotency key for an attempt at an operation on one of our ids. Racing calls of one
+ * attempt share it (and so one effect); a failed attempt's successor gets a new one, since Stripe replays
+ * a key's first answer, a failure included, for 24 hours.
+ */
+export const providerIdempotencyKey = (operation: "checkout" | "refund", id: string, attempt: number) =>
+  `${operation}:${id}:${attempt}`;
 
 /** Chosen by PAYMENT_PROVIDER; `undefined` for the standard gateway, which hosts nothing of ours. */
 export async function hostedPaymentProvider(config: Config): Promise<HostedPaymentProvider | undefined> {

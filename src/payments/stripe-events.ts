@@ -7,8 +7,8 @@ import type { PaymentDelivery } from "../db/payments";
  * as `payment_id`), or nothing, with the reason logged.
  */
 export type StripeEventMeaning =
-  | { kind: "settle"; delivery: PaymentDelivery }
-  | { kind: "ignore"; reason: string };
+  /** `sessionId`: the Checkout Session it is about, which must be one this deployment opened. */
+  { kind: "settle"; delivery: PaymentDelivery; sessionId: string } | { kind: "ignore"; reason: string };
 
 /** References we create: an order or a top-up (see src/ids.ts). Anything else is another integration's. */
 const OUR_REFERENCE = /^(ord|top)_[A-Za-z0-9]{1,64}$/;
@@ -17,6 +17,7 @@ const ignore = (reason: string): StripeEventMeaning => ({ kind: "ignore", reason
 
 function settle(
   event: Stripe.Event,
+  sessionId: string,
   fields: {
     paymentId: string;
     reference: string;
@@ -28,6 +29,7 @@ function settle(
 ): StripeEventMeaning {
   return {
     kind: "settle",
+    sessionId,
     delivery: {
       webhookId: event.id,
       event: {
@@ -68,6 +70,7 @@ export function meaningOfStripeEvent(event: Stripe.Event, receivedAt: Date): Str
       if (session.amount_total === null || !session.currency) return ignore("session without an amount");
       return settle(
         event,
+        session.id,
         { paymentId, reference, status: "SUCCESS", amount: session.amount_total, currency: session.currency },
         receivedAt,
       );
@@ -79,6 +82,7 @@ export function meaningOfStripeEvent(event: Stripe.Event, receivedAt: Date): Str
       if (!reference || !OUR_REFERENCE.test(reference)) return ignore("not a session of ours");
       return settle(
         event,
+        session.id,
         {
           paymentId: session.id,
           reference,

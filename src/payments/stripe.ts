@@ -71,6 +71,7 @@ export function stripeProvider(config: Config): HostedPaymentProvider {
           {
             mode: "payment",
             client_reference_id: request.reference,
+            ...(request.immediateOnly ? { payment_method_types: ["card" as const] } : {}),
             line_items: [
               {
                 quantity: 1,
@@ -88,7 +89,7 @@ export function stripeProvider(config: Config): HostedPaymentProvider {
             metadata: { reference: request.reference },
             payment_intent_data: { metadata: { reference: request.reference } },
           },
-          { idempotencyKey: providerIdempotencyKey("checkout", request.reference) },
+          { idempotencyKey: providerIdempotencyKey("checkout", request.reference, request.attempt) },
         );
       } catch (error) {
         throw new PaymentProviderError(`Stripe refused the checkout session: ${describeStripeError(error)}`, {
@@ -116,6 +117,20 @@ export function stripeProvider(config: Config): HostedPaymentProvider {
       }
     },
 
+    async existingRefund(paymentId: string): Promise<string | null> {
+      try {
+        const refunds = await client.refunds.list({ payment_intent: paymentId, limit: 10 });
+        const standing = refunds.data.find(
+          (refund) => refund.status !== "failed" && refund.status !== "canceled",
+        );
+        return standing?.id ?? null;
+      } catch (error) {
+        throw new PaymentProviderError(`Stripe could not list refunds: ${describeStripeError(error)}`, {
+          cause: error,
+        });
+      }
+    },
+
     async refund(request: RefundRequest): Promise<RefundResult> {
       try {
         const refund = await client.refunds.create(
@@ -124,7 +139,7 @@ export function stripeProvider(config: Config): HostedPaymentProvider {
             amount: request.amountCents,
             metadata: { reference: request.reference },
           },
-          { idempotencyKey: providerIdempotencyKey("refund", request.paymentId) },
+          { idempotencyKey: providerIdempotencyKey("refund", request.paymentId, request.attempt) },
         );
         if (refund.status === "failed" || refund.status === "canceled") {
           return { ok: false, failure: `Stripe refund ${refund.id} is ${refund.status}` };

@@ -95,7 +95,8 @@ export const checkoutRoutes = createRouter().openapi(
           order.order_id,
           order.items.reduce((units, item) => units + item.quantity, 0),
         ),
-        expiresAt: orderCheckoutExpiry(order.expires_at),
+        expiresAt: orderCheckoutExpiry(order),
+        immediateOnly: true,
       },
     );
     return c.json(

@@ -267,6 +267,8 @@ export const walletRoutes = createRouter()
           currency: topup.currency,
           description: "Wallet top-up",
           expiresAt: topupCheckoutExpiry(topup.created_at),
+          // A top-up holds nothing: a bank debit that confirms days later just credits the wallet then.
+          immediateOnly: false,
         },
       );
       return asRouteResponse(

@@ -1,5 +1,8 @@
+import pMap from "p-map";
 import {
+  abandonCheckoutAttempt,
   type CheckoutSessionRow,
+  currentCheckoutAttempt,
   findCheckoutSession,
   keepCheckoutSession,
   lapsedOrderCheckouts,
@@ -13,11 +16,15 @@ import { type HostedPaymentProvider, PaymentProviderError } from "../payments/pr
  * covers the clocks of both sides.
  */
 export const MIN_CHECKOUT_LIFETIME_MS = 31 * 60 * 1000;
+/** The longest Stripe allows is 24 h after the session is created; five minutes under it for the clocks. */
+export const MAX_CHECKOUT_LIFETIME_MS = 24 * 60 * 60 * 1000 - 5 * 60 * 1000;
 /** A top-up reserves nothing, so its page may stay open for most of the longest Stripe allows (24 h). */
 export const TOPUP_CHECKOUT_LIFETIME_MS = 23 * 60 * 60 * 1000;
 
 /** Pages closed per sweep: bounded so a backlog drains over a few minutes without a long cron run. */
 export const CHECKOUT_CLOSE_BATCH = 50;
+/** Calls to the provider at once while closing them. */
+const CHECKOUT_CLOSE_CONCURRENCY = 5;
 
 /** What is paid for, as the provider's page presents it. */
 export interface CheckoutTarget {
@@ -31,6 +38,8 @@ export interface CheckoutTarget {
    * never from the time of the click.
    */
   expiresAt: Date;
+  /** Only payment methods that confirm at once: what holds stock for minutes needs (see CheckoutRequest). */
+  immediateOnly: boolean;
 }
 
 /** The page the buyer is sent to, and where they come back to. */
@@ -52,8 +61,15 @@ function returnUrl(base: string, result: "success" | "cancel", reference: string
  * the same for every click. A payment in the remaining minutes finds the order expired and is recorded
  * as a refund owed.
  */
-export const orderCheckoutExpiry = (orderExpiresAt: string) =>
-  new Date(Date.parse(orderExpiresAt) + MIN_CHECKOUT_LIFETIME_MS);
+export const orderCheckoutExpiry = (order: { created_at: string; expires_at: string }) =>
+  new Date(
+    Math.min(
+      Date.parse(order.expires_at) + MIN_CHECKOUT_LIFETIME_MS,
+      // Stripe's longest is 24 h from creation: a hold near a day long is cut to that (its last half
+      // hour can then open no new page).
+      Date.parse(order.created_at) + MAX_CHECKOUT_LIFETIME_MS,
+    ),
+  );
 
 export const topupCheckoutExpiry = (topupCreatedAt: string) =>
   new Date(Date.parse(topupCreatedAt) + TOPUP_CHECKOUT_LIFETIME_MS);
@@ -61,7 +77,8 @@ export const topupCheckoutExpiry = (topupCreatedAt: string) =>
 /**
  * The hosted page for a reference: the one opened before if any (a second click costs one D1 read and
  * no call to the provider), else a new one, kept by reference. Parallel first clicks may both reach the
- * provider; its idempotency key (derived from the reference) gives them the same session, stored once.
+ * provider; its idempotency key (the reference and the current attempt) gives them the same session,
+ * stored once. A failed attempt moves the key on, so the next click is not answered the same failure.
  */
 export async function openHostedCheckout(
   db: Db,
@@ -72,15 +89,25 @@ export async function openHostedCheckout(
 ): Promise<CheckoutSessionRow> {
   const existing = await findCheckoutSession(db, target.reference);
   if (existing) return existing;
-  const session = await provider.createCheckout({
-    reference: target.reference,
-    amountCents: target.amountCents,
-    currency: target.currency,
-    description: target.description,
-    successUrl: returnUrl(links.returnBase, "success", target.reference),
-    cancelUrl: returnUrl(links.returnBase, "cancel", target.reference),
-    expiresAt: target.expiresAt,
-  });
+  const attempt = await currentCheckoutAttempt(db, target.reference);
+  let session: Awaited<ReturnType<HostedPaymentProvider["createCheckout"]>>;
+  try {
+    session = await provider.createCheckout({
+      reference: target.reference,
+      amountCents: target.amountCents,
+      currency: target.currency,
+      description: target.description,
+      successUrl: returnUrl(links.returnBase, "success", target.reference),
+      cancelUrl: returnUrl(links.returnBase, "cancel", target.reference),
+      expiresAt: target.expiresAt,
+      attempt,
+      immediateOnly: target.immediateOnly,
+    });
+  } catch (error) {
+    // The provider would answer this key's failure again: the next click tries under the next key.
+    if (error instanceof PaymentProviderError) await abandonCheckoutAttempt(db, target.reference, attempt);
+    throw error;
+  }
   return keepCheckoutSession(db, {
     reference: target.reference,
     provider: provider.name,
@@ -107,20 +134,24 @@ export async function closeLapsedCheckouts(
   const lapsed = await lapsedOrderCheckouts(db, CHECKOUT_CLOSE_BATCH);
   const closed: string[] = [];
   let failed = 0;
-  for (const session of lapsed) {
-    // A paid order's page completed with its payment: nothing is left open at the provider.
-    if (session.orderStatus === "PAID") {
+  await pMap(
+    lapsed,
+    async (session) => {
+      // A paid order's page completed with its payment: nothing is left open at the provider.
+      if (session.orderStatus !== "PAID") {
+        try {
+          await provider.closeCheckout(session.sessionId);
+        } catch (error) {
+          if (!(error instanceof PaymentProviderError)) throw error;
+          failed += 1;
+          return;
+        }
+      }
       closed.push(session.reference);
-      continue;
-    }
-    try {
-      await provider.closeCheckout(session.sessionId);
-      closed.push(session.reference);
-    } catch (error) {
-      if (!(error instanceof PaymentProviderError)) throw error;
-      failed += 1;
-    }
-  }
+    },
+    // A few at a time: a minute's batch finishes well within the minute even with slow answers.
+    { concurrency: CHECKOUT_CLOSE_CONCURRENCY },
+  );
   await markCheckoutsClosed(db, closed, now);
   return { closed: closed.length, failed };
 }

@@ -1,13 +1,15 @@
 import { appendAudit } from "../db/audit";
 import type { Db } from "../db/client";
 import {
+  abandonRefundAttempt,
   findPayment,
   findRefund,
   finishRefundStatement,
   type PaymentRefundRow,
+  type PaymentRow,
   startRefund,
 } from "../db/payment-refunds";
-import type { HostedPaymentProvider } from "../payments/provider";
+import { type HostedPaymentProvider, PaymentProviderError, type RefundResult } from "../payments/provider";
 
 export type RefundOwedOutcome =
   | { kind: "refunded"; refund: PaymentRefundRow }
@@ -25,8 +27,9 @@ export interface RefundOwedRequest {
 
 /**
  * Gives back a payment recorded as owed a refund (money that arrived for something already settled),
- * exactly once: the refund is keyed by the payment id here and at the provider (its idempotency key),
- * so repeated or parallel requests, and a retry after a crash, make one refund.
+ * exactly once: the refund is keyed by the payment id here, each attempt at the provider by the payment
+ * id and the attempt (its idempotency key), and an attempt adopts a refund the provider already holds for
+ * the payment; so repeated or parallel requests, and a retry after a crash or an outage, make one refund.
  *
  * - Through the provider that took it (Stripe): `issued` with the provider's refund id, or `failed` with
  *   its reason (a later request tries again, under the same key).
@@ -59,12 +62,7 @@ export async function refundOwedPayment(
     if (hostedProvider?.name !== payment.provider) {
       return { kind: "provider_unavailable", provider: payment.provider };
     }
-    const result = await hostedProvider.refund({
-      paymentId: payment.paymentId,
-      reference: payment.reference,
-      amountCents: payment.amountCents,
-      currency: payment.currency,
-    });
+    const result = await refundThrough(db, hostedProvider, payment, started.attempt);
     outcome = result.ok
       ? { status: "issued", providerRefundId: result.providerRefundId }
       : { status: "failed", failure: result.failure };
@@ -92,4 +90,32 @@ export async function refundOwedPayment(
   const refund = await findRefund(db, payment.paymentId);
   if (!refund) throw new Error(`invariant: refund of ${payment.paymentId} vanished`);
   return { kind: "refunded", refund };
+}
+
+/**
+ * One attempt at the provider. An earlier attempt may have made the refund although its answer was lost
+ * (or its key has lapsed), so a refund the provider already holds for the payment is adopted first; only
+ * then is one made, under this attempt's key. An attempt the provider could not be reached for is
+ * abandoned, so that the next one is not answered the same failure.
+ */
+async function refundThrough(
+  db: Db,
+  provider: HostedPaymentProvider,
+  payment: PaymentRow,
+  attempt: number,
+): Promise<RefundResult> {
+  try {
+    const existing = await provider.existingRefund(payment.paymentId);
+    if (existing) return { ok: true, providerRefundId: existing };
+    return await provider.refund({
+      paymentId: payment.paymentId,
+      reference: payment.reference,
+      amountCents: payment.amountCents,
+      currency: payment.currency,
+      attempt,
+    });
+  } catch (error) {
+    if (error instanceof PaymentProviderError) await abandonRefundAttempt(db, payment.paymentId, attempt);
+    throw error;
+  }
 }

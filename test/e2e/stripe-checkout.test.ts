@@ -51,7 +51,7 @@ describe("paying by card on Stripe Checkout", () => {
     await page.waitForURL(`${stripe.url}/pay/**`);
     const [session] = [...stripe.sessions.values()];
     expect(session?.client_reference_id).toMatch(/^ord_/);
-    expect(stripe.keys).toEqual([`checkout:${session?.client_reference_id}`]);
+    expect(stripe.keys).toEqual([`checkout:${session?.client_reference_id}:1`]);
     // The seeded Harbour Pass costs €39.00: the hosted page asks for what the order is due.
     expect(await page.locator("#amount").textContent()).toBe("Pay €39.00");
     await page.getByRole("button", { name: "Pay €39.00" }).click();

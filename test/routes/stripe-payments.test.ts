@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it, vi } from "vitest";
 import { loadConfig } from "../../src/env";
 import { hostedPaymentProvider } from "../../src/payments/provider";
-import { closeLapsedCheckouts } from "../../src/services/hosted-checkout";
+import { closeLapsedCheckouts, orderCheckoutExpiry } from "../../src/services/hosted-checkout";
 import {
   callStripeApp,
   deliverStripe,
@@ -89,6 +89,8 @@ describe("POST /orders/{id}/checkout", () => {
       amount_total: 3_000,
       currency: "eur",
     });
+    // A hold of minutes takes only methods that confirm at once.
+    expect(session.payment_method_types).toEqual(["card"]);
     expect(new URL(session.success_url).searchParams.get("reference")).toBe(order.order_id);
     expect(new URL(session.success_url).searchParams.get("checkout")).toBe("success");
     expect(new URL(session.cancel_url).searchParams.get("checkout")).toBe("cancel");
@@ -98,7 +100,7 @@ describe("POST /orders/{id}/checkout", () => {
       {
         method: "POST",
         path: "/v1/checkout/sessions",
-        idempotencyKey: `checkout:${order.order_id}`,
+        idempotencyKey: `checkout:${order.order_id}:1`,
         auth: `Bearer ${STRIPE_TEST_SECRET_KEY}`,
       },
     ]);
@@ -150,10 +152,13 @@ describe("POST /orders/{id}/checkout", () => {
     expect(late.body).toMatchObject({ code: "order_not_pending", status: 409, order_status: "PAID" });
   });
 
-  it("Stripe down is a 502 the buyer may retry, and the retry opens the page", async ({ expect }) => {
+  it("a Stripe failure is a 502 the buyer may retry; the retry is not answered the stored failure", async ({
+    expect,
+  }) => {
     const product = await seedProduct({ sellable: 50, price_cents: 800 });
     const order = await pendingOrder(uniqueUser(), [{ product_id: product.id, quantity: 1 }]);
-    stripe.failNext = 10;
+    // One 500, which Stripe then answers again for that key (the SDK's own retries included).
+    stripe.failNext = 1;
     const down = await callStripeApp<Problem>("POST", `/orders/${order.order_id}/checkout`, {
       token: order.token,
     });
@@ -166,6 +171,8 @@ describe("POST /orders/{id}/checkout", () => {
     expect(up.status).toBe(200);
     expect(up.body.checkout_url).toMatch(/^https:\/\/checkout\.stripe\.com\//);
     expect(stripe.sessionFor(order.order_id)).toHaveLength(1);
+    const keys = new Set(stripe.requests.map((request) => request.idempotencyKey));
+    expect(keys).toEqual(new Set([`checkout:${order.order_id}:1`, `checkout:${order.order_id}:2`]));
   });
 });
 
@@ -238,12 +245,34 @@ describe("POST /payments/stripe/webhook", () => {
     expect((await deliverStripe(stripe.completed(session))).body.outcome).toBe("processed");
   });
 
-  it("an amount that is not what is due is 422 and recorded for review, nothing applied", async ({
+  it("an amount that is not what is due is recorded for review and acknowledged (200), nothing applied", async ({
     expect,
   }) => {
     const { order, session } = await orderWithCheckout(1, 2_000);
     const short = await deliverStripe(stripe.completed({ ...session, amount_total: 1_999 }));
-    expect(short.status).toBe(422);
+    expect(short.body).toEqual({ received: true, outcome: "ignored" });
+    expect(await orderStatus(order)).toBe("PENDING_PAYMENT");
+    const admin = await operatorToken(["admin"]);
+    const reviews = await callStripeApp<{
+      reviews: { reference: string; reason: string; amount_cents: number }[];
+    }>("GET", "/admin/payments/reviews?limit=200", { token: admin.token });
+    expect(reviews.body.reviews.filter((review) => review.reference === order.order_id)).toEqual([
+      expect.objectContaining({ reason: "amount_mismatch", amount_cents: 1_999 }),
+    ]);
+  });
+
+  it("a session this deployment did not open is acknowledged and changes nothing, even naming our order", async ({
+    expect,
+  }) => {
+    const { order, session } = await orderWithCheckout();
+    const foreign = stripe.completed({ ...session, id: "cs_test_elsewhere" });
+    expect((await deliverStripe(foreign)).body).toEqual({ received: true, outcome: "ignored" });
+    const unknownOrder = stripe.completed({
+      ...session,
+      id: "cs_test_other",
+      client_reference_id: "ord_notours",
+    });
+    expect((await deliverStripe(unknownOrder)).body).toEqual({ received: true, outcome: "ignored" });
     expect(await orderStatus(order)).toBe("PENDING_PAYMENT");
   });
 
@@ -305,6 +334,8 @@ describe("POST /wallet/topups with Stripe", () => {
     if (!session) throw new Error("no session");
     expect(stripe.sessionFor(first.body.topup_id)).toHaveLength(1);
     expect(session.amount_total).toBe(2_000);
+    // A top-up holds nothing: the account's own methods, bank debits included, are fine.
+    expect(session.payment_method_types).toBeNull();
 
     const event = stripe.completed(session);
     expect((await deliverStripe(event)).body.outcome).toBe("processed");
@@ -342,8 +373,10 @@ describe("POST /admin/payments/{payment_id}/refund", () => {
     expect([...stripe.refunds.values()]).toEqual([
       expect.objectContaining({ payment_intent: session.payment_intent, amount: 1_200 }),
     ]);
-    for (const request of stripe.requests.filter((entry) => entry.path === "/v1/refunds")) {
-      expect(request.idempotencyKey).toBe(`refund:${session.payment_intent}`);
+    for (const request of stripe.requests.filter(
+      (entry) => entry.path === "/v1/refunds" && entry.method === "POST",
+    )) {
+      expect(request.idempotencyKey).toBe(`refund:${session.payment_intent}:1`);
     }
     const later = await callStripeApp<{ status: string }>(
       "POST",
@@ -413,6 +446,46 @@ describe("POST /admin/payments/{payment_id}/refund", () => {
     );
     expect(up.body.status).toBe("issued");
     expect(stripe.refunds.size).toBe(1);
+    // The attempt Stripe could not be reached for is not replayed: the refund went under the next key.
+    expect(
+      stripe.requests
+        .filter((request) => request.path === "/v1/refunds" && request.method === "POST")
+        .map((r) => r.idempotencyKey),
+    ).toEqual([`refund:${session.payment_intent}:2`]);
+  });
+});
+
+describe("a refund Stripe refuses", () => {
+  it("is failed with Stripe's reason; asking again tries again under a new key, and adopts a made refund", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ sellable: 50, price_cents: 1_100 });
+    const order = await pendingOrder(uniqueUser(), [{ product_id: product.id, quantity: 1 }]);
+    await callStripeApp("POST", `/orders/${order.order_id}/checkout`, { token: order.token });
+    const [session] = stripe.sessionFor(order.order_id);
+    if (!session) throw new Error("no session");
+    await callStripeApp("POST", `/orders/${order.order_id}/cancel`, { token: order.token });
+    await deliverStripe(stripe.completed(session));
+    const admin = await operatorToken(["admin"]);
+    const press = () =>
+      callStripeApp<{ status: string; failure: string | null; provider_refund_id: string | null }>(
+        "POST",
+        `/admin/payments/${session.payment_intent}/refund`,
+        { token: admin.token },
+      );
+
+    stripe.refuseNextRefund = "balance_insufficient";
+    const refused = await press();
+    expect(refused.body).toMatchObject({ status: "failed", provider_refund_id: null });
+    expect(refused.body.failure).toContain("balance_insufficient");
+    const retried = await press();
+    expect(retried.body.status).toBe("issued");
+    expect(stripe.refunds.size).toBe(1);
+    expect(
+      stripe.requests
+        .filter((request) => request.path === "/v1/refunds" && request.method === "POST")
+        .map((r) => r.idempotencyKey),
+    ).toEqual([`refund:${session.payment_intent}:1`, `refund:${session.payment_intent}:2`]);
   });
 });
 
@@ -481,5 +554,22 @@ describe("closing the pages of orders that can no longer be paid (every-minute c
     stripe.failNext = 0;
     expect(await closeLapsedCheckouts(db(), provider, new Date())).toEqual({ closed: 1, failed: 0 });
     expect(stripe.sessions.get(later.session.id)?.status).toBe("expired");
+  });
+});
+
+describe("when an order's page stops taking money", () => {
+  it("is the hold's end plus Stripe's 30-minute minimum, cut to Stripe's 24-hour maximum", async ({
+    expect,
+  }) => {
+    const created = "2026-12-01T10:00:00.000Z";
+    const minute = 60_000;
+    const short = orderCheckoutExpiry({ created_at: created, expires_at: "2026-12-01T10:15:00.000Z" });
+    expect(short.toISOString()).toBe(
+      new Date(Date.parse("2026-12-01T10:15:00.000Z") + 31 * minute).toISOString(),
+    );
+    const dayLong = orderCheckoutExpiry({ created_at: created, expires_at: "2026-12-02T10:00:00.000Z" });
+    expect(dayLong.toISOString()).toBe(
+      new Date(Date.parse(created) + 24 * 60 * minute - 5 * minute).toISOString(),
+    );
   });
 });

@@ -66,6 +66,8 @@ export interface FakeSession {
   success_url: string;
   cancel_url: string;
   metadata: Record<string, string>;
+  /** `null`: the account's own choice of methods (which may include ones that confirm days later). */
+  payment_method_types: string[] | null;
 }
 
 interface StoredAnswer {
@@ -82,6 +84,8 @@ export class FakeStripe {
     [];
   /** Answer the next N requests with a 500 (Stripe's SDK retries these itself). */
   failNext = 0;
+  /** Refuse the next refund with this code, as Stripe does when it cannot refund (e.g. balance_insufficient). */
+  refuseNextRefund: string | null = null;
   private readonly answered = new Map<string, StoredAnswer>();
   private counter = 0;
 
@@ -110,10 +114,6 @@ export class FakeStripe {
       idempotencyKey,
       auth: request.headers.get("authorization"),
     });
-    if (this.failNext > 0) {
-      this.failNext -= 1;
-      return Response.json({ error: { type: "api_error", message: "injected outage" } }, { status: 500 });
-    }
     const params = await request.text();
     if (idempotencyKey) {
       const stored = this.answered.get(idempotencyKey);
@@ -135,7 +135,16 @@ export class FakeStripe {
         });
       }
     }
-    const answer = this.apply(request.method, url.pathname, new URLSearchParams(params));
+    // Like Stripe, a failure once the endpoint ran is stored under the key too, and replayed for it.
+    const answer =
+      this.failNext > 0
+        ? { status: 500, body: { error: { type: "api_error", message: "injected outage" } } }
+        : this.apply(
+            request.method,
+            url.pathname,
+            request.method === "GET" ? url.searchParams : new URLSearchParams(params),
+          );
+    if (this.failNext > 0) this.failNext -= 1;
     if (idempotencyKey) this.answered.set(idempotencyKey, { params, ...answer });
     return Response.json(answer.body, { status: answer.status });
   }
@@ -157,6 +166,11 @@ export class FakeStripe {
         success_url: form.get("success_url") ?? "",
         cancel_url: form.get("cancel_url") ?? "",
         metadata: { reference: form.get("metadata[reference]") ?? "" },
+        payment_method_types: form.has("payment_method_types[0]")
+          ? [...form.entries()]
+              .filter(([name]) => name.startsWith("payment_method_types["))
+              .map(([, value]) => value)
+          : null,
       };
       if (session.expires_at * 1000 < Date.now() + 30 * 60 * 1000) {
         return { status: 400, body: { error: { type: "invalid_request_error", param: "expires_at" } } };
@@ -183,8 +197,21 @@ export class FakeStripe {
       session.status = "expired";
       return { status: 200, body: session };
     }
+    if (method === "GET" && path === "/v1/refunds") {
+      const paymentIntent = form.get("payment_intent");
+      const data = [...this.refunds.values()].filter((refund) => refund.payment_intent === paymentIntent);
+      return { status: 200, body: { object: "list", data, has_more: false, url: "/v1/refunds" } };
+    }
     if (method === "POST" && path === "/v1/refunds") {
       const paymentIntent = form.get("payment_intent") ?? "";
+      if (this.refuseNextRefund) {
+        const code = this.refuseNextRefund;
+        this.refuseNextRefund = null;
+        return {
+          status: 400,
+          body: { error: { type: "invalid_request_error", code, message: `Refused: ${code}` } },
+        };
+      }
       if ([...this.refunds.values()].some((refund) => refund.payment_intent === paymentIntent)) {
         return {
           status: 400,
