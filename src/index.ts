@@ -1,5 +1,5 @@
 import { buildApp } from "./app";
-import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE } from "./cron";
+import { CRON_DAILY_EXPORT, CRON_EVERY_MINUTE, runJobs } from "./cron";
 import { type Db, getDb } from "./db/client";
 import { isDeadLetterQueue } from "./db/dead-letters";
 import { pruneDeviceProofs } from "./db/devices";
@@ -64,14 +64,21 @@ export default {
     const now = new Date(controller.scheduledTime);
     if (controller.cron === CRON_EVERY_MINUTE) {
       const db = getDb(env.DB);
-      await sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS);
-      await purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH);
-      await pruneDeviceProofs(db, now);
-      await forgetQuietLoginStreaks(db, now);
-      // Events whose send failed after their batch committed.
-      await drainOutbox(db, env.EVENTS, now);
-      // After the sweep, so the orders it just expired lose their payment pages in the same minute.
-      await closeCheckoutPages(env, db, now);
+      // Each job on its own: one that fails (D1 busy, Stripe down) is logged and does not keep the others
+      // from their minute; the run still fails at the end, so the failure shows in the cron's history.
+      await runJobs([
+        [
+          "expire lapsed orders",
+          () => sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS),
+        ],
+        ["purge idempotency records", () => purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH)],
+        ["prune device proofs", () => pruneDeviceProofs(db, now)],
+        ["forget quiet login streaks", () => forgetQuietLoginStreaks(db, now)],
+        // Events whose send failed after their batch committed.
+        ["drain the outbox", () => drainOutbox(db, env.EVENTS, now)],
+        // After the sweep, so the orders it just expired lose their payment pages in the same minute.
+        ["close lapsed checkout pages", () => closeCheckoutPages(env, db, now)],
+      ]);
     }
     if (controller.cron === CRON_DAILY_EXPORT) {
       const day = previousUtcDay(now);
