@@ -178,6 +178,15 @@ export function loadConfig(env: Env): Config {
     throw error;
   }
   parsedConfigs.set(env, config);
+  if (config.environment === "production" && config.mailProvider === "log") {
+    // Allowed (a venue may not want email receipts), but never silent: once per isolate.
+    console.warn(
+      JSON.stringify({
+        level: "warn",
+        msg: "receipts are not emailed: MAIL_PROVIDER is log (set resend, RESEND_API_KEY and MAIL_FROM)",
+      }),
+    );
+  }
   return config;
 }
 

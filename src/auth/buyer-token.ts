@@ -52,7 +52,8 @@ const verified = new VerifiedTokens<VerifiedBuyer>();
  * (`email_verified: false`) is ignored too: a receipt must not go to an address nobody proved is theirs.
  */
 function emailClaim(payload: JWTPayload): string | undefined {
-  if (payload.email_verified === false) return undefined;
+  // Some providers send the claim as a string.
+  if (payload.email_verified === false || payload.email_verified === "false") return undefined;
   const parsed = EmailClaim.safeParse(payload.email);
   return parsed.success ? parsed.data : undefined;
 }

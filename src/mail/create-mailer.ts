@@ -6,18 +6,12 @@ import type { Mailer, MailTransport, OutgoingEmail } from "./mailer";
 import { resendTransport } from "./resend-transport";
 
 /**
- * Sends of this isolate not finished yet, by message id. Two deliveries of one receipt handled by the
- * same isolate at once (a queue redelivery, or the outbox drain racing the first send) share the first
- * one's work instead of making a second request. Across isolates the provider's idempotency key keeps
- * the second request from mailing again.
- */
-const sendsInFlight = new Map<string, Promise<void>>();
-
-/**
  * A mailer over a transport that sends each message id at most once: it looks for its own record of the
  * id first, hands the message over, then keeps what was sent in email_messages. The record is written
  * only after the provider accepted, so it never claims a message that was not sent; a crash between the
- * two leaves no record, and the retry hands the message over again under the same idempotency key.
+ * two leaves no record, and the retry hands the message over again under the same idempotency key. Two
+ * deliveries of one receipt at once both reach the provider under that key, which sends one email (no
+ * promise is shared between them: in workerd a promise settled in another request's context may hang).
  */
 export function recordingMailer(
   db: Db,
@@ -25,24 +19,11 @@ export function recordingMailer(
   from: string,
   now = () => new Date(),
 ): Mailer {
-  async function sendOnce(message: OutgoingEmail): Promise<void> {
-    if (await wasEmailSent(db, message.id)) return;
-    const { providerMessageId } = await transport.deliver(message, from);
-    await recordSentEmail(db, { message, provider: transport.provider, providerMessageId, sentAt: now() });
-  }
   return {
-    async send(message) {
-      const running = sendsInFlight.get(message.id);
-      if (running) return running;
-      // Registered before the first await, and removed only once the record is written: a later send of
-      // this id in this isolate either joins this one or finds the record.
-      const sending = sendOnce(message);
-      sendsInFlight.set(message.id, sending);
-      try {
-        await sending;
-      } finally {
-        sendsInFlight.delete(message.id);
-      }
+    async send(message: OutgoingEmail) {
+      if (await wasEmailSent(db, message.id)) return;
+      const { providerMessageId } = await transport.deliver(message, from);
+      await recordSentEmail(db, { message, provider: transport.provider, providerMessageId, sentAt: now() });
     },
   };
 }

@@ -42,7 +42,13 @@ export function resendTransport(apiKey: string): MailTransport {
         { from, to: message.to, subject: message.subject, text: message.text, html: message.html },
         { idempotencyKey: message.id },
       );
-      if (error) throw new MailDeliveryError(error.name, error.message, error.statusCode);
+      if (error) {
+        // This key was used before with another payload (the address or the text changed between a send
+        // whose answer was lost and its retry): Resend sent the first one and will not send again. The
+        // receipt has gone out, which is what the record says.
+        if (error.name === "invalid_idempotent_request") return { providerMessageId: null };
+        throw new MailDeliveryError(error.name, error.message, error.statusCode);
+      }
       return { providerMessageId: data.id };
     },
   };

@@ -72,6 +72,7 @@ describe("the buyer's address", () => {
       { email: "not an address" },
       { email: tooLong },
       { claims: { email_verified: false } },
+      { claims: { email_verified: "false" } },
       { claims: { email: 42 } },
     ]) {
       const userId = uniqueUser();

@@ -139,8 +139,31 @@ describe("receipts through Resend", () => {
       consume([message], resendMailer()),
     ]);
     expect([...a.explicitAcks, ...b.explicitAcks].sort()).toEqual([...a.ids, ...b.ids].sort());
-    expect(resend.requests.map((r) => r.idempotencyKey)).toEqual([receiptId]);
+    // Both may reach Resend, under the one key: one email.
+    expect(new Set(resend.requests.map((r) => r.idempotencyKey))).toEqual(new Set([receiptId]));
     expect(resend.mailed.size).toBe(1);
+  });
+
+  it("a retry whose text changed since the lost answer (Resend 409 for the key) counts as sent, not as a failure", async ({
+    expect,
+  }) => {
+    const { message, receiptId } = await withAddress();
+    const dropTrigger = await crashTrigger(
+      triggerName(),
+      `BEFORE INSERT ON email_messages WHEN NEW.id = '${receiptId}' BEGIN SELECT RAISE(ABORT, 'crash after send'); END`,
+    );
+    await consume([message], resendMailer());
+    await dropTrigger();
+    // The buyer's address changed meanwhile: what Resend sent under the key differs from the retry.
+    const sent = resend.mailed.get(receiptId);
+    if (!sent?.body) throw new Error("nothing was sent");
+    sent.body.to = "earlier-address@example.test";
+    const retried = await consume([message], resendMailer(), 2);
+    expect(retried.explicitAcks).toEqual(retried.ids);
+    expect(retried.retryMessages).toEqual([]);
+    expect(resend.mailed.size).toBe(1);
+    expect((await receiptRow(receiptId))?.mailedAt).toBeTruthy();
+    expect((await emailRecord(receiptId))?.providerMessageId).toBeNull();
   });
 
   it("accepted by Resend but not recorded (a crash): the retry resends under the same key, mailing nothing new", async ({

@@ -40,7 +40,7 @@ export type ResendBehaviour = "accept" | "http_500" | "network_error" | "rate_li
 /**
  * Replaces Resend's API for the calling test: only requests to https://api.resend.com/ are intercepted,
  * anything else goes to the real fetch. Like Resend, a repeated Idempotency-Key answers the first
- * answer and mails nothing new, so `mailed` counts emails a buyer would receive and `requests` every
+ * answer and mails nothing new (or, with another payload, is refused with 409), so `mailed` counts emails a buyer would receive and `requests` every
  * POST. The worker code called from a test runs in the test's isolate, so it sees the stub.
  */
 export function fakeResend() {
@@ -82,7 +82,20 @@ export function fakeResend() {
       );
     }
     const earlier = idempotencyKey ? mailed.get(idempotencyKey) : undefined;
-    if (earlier) return Response.json({ id: earlier.id });
+    if (earlier) {
+      // Resend: the same key with another payload is refused, the email having gone out with the first.
+      if (JSON.stringify(earlier.body) !== JSON.stringify(body)) {
+        return Response.json(
+          {
+            statusCode: 409,
+            name: "invalid_idempotent_request",
+            message: "Same idempotency key used with a different request payload.",
+          },
+          { status: 409 },
+        );
+      }
+      return Response.json({ id: earlier.id });
+    }
     const email = { id: `email-${++emailSeq}`, body };
     mailed.set(idempotencyKey ?? email.id, email);
     return Response.json({ id: email.id });
