@@ -5,6 +5,7 @@ import { ConfigurationError, loadConfig } from "./env";
 import { ApiError, problemResponse, toApiError } from "./errors";
 import { accessLog } from "./http/access-log";
 import type { AppEnv } from "./http/context";
+import { d1Session } from "./http/d1-session";
 import { adminWalletRoutes } from "./routes/admin-wallets";
 import { auditRoutes } from "./routes/audit";
 import { catalogRoutes } from "./routes/catalog";
@@ -50,13 +51,16 @@ export const OPENAPI_INFO = {
       "`application/problem+json` with a stable `code`; every response carries `x-request-id`. " +
       "Money is integer minor units (`*_cents`); times are RFC 3339 UTC. A deployment whose configuration " +
       "is invalid, or that runs in production with a secret published in `.dev.vars.example`, answers every " +
-      "route with 503 `service_misconfigured`.",
+      "route with 503 `service_misconfigured`. Reads may be served from a read replica: an answer that " +
+      "read the database carries `x-d1-bookmark`, and a request that sends the newest one it was given " +
+      "back in `x-d1-bookmark` reads at least that fresh (its own writes included); a value that is not a " +
+      "bookmark is ignored.",
   },
   servers: [{ url: "http://localhost:8787", description: "Local development (npm run dev)" }],
   tags: [
     { name: "Catalog", description: "What is for sale" },
     { name: "Orders", description: "Buying passes (Story A)" },
-    { name: "Payments", description: "The payment gateway's signed webhook (Story B)" },
+    { name: "Payments", description: "The payment providers' signed webhooks (Story B)" },
     { name: "Tickets", description: "Tickets, entitlements and rotating QR tokens (Story C)" },
     { name: "Staff", description: "Operator login and validator sessions" },
     { name: "Scan", description: "Gate redemption (Story D)" },
@@ -87,6 +91,8 @@ export function buildApp() {
     }
     await next();
   });
+  // After the configuration, so a refused one answers before any query; before every route.
+  app.use(d1Session);
   const limitBody = (maxSize: number) =>
     bodyLimit({
       maxSize,

@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
+import { sessionRouted } from "./d1-session";
 import * as schema from "./schema";
 
 export type Db = DrizzleD1Database<typeof schema>;
@@ -8,11 +9,14 @@ export type Statement = BatchItem<"sqlite">;
 
 const clients = new WeakMap<D1Database, Db>();
 
-/** One drizzle client per D1 binding per isolate. */
+/**
+ * One drizzle client per D1 binding per isolate (building one costs about 0.2 ms with this schema). Its
+ * queries go to the current request's D1 session, if any (src/db/d1-session.ts), else to the binding.
+ */
 export function getDb(d1: D1Database): Db {
   let db = clients.get(d1);
   if (!db) {
-    db = drizzle(d1, { schema });
+    db = drizzle(sessionRouted(d1), { schema });
     clients.set(d1, db);
   }
   return db;

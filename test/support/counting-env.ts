@@ -13,6 +13,8 @@ export interface CallCounts {
   d1Batches: number;
   objects: number;
   queueSends: number;
+  /** What each D1 session was started with (a constraint or a bookmark), in order. */
+  sessions: string[];
 }
 
 const STATEMENT_ROUND_TRIPS = new Set(["run", "all", "first", "raw"]);
@@ -41,10 +43,29 @@ function countingStatement(statement: D1PreparedStatement, counts: CallCounts): 
   return proxy;
 }
 
+/** A D1 session whose round trips are counted like the binding's. */
+function countingSession(real: D1DatabaseSession, counts: CallCounts): D1DatabaseSession {
+  return {
+    prepare: (query: string) => countingStatement(real.prepare(query), counts),
+    batch: <T>(statements: D1PreparedStatement[]) => {
+      counts.d1 += 1;
+      counts.d1Batches += 1;
+      return real.batch<T>(statements.map((statement) => unwrapped.get(statement) ?? statement));
+    },
+    getBookmark: () => real.getBookmark(),
+  } as D1DatabaseSession;
+}
+
 function countingD1(real: D1Database, counts: CallCounts): D1Database {
   return new Proxy(real, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
+      if (property === "withSession") {
+        return (constraintOrBookmark?: string) => {
+          counts.sessions.push(constraintOrBookmark ?? "");
+          return countingSession(target.withSession(constraintOrBookmark), counts);
+        };
+      }
       if (property === "prepare") {
         return (query: string) => countingStatement(target.prepare(query), counts);
       }
@@ -114,7 +135,7 @@ function countingQueue<T>(real: Queue<T>, counts: CallCounts): Queue<T> {
  * caches per env (the parsed configuration) stays warm between requests, as in production.
  */
 export function countingApp() {
-  const counts: CallCounts = { d1: 0, d1Batches: 0, objects: 0, queueSends: 0 };
+  const counts: CallCounts = { d1: 0, d1Batches: 0, objects: 0, queueSends: 0, sessions: [] };
   const real = env as Env;
   const counted: Env = {
     ...real,
@@ -130,13 +151,18 @@ export function countingApp() {
     async call(
       method: string,
       path: string,
-      options: { token?: string; body?: unknown; idempotencyKey?: string } = {},
+      options: {
+        token?: string;
+        body?: unknown;
+        idempotencyKey?: string;
+        headers?: Record<string, string>;
+      } = {},
     ) {
-      const headers = new Headers();
+      const headers = new Headers(options.headers);
       if (options.token) headers.set("authorization", `Bearer ${options.token}`);
       if (options.idempotencyKey) headers.set("idempotency-key", options.idempotencyKey);
       if (options.body !== undefined) headers.set("content-type", "application/json");
-      const before = { ...counts };
+      const before = { ...counts, sessions: [...counts.sessions] };
       const response = await app.fetch(
         new Request(`https://passes.test${path}`, {
           method,
@@ -152,8 +178,10 @@ export function countingApp() {
         d1Batches: counts.d1Batches - before.d1Batches,
         objects: counts.objects - before.objects,
         queueSends: counts.queueSends - before.queueSends,
+        sessions: counts.sessions.slice(before.sessions.length),
       };
       return {
+        headers: response.headers,
         status: response.status,
         body: (text ? JSON.parse(text) : null) as Record<string, unknown>,
         cost,

@@ -65,8 +65,38 @@ function urlWithQuery(path: string, query: RequestOptions["query"]): string {
   return search ? `${path}?${search}` : path;
 }
 
+/**
+ * The newest D1 bookmark this tab was answered (`x-d1-bookmark`), sent with every request: the API then
+ * reads at least as fresh as what this tab last wrote or saw, even from a read replica (a buyer lists the
+ * order they just made, a gate scans with the session it just opened). Bookmarks sort by time, so only a
+ * newer one replaces it. Per tab, like the rest of a page's state.
+ */
+const BOOKMARK_HEADER = "x-d1-bookmark";
+const BOOKMARK_KEY = "passes.d1.bookmark";
+
+function storedBookmark(): string | null {
+  try {
+    return sessionStorage.getItem(BOOKMARK_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function keepBookmark(response: Response): void {
+  const bookmark = response.headers.get(BOOKMARK_HEADER);
+  if (!bookmark) return;
+  const known = storedBookmark();
+  try {
+    if (!known || bookmark > known) sessionStorage.setItem(BOOKMARK_KEY, bookmark);
+  } catch {
+    // Storage refused (private mode quota): reads are then only as fresh as the nearest copy.
+  }
+}
+
 function requestInit(method: string, options: RequestOptions): RequestInit {
   const headers = new Headers({ accept: options.accept ?? "application/json" });
+  const bookmark = storedBookmark();
+  if (bookmark) headers.set(BOOKMARK_HEADER, bookmark);
   if (options.token) headers.set("authorization", `Bearer ${options.token}`);
   if (options.idempotencyKey) headers.set("idempotency-key", options.idempotencyKey);
   const init: RequestInit = { method, headers, cache: "no-store" };
@@ -79,7 +109,9 @@ function requestInit(method: string, options: RequestOptions): RequestInit {
 
 async function send(method: string, path: string, options: RequestOptions): Promise<Response> {
   try {
-    return await fetch(urlWithQuery(path, options.query), requestInit(method, options));
+    const response = await fetch(urlWithQuery(path, options.query), requestInit(method, options));
+    keepBookmark(response);
+    return response;
   } catch (error) {
     throw new NetworkError(error);
   }
