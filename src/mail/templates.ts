@@ -210,11 +210,7 @@ export function topupReceiptEmail(content: TopupReceiptContent): RenderedEmail {
     ["Added to your wallet", amount],
     ["Time", formatTime(content.createdAt)],
   ];
-  return {
-    subject: title,
-    text: textBody(title, rows, [], content.receiptId),
-    html: page(title, rows, false, content.receiptId),
-  };
+  return plainReceipt(title, rows, content.receiptId);
 }
 
 export function posSaleReceiptEmail(content: PosSaleReceiptContent): RenderedEmail {
@@ -227,11 +223,7 @@ export function posSaleReceiptEmail(content: PosSaleReceiptContent): RenderedEma
     ["Time", formatTime(content.createdAt)],
     ...optionalRow("Reference", content.reference),
   ];
-  return {
-    subject: title,
-    text: textBody(title, rows, [], content.receiptId),
-    html: page(title, rows, false, content.receiptId),
-  };
+  return plainReceipt(title, rows, content.receiptId);
 }
 
 export function posRefundReceiptEmail(content: PosRefundReceiptContent): RenderedEmail {
@@ -248,10 +240,15 @@ export function posRefundReceiptEmail(content: PosRefundReceiptContent): Rendere
     ["Time", formatTime(content.createdAt)],
     ...optionalRow("Reference", content.reference),
   ];
+  return plainReceipt(title, rows, content.receiptId);
+}
+
+/** A receipt of one title and its rows, with no lines or link: a top-up, a POS sale or refund. */
+function plainReceipt(title: string, rows: [string, string][], receiptId: string): RenderedEmail {
   return {
     subject: title,
-    text: textBody(title, rows, [], content.receiptId),
-    html: page(title, rows, false, content.receiptId),
+    text: textBody(title, rows, [], receiptId),
+    html: page(title, rows, false, receiptId),
   };
 }
 
