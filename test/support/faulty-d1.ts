@@ -12,17 +12,32 @@ export type FaultTiming = "before" | "after";
 export function faultyD1(failBatch: number, timing: FaultTiming): D1Database {
   const real = env.DB;
   let batches = 0;
+  // Batches made on the binding and in any of its sessions (every request runs in one) count together.
+  const faultyBatch = async <T>(
+    batch: (statements: D1PreparedStatement[]) => Promise<D1Result<T>[]>,
+    statements: D1PreparedStatement[],
+  ) => {
+    batches++;
+    if (batches === failBatch && timing === "before")
+      throw new Error("D1_ERROR: injected failure before commit");
+    const result = await batch(statements);
+    if (batches === failBatch && timing === "after")
+      throw new Error("D1_ERROR: injected failure after commit");
+    return result;
+  };
   return new Proxy(real, {
     get(target, property, receiver) {
       if (property === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          batches++;
-          if (batches === failBatch && timing === "before")
-            throw new Error("D1_ERROR: injected failure before commit");
-          const result = await target.batch(statements);
-          if (batches === failBatch && timing === "after")
-            throw new Error("D1_ERROR: injected failure after commit");
-          return result;
+        return (statements: D1PreparedStatement[]) => faultyBatch((s) => target.batch(s), statements);
+      }
+      if (property === "withSession") {
+        return (constraintOrBookmark?: string) => {
+          const session = target.withSession(constraintOrBookmark);
+          return {
+            prepare: (query: string) => session.prepare(query),
+            batch: (statements: D1PreparedStatement[]) => faultyBatch((s) => session.batch(s), statements),
+            getBookmark: () => session.getBookmark(),
+          } as D1DatabaseSession;
         };
       }
       const value = Reflect.get(target, property, receiver);
