@@ -1,4 +1,5 @@
 import { asc, eq, gt, inArray, sql } from "drizzle-orm";
+import type { DoLocationHint } from "../domain/placement";
 import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AdminProduct, Product, ProductFunction } from "../types/domain";
@@ -36,6 +37,7 @@ export function toAdminProduct(row: ProductRow): AdminProduct {
     active: row.active,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
+    venue_region: row.venueRegion,
   };
 }
 
@@ -81,6 +83,7 @@ export interface NewProduct {
   price_cents: number;
   sellable: number;
   functions: ProductFunction[];
+  venue_region?: DoLocationHint | null;
 }
 
 /** The actor recorded for products created outside a request (test and demo seeds). */
@@ -108,6 +111,7 @@ export async function createProduct(
     active: true,
     createdAt: timestamp,
     updatedAt: timestamp,
+    venueRegion: input.venue_region ?? null,
   };
   await appendAudit(db, { actor, action: "product.create", target: row.id, details: { ...input } }, now, [
     db.insert(products).values(row),
@@ -121,6 +125,8 @@ export interface ProductChanges {
   price_cents?: number;
   sellable?: number;
   active?: boolean;
+  /** null takes the venue away: new objects are then created near their first caller. */
+  venue_region?: DoLocationHint | null;
 }
 
 /**
@@ -148,6 +154,7 @@ export async function updateProduct(
       priceCents: changes.price_cents,
       sellable: changes.sellable,
       active: changes.active,
+      venueRegion: changes.venue_region,
       updatedAt: now.toISOString(),
     })
     .where(eq(products.id, id));

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { check, index, integer, primaryKey, sqliteTable, text, unique } from "drizzle-orm/sqlite-core";
 import type { DevicePublicJwk } from "../auth/device-proof";
+import { DO_LOCATION_HINTS } from "../domain/placement";
 import { MAIL_PROVIDERS } from "../mail/mailer";
 import { PAYMENT_PROVIDERS } from "../payments/provider";
 import type { ProductFunction } from "../types/domain";
@@ -23,6 +24,8 @@ export const products = sqliteTable(
     active: integer("active", { mode: "boolean" }).notNull().default(true),
     createdAt: text("created_at").notNull(),
     updatedAt: text("updated_at").notNull(),
+    /** migrations/0016: the venue's region, where its tickets' objects are created. */
+    venueRegion: text("venue_region", { enum: DO_LOCATION_HINTS }),
   },
   (t) => [check("inventory_within_sellable", sql`${t.reserved} + ${t.sold} <= ${t.sellable}`)],
 );

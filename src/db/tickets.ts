@@ -1,4 +1,5 @@
 import { asc, desc, eq, inArray, sql } from "drizzle-orm";
+import type { DoLocationHint } from "../domain/placement";
 import { generateTicketCode } from "../domain/ticket-code";
 import type { Entitlement, Ticket } from "../types/domain";
 import type { Db, Statement } from "./client";
@@ -54,11 +55,17 @@ function ticketStatus(entitlements: Entitlement[]): Ticket["status"] {
 }
 
 /** A buyer's tickets, newest first, at most `limit`. Tickets and entitlements are read in one snapshot. */
+/** A listed ticket and where its object belongs (its product's venue region). */
+export interface ListedTicket {
+  ticket: Ticket;
+  venueRegion: DoLocationHint | null;
+}
+
 export async function listTicketsForUser(
   db: Db,
   userId: string,
   limit = MAX_TICKETS_LISTED,
-): Promise<Ticket[]> {
+): Promise<ListedTicket[]> {
   const newestFirst = [desc(tickets.issuedAt), asc(tickets.orderId), asc(tickets.seq)];
   const listedCodes = db
     .select({ code: tickets.code })
@@ -74,6 +81,7 @@ export async function listTicketsForUser(
         productId: tickets.productId,
         productName: products.name,
         issuedAt: tickets.issuedAt,
+        venueRegion: products.venueRegion,
       })
       .from(tickets)
       .innerJoin(products, eq(products.id, tickets.productId))
@@ -95,13 +103,16 @@ export async function listTicketsForUser(
   return rows.map((row) => {
     const entitlements = byCode.get(row.code) ?? [];
     return {
-      code: row.code,
-      order_id: row.orderId,
-      product_id: row.productId,
-      product_name: row.productName,
-      status: ticketStatus(entitlements),
-      issued_at: row.issuedAt,
-      entitlements,
+      ticket: {
+        code: row.code,
+        order_id: row.orderId,
+        product_id: row.productId,
+        product_name: row.productName,
+        status: ticketStatus(entitlements),
+        issued_at: row.issuedAt,
+        entitlements,
+      },
+      venueRegion: row.venueRegion,
     };
   });
 }

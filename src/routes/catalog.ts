@@ -7,6 +7,7 @@ import {
   updateProduct,
 } from "../db/catalog";
 import { getDb } from "../db/client";
+import { DO_LOCATION_HINTS } from "../domain/placement";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import {
@@ -41,6 +42,15 @@ const ProductSchema = z
   })
   .openapi("Product");
 
+const VenueRegion = z.enum(DO_LOCATION_HINTS).openapi({
+  description:
+    "The region of the venue the product is used at, as a Durable Objects location hint (`wnam`, `enam`, " +
+    "`sam`, `weur`, `eeur`, `apac`, `oc`, `afr`, `me`). Each ticket's object, which decides its scans, is " +
+    "created near it and stays there, so the venue's gates reach it in one short hop. `null`: created " +
+    "near whoever calls it first. A change applies to objects not created yet.",
+  example: "weur",
+});
+
 const AdminProductSchema = ProductSchema.extend({
   sellable: z.number().int(),
   reserved: z.number().int(),
@@ -48,6 +58,7 @@ const AdminProductSchema = ProductSchema.extend({
   active: z.boolean(),
   created_at: IsoTimestamp,
   updated_at: IsoTimestamp,
+  venue_region: VenueRegion.nullable(),
 }).openapi("AdminProduct");
 
 export const MAX_PRICE_CENTS = 10_000_000;
@@ -68,6 +79,7 @@ const NewProductSchema = z
         (list) => new Set(list.map((f) => f.function)).size === list.length,
         "Function names must be unique",
       ),
+    venue_region: VenueRegion.nullable().optional(),
   })
   .strict()
   .openapi("NewProduct");
@@ -79,6 +91,7 @@ const ProductPatchSchema = z
     price_cents: z.number().int().min(0).max(MAX_PRICE_CENTS).optional(),
     sellable: z.number().int().min(0).max(MAX_SELLABLE).optional(),
     active: z.boolean().optional(),
+    venue_region: VenueRegion.nullable().optional(),
   })
   .strict()
   .refine((patch) => Object.keys(patch).length > 0, "At least one field must be given")

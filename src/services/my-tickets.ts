@@ -1,5 +1,6 @@
 import { getDb } from "../db/client";
 import { listTicketsForUser } from "../db/tickets";
+import { placedNear } from "../domain/placement";
 import type { Env } from "../env";
 import type { Ticket } from "../types/domain";
 
@@ -10,11 +11,14 @@ import type { Ticket } from "../types/domain";
  * answers null without touching D1, and then D1 is exact. Used-up tickets are final and skip the call.
  */
 export async function listTicketsWithLiveUses(env: Env, userId: string): Promise<Ticket[]> {
-  const tickets = await listTicketsForUser(getDb(env.DB), userId);
+  const listed = await listTicketsForUser(getDb(env.DB), userId);
   return Promise.all(
-    tickets.map(async (ticket) => {
+    listed.map(async ({ ticket, venueRegion }) => {
       if (ticket.status === "USED_UP") return ticket;
-      const live = await env.TICKETS.get(env.TICKETS.idFromName(ticket.code)).snapshot();
+      // Often the first call a ticket's object gets, from wherever the buyer is: the hint creates it near
+      // the venue (and is ignored once it exists), so the gates there reach it in one short hop.
+      const stub = env.TICKETS.get(env.TICKETS.idFromName(ticket.code), placedNear(venueRegion));
+      const live = await stub.snapshot();
       if (!live) return ticket;
       const entitlements = live.entitlements;
       const status = entitlements.some((e) => e.remaining_uses > 0) ? "ACTIVE" : "USED_UP";

@@ -1,3 +1,4 @@
+import type { DoLocationHint } from "../domain/placement";
 // The domain types the API speaks. Route schemas (src/http/schemas.ts) describe the same shapes for
 // OpenAPI; these are what domain code and stores pass around.
 
@@ -44,6 +45,8 @@ export interface AdminProduct extends Product {
   active: boolean;
   created_at: string;
   updated_at: string;
+  /** Where its tickets' objects are created (a Durable Objects location hint); null: near the first caller. */
+  venue_region: DoLocationHint | null;
 }
 
 export interface OrderItem {

@@ -15,6 +15,8 @@ export interface CallCounts {
   queueSends: number;
   /** What each D1 session was started with (a constraint or a bookmark), in order. */
   sessions: string[];
+  /** The location hint of each object stub taken (null: none), in order. */
+  placements: (string | null)[];
 }
 
 const STATEMENT_ROUND_TRIPS = new Set(["run", "all", "first", "raw"]);
@@ -96,6 +98,8 @@ function countingNamespace<T extends Rpc.DurableObjectBranded | undefined>(
       const value = Reflect.get(target, property, receiver);
       if (property === "get" || property === "getByName") {
         return (...args: unknown[]) => {
+          const options = args[1] as DurableObjectNamespaceGetDurableObjectOptions | undefined;
+          counts.placements.push(options?.locationHint ?? null);
           const stub = (value as (...a: unknown[]) => object).apply(target, args);
           return new Proxy(stub, {
             get(stubTarget, method) {
@@ -135,7 +139,7 @@ function countingQueue<T>(real: Queue<T>, counts: CallCounts): Queue<T> {
  * caches per env (the parsed configuration) stays warm between requests, as in production.
  */
 export function countingApp() {
-  const counts: CallCounts = { d1: 0, d1Batches: 0, objects: 0, queueSends: 0, sessions: [] };
+  const counts: CallCounts = { d1: 0, d1Batches: 0, objects: 0, queueSends: 0, sessions: [], placements: [] };
   const real = env as Env;
   const counted: Env = {
     ...real,
@@ -162,7 +166,7 @@ export function countingApp() {
       if (options.token) headers.set("authorization", `Bearer ${options.token}`);
       if (options.idempotencyKey) headers.set("idempotency-key", options.idempotencyKey);
       if (options.body !== undefined) headers.set("content-type", "application/json");
-      const before = { ...counts, sessions: [...counts.sessions] };
+      const before = { ...counts, sessions: [...counts.sessions], placements: [...counts.placements] };
       const response = await app.fetch(
         new Request(`https://passes.test${path}`, {
           method,
@@ -179,6 +183,7 @@ export function countingApp() {
         objects: counts.objects - before.objects,
         queueSends: counts.queueSends - before.queueSends,
         sessions: counts.sessions.slice(before.sessions.length),
+        placements: counts.placements.slice(before.placements.length),
       };
       return {
         headers: response.headers,

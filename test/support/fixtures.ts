@@ -3,13 +3,20 @@ import { hashPassword } from "../../src/auth/password";
 import { createProduct } from "../../src/db/catalog";
 import { getDb } from "../../src/db/client";
 import { createOperator } from "../../src/db/operators";
+import type { DoLocationHint } from "../../src/domain/placement";
 import type { OperatorRole, ProductFunction } from "../../src/types/domain";
 import { callJson } from "./http";
 
 export const db = () => getDb(env.DB);
 
 export async function seedProduct(
-  options: { sellable?: number; price_cents?: number; functions?: ProductFunction[]; name?: string } = {},
+  options: {
+    sellable?: number;
+    price_cents?: number;
+    functions?: ProductFunction[];
+    name?: string;
+    venue_region?: DoLocationHint;
+  } = {},
 ) {
   return createProduct(
     db(),
@@ -22,6 +29,7 @@ export async function seedProduct(
         { function: "bus", uses: 10 },
         { function: "ferry", uses: 2 },
       ],
+      venue_region: options.venue_region,
     },
     env.CURRENCY ?? "EUR",
     new Date(),

@@ -1,0 +1,15 @@
+/**
+ * Where Durable Objects can be asked to live: Cloudflare's location hints
+ * (https://developers.cloudflare.com/durable-objects/reference/data-location/#provide-a-location-hint).
+ * An object is created near the hint given with its first call and stays there for good; without one, it
+ * is created near the Worker that first calls it.
+ */
+export const DO_LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type DoLocationHint = (typeof DO_LOCATION_HINTS)[number];
+
+/** The options to get a ticket's object with: near its venue when the product names one. */
+export function placedNear(
+  venueRegion: DoLocationHint | null | undefined,
+): DurableObjectNamespaceGetDurableObjectOptions {
+  return venueRegion ? { locationHint: venueRegion } : {};
+}
