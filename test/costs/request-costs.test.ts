@@ -4,6 +4,7 @@ import { seedProduct } from "../support/fixtures";
 import { gateSession, paidTickets, qrToken } from "../support/tickets";
 import { buyerToken, uniqueUser } from "../support/tokens";
 import { fundedWallet, posTill, walletQr } from "../support/wallet";
+import { paymentFor, pendingOrder, signatureHeaders } from "../support/webhooks";
 
 // What the hot paths cost in round trips once an isolate is warm (issue 19): D1 calls, object RPCs and
 // queue sends made while answering, counted at the bindings. The first request of a kind may read what
@@ -62,6 +63,24 @@ describe("round trips per request, warm isolate", () => {
     const warm = await order();
     expect(warm.status).toBe(201);
     expect(warm.cost).toMatchObject({ d1: 1, d1Batches: 1, objects: 0, queueSends: 0 });
+  });
+
+  it("a payment webhook: three D1 round trips on the primary and the order.paid event, before it answers", async ({
+    expect,
+  }) => {
+    const app = countingApp();
+    const product = await seedProduct();
+    const order = await pendingOrder(uniqueUser(), [{ product_id: product.id, quantity: 2 }]);
+    const body = JSON.stringify(paymentFor(order));
+    const paid = await app.call("POST", "/payments/webhook", {
+      rawBody: body,
+      headers: { "content-type": "application/json", ...signatureHeaders(body) },
+    });
+    expect(paid.status).toBe(200);
+    // Read the order; settle it, issue its tickets and record the payment in one batch; mark its event
+    // sent. All on the primary: a write starts its session there.
+    expect(paid.cost).toMatchObject({ d1: 3, d1Batches: 2, objects: 0, queueSends: 1 });
+    expect(paid.cost.sessions).toEqual(["first-primary"]);
   });
 
   // Issue 19: GET /my/tickets asks every active ticket's object for its counts, one RPC each, so that

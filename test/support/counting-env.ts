@@ -158,6 +158,7 @@ export function countingApp() {
       options: {
         token?: string;
         body?: unknown;
+        rawBody?: string;
         idempotencyKey?: string;
         headers?: Record<string, string>;
       } = {},
@@ -171,7 +172,7 @@ export function countingApp() {
         new Request(`https://passes.test${path}`, {
           method,
           headers,
-          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          body: options.body === undefined ? options.rawBody : JSON.stringify(options.body),
         }),
         counted,
         ctx as unknown as ExecutionContext,
