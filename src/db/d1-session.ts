@@ -20,26 +20,41 @@ export function validBookmark(value: string | undefined): string | undefined {
   return value !== undefined && value.length <= 256 && BOOKMARK_PATTERN.test(value) ? value : undefined;
 }
 
-interface RequestSession {
-  binding: D1Database;
-  session: D1DatabaseSession;
+/**
+ * A request's D1 session, opened at its first query: a request that queries nothing (a warm scan, a
+ * deduction) opens none.
+ */
+export class RequestD1Session {
+  private session: D1DatabaseSession | undefined;
+
+  constructor(
+    readonly binding: D1Database,
+    private readonly start: string,
+  ) {}
+
+  /** The session, opened now if this is the request's first query. */
+  open(): D1DatabaseSession {
+    this.session ??= this.binding.withSession(this.start);
+    return this.session;
+  }
+
+  /** The session's latest bookmark; null when it was never opened or ran nothing. */
+  bookmark(): string | null {
+    return this.session?.getBookmark() ?? null;
+  }
 }
 
-const current = new AsyncLocalStorage<RequestSession>();
+const current = new AsyncLocalStorage<RequestD1Session>();
 
-/** Runs `work` with every query on `binding` going through `session`. */
-export async function inD1Session<T>(
-  binding: D1Database,
-  session: D1DatabaseSession,
-  work: () => Promise<T>,
-): Promise<T> {
-  return current.run({ binding, session }, work);
+/** Runs `work` with every query on the session's binding going through that session. */
+export function inD1Session<T>(session: RequestD1Session, work: () => Promise<T>): Promise<T> {
+  return current.run(session, work);
 }
 
 /** Where a query on `binding` goes now: the current request's session, or the binding itself. */
 function target(binding: D1Database): D1Database | D1DatabaseSession {
   const store = current.getStore();
-  return store?.binding === binding ? store.session : binding;
+  return store?.binding === binding ? store.open() : binding;
 }
 
 /**

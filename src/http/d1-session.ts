@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { D1_BOOKMARK_HEADER, inD1Session, validBookmark } from "../db/d1-session";
+import { D1_BOOKMARK_HEADER, inD1Session, RequestD1Session, validBookmark } from "../db/d1-session";
 import type { AppEnv } from "./context";
 
 /** Methods that only read: their first query may go to any replica. */
@@ -10,15 +10,18 @@ const READS = new Set(["GET", "HEAD", "OPTIONS"]);
  * request's own earlier writes). A request that brings a bookmark (`x-d1-bookmark`, from an earlier
  * answer) starts at least as fresh as that bookmark, so a client reads its own writes; without one, a
  * read starts on whatever copy is nearest (`first-unconstrained`) and a write on the primary
- * (`first-primary`). The answer carries the session's bookmark for the client's next request.
+ * (`first-primary`). The session is opened by the request's first query, so one that queries nothing
+ * (a warm scan) pays nothing for it. The answer carries the session's bookmark for the client's next
+ * request.
  */
 export const d1Session = createMiddleware<AppEnv>(async (c, next) => {
   const bookmark = validBookmark(c.req.header(D1_BOOKMARK_HEADER));
-  const session = c.env.DB.withSession(
+  const session = new RequestD1Session(
+    c.env.DB,
     bookmark ?? (READS.has(c.req.method) ? "first-unconstrained" : "first-primary"),
   );
-  await inD1Session(c.env.DB, session, next);
-  const latest = session.getBookmark();
+  await inD1Session(session, next);
+  const latest = session.bookmark();
   if (!latest) return;
   try {
     c.res.headers.set(D1_BOOKMARK_HEADER, latest);

@@ -29,6 +29,8 @@ describe("round trips per request, warm isolate", () => {
     const warm = await scan();
     expect(warm.status).toBe(200);
     expect(warm.cost).toMatchObject({ d1: 0, d1Batches: 0, objects: 1, queueSends: 0 });
+    // Nor does it open a D1 session: that happens at a request's first query.
+    expect(warm.cost.sessions).toEqual([]);
   });
 
   it("a POS deduction: no D1 call and one call to the wallet's object", async ({ expect }) => {

@@ -70,6 +70,8 @@ describe("D1 sessions and bookmarks", () => {
     const answer = await app.call("GET", "/.well-known/jwks.json");
     expect(answer.status).toBe(200);
     expect(answer.cost.d1).toBe(0);
+    // The session is opened by the first query: none here.
+    expect(answer.cost.sessions).toEqual([]);
     expect(answer.headers.get(BOOKMARK)).toBeNull();
   });
 });
