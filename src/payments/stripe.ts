@@ -174,9 +174,9 @@ export async function verifyStripeEvent(
   now: Date,
 ): Promise<Stripe.Event | undefined> {
   if (!config.stripeWebhookSecret || !signature) return undefined;
-  const client = stripeClient(config.stripeSecretKey ?? "sk_test_unset");
   try {
-    return await client.webhooks.constructEventAsync(
+    // The verifier needs no API key: the class's own, not a client's.
+    return await Stripe.webhooks.constructEventAsync(
       body,
       signature,
       config.stripeWebhookSecret,
