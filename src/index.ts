@@ -20,6 +20,7 @@ import { closeLapsedCheckouts } from "./services/hosted-checkout";
 import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
 
 export { TicketObject } from "./objects/ticket";
+export { TicketHolderObject } from "./objects/ticket-holder";
 export { WalletObject } from "./objects/wallet";
 
 const app = buildApp();

@@ -1,4 +1,5 @@
 import { errors, importJWK, type JWK, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import type { DoLocationHint } from "../domain/placement";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import {
@@ -9,6 +10,7 @@ import {
   TICKET_QR_AUDIENCE,
   TICKET_QR_MAX_AGE_SECONDS,
   TICKET_QR_TYP,
+  TICKET_REGION_CLAIM,
   TICKET_USED_UP_CLAIM,
 } from "./ticket-qr-claims";
 
@@ -161,11 +163,14 @@ export interface TicketForQr {
   functions: readonly string[];
   /** Functions with no use left now: a gate without a network refuses them by the token alone. */
   usedUp: readonly string[];
+  /** Where the ticket's venue is: the gate's scan creates the ticket's object there. */
+  venueRegion?: DoLocationHint | null;
 }
 
 /**
  * A QR token for one ticket, for the gate: `sub` is the ticket code, `fns` its functions and `used` those
- * used up, so a gate without a network knows what the ticket may open (src/domain/offline-rule.ts).
+ * used up, so a gate without a network knows what the ticket may open (src/domain/offline-rule.ts), and
+ * `reg` its venue's region when it has one.
  */
 export function signTicketQrToken(config: Config, ticket: TicketForQr, now: Date, notBefore?: Date) {
   return signQrToken(
@@ -175,7 +180,11 @@ export function signTicketQrToken(config: Config, ticket: TicketForQr, now: Date
       audience: TICKET_QR_AUDIENCE,
       subject: ticket.code,
       ttlSeconds: TICKET_QR_TTL_SECONDS,
-      claims: { [TICKET_FUNCTIONS_CLAIM]: [...ticket.functions], [TICKET_USED_UP_CLAIM]: [...ticket.usedUp] },
+      claims: {
+        [TICKET_FUNCTIONS_CLAIM]: [...ticket.functions],
+        [TICKET_USED_UP_CLAIM]: [...ticket.usedUp],
+        ...(ticket.venueRegion ? { [TICKET_REGION_CLAIM]: ticket.venueRegion } : {}),
+      },
       notBefore,
     },
     now,

@@ -20,6 +20,11 @@ export const QR_CLOCK_TOLERANCE_SECONDS = 5;
 export const TICKET_FUNCTIONS_CLAIM = "fns";
 /** The claim that lists those of them used up when the token was signed. */
 export const TICKET_USED_UP_CLAIM = "used";
+/**
+ * The claim naming the region of the ticket's venue, when its product has one: the scan that first
+ * reaches the ticket's object creates it there (a Durable Objects location hint).
+ */
+export const TICKET_REGION_CLAIM = "reg";
 /** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
 export const MAX_TICKET_QR_LENGTH = 2_048;
 

@@ -50,16 +50,19 @@ export function issueTicketsStatements(
   return { codes: issued.map((ticket) => ticket.code), statements };
 }
 
-function ticketStatus(entitlements: Entitlement[]): Ticket["status"] {
+export function ticketStatus(entitlements: readonly Entitlement[]): Ticket["status"] {
   return entitlements.some((entitlement) => entitlement.remaining_uses > 0) ? "ACTIVE" : "USED_UP";
 }
 
-/** A buyer's tickets, newest first, at most `limit`. Tickets and entitlements are read in one snapshot. */
-/** A listed ticket and where its object belongs (its product's venue region). */
+/** A listed ticket, where its object belongs (its product's venue region), and its counts' versions. */
 export interface ListedTicket {
   ticket: Ticket;
   venueRegion: DoLocationHint | null;
+  /** Per function, the version of the change the read model last took (see TicketHolderObject). */
+  usesVersions: Map<string, number>;
 }
+
+/** A buyer's tickets, newest first, at most `limit`. Tickets and entitlements are read in one snapshot. */
 
 export async function listTicketsForUser(
   db: Db,
@@ -95,10 +98,14 @@ export async function listTicketsForUser(
       .orderBy(asc(ticketEntitlements.ticketCode), asc(ticketEntitlements.function)),
   ]);
   const byCode = new Map<string, Entitlement[]>();
+  const versionsByCode = new Map<string, Map<string, number>>();
   for (const row of entitlementRows) {
     const list = byCode.get(row.ticketCode) ?? [];
     list.push({ function: row.function, total_uses: row.totalUses, remaining_uses: row.remainingUses });
     byCode.set(row.ticketCode, list);
+    const versions = versionsByCode.get(row.ticketCode) ?? new Map<string, number>();
+    versions.set(row.function, row.usesVersion);
+    versionsByCode.set(row.ticketCode, versions);
   }
   return rows.map((row) => {
     const entitlements = byCode.get(row.code) ?? [];
@@ -113,6 +120,7 @@ export async function listTicketsForUser(
         entitlements,
       },
       venueRegion: row.venueRegion,
+      usesVersions: versionsByCode.get(row.code) ?? new Map(),
     };
   });
 }
@@ -125,15 +133,19 @@ export async function listTicketsForUser(
 export async function findTicketForQr(
   db: Db,
   code: string,
-): Promise<{ userId: string; functions: string[]; usedUp: string[] } | undefined> {
+): Promise<
+  { userId: string; functions: string[]; usedUp: string[]; venueRegion: DoLocationHint | null } | undefined
+> {
   const rows = await db
     .select({
       userId: tickets.userId,
       fn: ticketEntitlements.function,
       remaining: ticketEntitlements.remainingUses,
+      venueRegion: products.venueRegion,
     })
     .from(tickets)
     .innerJoin(ticketEntitlements, eq(ticketEntitlements.ticketCode, tickets.code))
+    .innerJoin(products, eq(products.id, tickets.productId))
     .where(eq(tickets.code, code))
     .orderBy(asc(ticketEntitlements.function));
   const first = rows[0];
@@ -142,6 +154,7 @@ export async function findTicketForQr(
       userId: first.userId,
       functions: rows.map((row) => row.fn),
       usedUp: rows.filter((row) => row.remaining <= 0).map((row) => row.fn),
+      venueRegion: first.venueRegion,
     }
   );
 }
@@ -158,8 +171,9 @@ export interface ReportedUses {
  * Moves the tickets' read model to what their objects reported after scans and annulments, in ONE
  * statement for a whole queue batch. Per ticket and function the newest report wins (the highest
  * `usesVersion`), and a row changes only when that report is newer than what it holds, so redelivered or
- * reordered events leave the same result. `changedAt` (now) dates the change for offline kits' deltas. A report without a version (written before annulments, when
- * uses only went down) can only lower the count, as it always could.
+ * reordered events leave the same result. `changedAt` (now) dates the change for offline kits' deltas.
+ * A report without a version (written before annulments, when uses only went down) can only lower the
+ * count, as it always could.
  */
 export function applyReportedUsesStatement(db: Db, reports: ReportedUses[], changedAt: Date): Statement {
   const newest = sql`(

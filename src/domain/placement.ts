@@ -7,6 +7,11 @@
 export const DO_LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
 export type DoLocationHint = (typeof DO_LOCATION_HINTS)[number];
 
+/** A region named in a signed claim or a stored column, if it is one; anything else places nothing. */
+export function locationHint(value: unknown): DoLocationHint | null {
+  return (DO_LOCATION_HINTS as readonly unknown[]).includes(value) ? (value as DoLocationHint) : null;
+}
+
 /** The options to get a ticket's object with: near its venue when the product names one. */
 export function placedNear(
   venueRegion: DoLocationHint | null | undefined,

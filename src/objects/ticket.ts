@@ -1,5 +1,6 @@
 import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
+import pTimeout from "p-timeout";
 import {
   isOverBudget,
   OFFLINE_SCAN_RETENTION_MS,
@@ -7,6 +8,7 @@ import {
   offlineFlagId,
   reconcileOfflineScan,
 } from "../domain/offline-reconciliation";
+import { type DoLocationHint, placedNear } from "../domain/placement";
 import {
   type AnnulmentRefusal,
   decideAnnulment,
@@ -37,6 +39,12 @@ const OUTBOX_BATCH = 100;
 const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries an outbox that failed to send. */
 const OUTBOX_RETRY_MS = 5_000;
+/**
+ * How long a change's answer waits for the buyer's holder object to take the new counts. The holder is
+ * placed near the venue too, so a push is one short hop; past this the answer goes anyway (the gate
+ * matters more than the buyer's list) and the alarm pushes again.
+ */
+export const HOLDER_PUSH_TIMEOUT_MS = 250;
 
 export interface ScanSession {
   sessionId: string;
@@ -147,6 +155,12 @@ export type OfflineReconcileResult =
   | { result: "reconciled"; scans: OfflineScanResult[] }
   | { result: "ticket_not_found" };
 
+interface TicketOwner {
+  code: string;
+  userId: string;
+  venueRegion: DoLocationHint | null;
+}
+
 export interface TicketSnapshot {
   code: string;
   entitlements: EntitlementState[];
@@ -171,12 +185,21 @@ export class TicketObject extends DurableObject<Env> {
   /** The entitlements table as last committed; this object is its only writer. */
   private entitlementsCopy: EntitlementState[] | undefined;
   private flushScheduled = false;
+  /** The buyer and the venue region, once known: whose holder object takes this ticket's counts. */
+  private owner: TicketOwner | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS ticket (code TEXT PRIMARY KEY, initialized_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS ticket (
+        code TEXT PRIMARY KEY,
+        initialized_at INTEGER NOT NULL,
+        owner_id TEXT,
+        venue_region TEXT,
+        -- The sum of the entitlements' versions the buyer's holder object has taken: behind while lower.
+        holder_pushed_through INTEGER NOT NULL DEFAULT 0
+      );
       CREATE TABLE IF NOT EXISTS entitlements (
         function TEXT PRIMARY KEY,
         total_uses INTEGER NOT NULL,
@@ -260,6 +283,7 @@ export class TicketObject extends DurableObject<Env> {
     if (result.result === "accepted" && !("replayed" in result && result.replayed)) {
       this.entitlementsCopy = result.entitlements;
       await this.scheduleOutboxFlush();
+      await this.pushToHolder();
     }
     return result;
   }
@@ -372,6 +396,7 @@ export class TicketObject extends DurableObject<Env> {
     if (scans.some((scan) => scan.outcome !== "duplicate")) {
       this.entitlementsCopy = this.entitlements();
       await this.scheduleOutboxFlush();
+      await this.pushToHolder();
     }
     return { result: "reconciled", scans };
   }
@@ -630,6 +655,7 @@ export class TicketObject extends DurableObject<Env> {
     if (result.result === "annulled") {
       this.entitlementsCopy = result.entitlements;
       await this.scheduleOutboxFlush();
+      await this.pushToHolder();
     }
     return result;
   }
@@ -680,8 +706,92 @@ export class TicketObject extends DurableObject<Env> {
         return;
       }
     }
+    if (this.holderBehind() && !(await this.pushToHolder())) {
+      await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
+      return;
+    }
     this.prune(Date.now());
     await this.scheduleNextAlarm();
+  }
+
+  /**
+   * Hands the committed counts to the buyer's holder object, so GET /my/tickets shows this change from
+   * the moment its answer leaves (see TicketHolderObject). Awaited by the change, with a deadline: a push
+   * that fails or is late leaves the holder behind, and the alarm (set by every change) pushes again.
+   * Other requests may run meanwhile; whatever they commit is in their own push, and versions order them.
+   */
+  private async pushToHolder(): Promise<boolean> {
+    const rows = this.sql
+      .exec<{ function: string; total_uses: number; remaining_uses: number; version: number }>(
+        "SELECT function, total_uses, remaining_uses, version FROM entitlements",
+      )
+      .toArray();
+    const through = rows.reduce((sum, row) => sum + row.version, 0);
+    try {
+      const owner = await this.ownerOf();
+      if (!owner) return true;
+      const holder = this.env.TICKET_HOLDERS.get(
+        this.env.TICKET_HOLDERS.idFromName(owner.userId),
+        placedNear(owner.venueRegion),
+      );
+      await pTimeout(
+        holder.record(
+          rows.map((row) => ({
+            ticketCode: owner.code,
+            function: row.function,
+            totalUses: row.total_uses,
+            remainingUses: row.remaining_uses,
+            version: row.version,
+          })),
+        ),
+        { milliseconds: HOLDER_PUSH_TIMEOUT_MS },
+      );
+    } catch (error) {
+      console.error(
+        JSON.stringify({ level: "warn", msg: "holder push failed; the alarm retries", error: String(error) }),
+      );
+      return false;
+    }
+    this.sql.exec("UPDATE ticket SET holder_pushed_through = max(holder_pushed_through, ?)", through);
+    return true;
+  }
+
+  /** Whether a change has committed that the buyer's holder object has not taken. */
+  private holderBehind(): boolean {
+    const row = this.sql
+      .exec<{ behind: number }>(
+        `SELECT (SELECT coalesce(sum(version), 0) FROM entitlements) > holder_pushed_through AS behind
+         FROM ticket`,
+      )
+      .toArray()[0];
+    return row?.behind === 1;
+  }
+
+  /**
+   * The ticket's buyer and venue region: stored at initialization; an object initialized before holders
+   * existed looks them up in D1 once, at its first change since.
+   */
+  private async ownerOf(): Promise<TicketOwner | undefined> {
+    if (this.owner) return this.owner;
+    const stored = this.sql
+      .exec<{ code: string; owner_id: string | null; venue_region: DoLocationHint | null }>(
+        "SELECT code, owner_id, venue_region FROM ticket",
+      )
+      .toArray()[0];
+    if (!stored) return undefined;
+    if (stored.owner_id !== null) {
+      this.owner = { code: stored.code, userId: stored.owner_id, venueRegion: stored.venue_region };
+      return this.owner;
+    }
+    const found = await this.env.DB.prepare(
+      "SELECT t.user_id, p.venue_region FROM tickets AS t JOIN products AS p ON p.id = t.product_id WHERE t.code = ?",
+    )
+      .bind(stored.code)
+      .first<{ user_id: string; venue_region: DoLocationHint | null }>();
+    if (!found) return undefined;
+    this.sql.exec("UPDATE ticket SET owner_id = ?, venue_region = ?", found.user_id, found.venue_region);
+    this.owner = { code: stored.code, userId: found.user_id, venueRegion: found.venue_region };
+    return this.owner;
   }
 
   /**
@@ -746,14 +856,31 @@ export class TicketObject extends DurableObject<Env> {
       return true;
     }
     const { results } = await this.env.DB.prepare(
-      "SELECT function, total_uses, remaining_uses FROM ticket_entitlements WHERE ticket_code = ?",
+      `SELECT e.function, e.total_uses, e.remaining_uses, t.user_id, p.venue_region
+       FROM ticket_entitlements AS e
+       JOIN tickets AS t ON t.code = e.ticket_code
+       JOIN products AS p ON p.id = t.product_id
+       WHERE e.ticket_code = ?`,
     )
       .bind(code)
-      .all<{ function: string; total_uses: number; remaining_uses: number }>();
-    if (results.length === 0) return false;
+      .all<{
+        function: string;
+        total_uses: number;
+        remaining_uses: number;
+        user_id: string;
+        venue_region: string | null;
+      }>();
+    const [first] = results;
+    if (!first) return false;
     this.ctx.storage.transactionSync(() => {
       if (this.sql.exec("SELECT 1 FROM ticket").toArray().length > 0) return;
-      this.sql.exec("INSERT INTO ticket (code, initialized_at) VALUES (?, ?)", code, Date.now());
+      this.sql.exec(
+        "INSERT INTO ticket (code, initialized_at, owner_id, venue_region) VALUES (?, ?, ?, ?)",
+        code,
+        Date.now(),
+        first.user_id,
+        first.venue_region,
+      );
       for (const row of results) {
         this.sql.exec(
           "INSERT INTO entitlements (function, total_uses, remaining_uses) VALUES (?, ?, ?)",
@@ -787,6 +914,17 @@ function upgradeStorage(sql: SqlStorage): void {
     sql.exec("SELECT offline FROM redemptions LIMIT 0");
   } catch {
     sql.exec("ALTER TABLE redemptions ADD COLUMN offline INTEGER NOT NULL DEFAULT 0");
+  }
+  // Tickets initialized before holder objects: their buyer is looked up at the next change (ownerOf), and
+  // the holder starts behind, so that change pushes every count.
+  try {
+    sql.exec("SELECT owner_id FROM ticket LIMIT 0");
+  } catch {
+    sql.exec(`
+      ALTER TABLE ticket ADD COLUMN owner_id TEXT;
+      ALTER TABLE ticket ADD COLUMN venue_region TEXT;
+      ALTER TABLE ticket ADD COLUMN holder_pushed_through INTEGER NOT NULL DEFAULT 0;
+    `);
   }
   // Entitlements written before annulments existed have no version: their count starts from 0, which
   // the read model (moved only by a newer version) accepts from the next change on.

@@ -84,7 +84,7 @@ async function ownTicket(db: Db, rawCode: string, buyerId: string) {
   const code = parseTicketCode(rawCode);
   const ticket = await findTicketForQr(db, code);
   if (!ticket || ticket.userId !== buyerId) throw new ApiError("not_found", "No such ticket");
-  return { code, functions: ticket.functions, usedUp: ticket.usedUp };
+  return { code, functions: ticket.functions, usedUp: ticket.usedUp, venueRegion: ticket.venueRegion };
 }
 
 const TicketCodeParam = z.object({
@@ -101,7 +101,8 @@ export const ticketRoutes = createRouter()
       summary: "The caller's tickets with their entitlements",
       description:
         `Newest first, at most ${MAX_TICKETS_LISTED}. Tickets of a paid order are listed as soon as the ` +
-        "payment webhook that paid it has returned.",
+        "payment webhook that paid it has returned, and `remaining_uses` reflects every scan that has " +
+        "returned.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       responses: {

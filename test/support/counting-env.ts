@@ -146,6 +146,7 @@ export function countingApp() {
     DB: countingD1(real.DB, counts),
     TICKETS: countingNamespace(real.TICKETS, counts),
     WALLETS: countingNamespace(real.WALLETS, counts),
+    TICKET_HOLDERS: countingNamespace(real.TICKET_HOLDERS, counts),
     EVENTS: countingQueue(real.EVENTS, counts),
   };
   const app = buildApp();
