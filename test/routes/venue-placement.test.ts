@@ -78,9 +78,13 @@ describe("a product's venue region", () => {
     const placedBy = async (product: { id: string }) => {
       const order = await pendingOrder(uniqueUser(), [{ product_id: product.id, quantity: 1 }]);
       expect((await deliver(paymentFor(order))).status).toBe(200);
-      const mine = await callJson<{ tickets: { code: string }[] }>("GET", "/my/tickets", { token: order.token });
+      const mine = await callJson<{ tickets: { code: string }[] }>("GET", "/my/tickets", {
+        token: order.token,
+      });
       const code = mine.body.tickets[0]?.code ?? "";
-      const qr = await callJson<{ token: string }>("POST", `/tickets/${code}/qr-token`, { token: order.token });
+      const qr = await callJson<{ token: string }>("POST", `/tickets/${code}/qr-token`, {
+        token: order.token,
+      });
       const scanned = await app.call("POST", "/tickets/scan", {
         token: gate.token,
         body: { qr_token: qr.body.token, function: "tram", session_id: gate.sessionId },
