@@ -28,6 +28,8 @@ export interface HeldCount {
  */
 export class TicketHolderObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** Whether this instance has seen the pruning alarm set: checked once, not on every push. */
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -67,8 +69,11 @@ export class TicketHolderObject extends DurableObject<Env> {
         );
       }
     });
-    if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(nowMs + HOLDER_COUNT_RETENTION_MS);
+    if (!this.alarmSet) {
+      if ((await this.ctx.storage.getAlarm()) === null) {
+        await this.ctx.storage.setAlarm(nowMs + HOLDER_COUNT_RETENTION_MS);
+      }
+      this.alarmSet = true;
     }
   }
 
@@ -99,6 +104,7 @@ export class TicketHolderObject extends DurableObject<Env> {
     const oldest = this.sql
       .exec<{ at: number | null }>("SELECT MIN(pushed_at_ms) AS at FROM counts")
       .toArray()[0]?.at;
+    this.alarmSet = oldest != null;
     if (oldest != null) await this.ctx.storage.setAlarm(oldest + HOLDER_COUNT_RETENTION_MS);
   }
 }

@@ -24,6 +24,7 @@ import type {
   RedemptionRecorded,
   ScanRejected,
 } from "../queues/messages";
+import { bookAlarm, ObjectOutbox } from "./object-outbox";
 
 /**
  * How long an accepted scan's answer outlives its token. The answer is kept with the spent jti, so an RPC
@@ -33,16 +34,14 @@ import type {
 export const RESENT_SCAN_GRACE_MS = 60_000;
 /** A gate's own Idempotency-Key for a scan is honoured at least this long (the contract's 24 h). */
 export const SCAN_KEY_RETENTION_MS = 24 * 60 * 60 * 1000;
-/** Outbox rows sent per alarm run (one Queue sendBatch holds at most 100 messages). */
-const OUTBOX_BATCH = 100;
 /** How long accepted scans may gather in the outbox before one alarm forwards them together. */
 const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries an outbox that failed to send. */
 const OUTBOX_RETRY_MS = 5_000;
 /**
- * How long a change's answer waits for the buyer's holder object to take the new counts. The holder is
- * placed near the venue too, so a push is one short hop; past this the answer goes anyway (the gate
- * matters more than the buyer's list) and the alarm pushes again.
+ * How long one push of a ticket's counts to the buyer's holder object may take. The holder is placed
+ * near the venue too, so a push is one short hop; past this the answer goes anyway (the gate matters more
+ * than the buyer's list), the holder counts as behind and the alarm pushes again.
  */
 export const HOLDER_PUSH_TIMEOUT_MS = 250;
 
@@ -180,6 +179,8 @@ export class TicketObject extends DurableObject<Env> {
   }
 
   private readonly sql: SqlStorage;
+  /** Events of committed changes, forwarded to the queue by the alarm. */
+  private readonly events: ObjectOutbox;
   /** In-memory copies of what storage already says, so a scan does not re-read them. */
   private initializedCode: string | undefined;
   /** The entitlements table as last committed; this object is its only writer. */
@@ -187,6 +188,12 @@ export class TicketObject extends DurableObject<Env> {
   private flushScheduled = false;
   /** The buyer and the venue region, once known: whose holder object takes this ticket's counts. */
   private owner: TicketOwner | undefined;
+  /** A push not started yet: every change committed before it starts is in it (see pushToHolder). */
+  private nextPush: Promise<boolean> | undefined;
+  /** The newest push started or queued; the next one starts after it. */
+  private lastPush: Promise<boolean> = Promise.resolve(true);
+  /** The stored holder_behind, once read. */
+  private holderBehindCopy: boolean | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -197,8 +204,8 @@ export class TicketObject extends DurableObject<Env> {
         initialized_at INTEGER NOT NULL,
         owner_id TEXT,
         venue_region TEXT,
-        -- The sum of the entitlements' versions the buyer's holder object has taken: behind while lower.
-        holder_pushed_through INTEGER NOT NULL DEFAULT 0
+        -- 1 while the buyer's holder object lacks a committed change (its push failed): the alarm pushes.
+        holder_behind INTEGER NOT NULL DEFAULT 0
       );
       CREATE TABLE IF NOT EXISTS entitlements (
         function TEXT PRIMARY KEY,
@@ -228,7 +235,6 @@ export class TicketObject extends DurableObject<Env> {
         result TEXT
       );
       CREATE INDEX IF NOT EXISTS spent_jtis_by_expiry ON spent_jtis (expires_at_ms);
-      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS offline_scans (
         device_id TEXT NOT NULL,
         scan_id TEXT NOT NULL,
@@ -242,6 +248,7 @@ export class TicketObject extends DurableObject<Env> {
       );
     `);
     upgradeStorage(this.sql);
+    this.events = new ObjectOutbox(this.sql, env.EVENTS);
   }
 
   /** Redeems one use of `fn`. Idempotent on `scanId`; refuses a jti it has seen. */
@@ -282,8 +289,7 @@ export class TicketObject extends DurableObject<Env> {
     // Committed: only now may the in-memory copy move (a throw above rolled storage back, and it with it).
     if (result.result === "accepted" && !("replayed" in result && result.replayed)) {
       this.entitlementsCopy = result.entitlements;
-      await this.scheduleOutboxFlush();
-      await this.pushToHolder();
+      await this.afterChange();
     }
     return result;
   }
@@ -377,7 +383,7 @@ export class TicketObject extends DurableObject<Env> {
       ts: new Date(atMs).toISOString(),
       ...(offline ? { offline: true } : {}),
     };
-    this.outbox(event);
+    this.events.add(event);
     return redemptionId;
   }
 
@@ -395,8 +401,7 @@ export class TicketObject extends DurableObject<Env> {
     );
     if (scans.some((scan) => scan.outcome !== "duplicate")) {
       this.entitlementsCopy = this.entitlements();
-      await this.scheduleOutboxFlush();
-      await this.pushToHolder();
+      await this.afterChange();
     }
     return { result: "reconciled", scans };
   }
@@ -452,14 +457,14 @@ export class TicketObject extends DurableObject<Env> {
       // Applied, but by a device that broke its budget: kept for the report like a conflict.
       if (overBudget) {
         const reason = scan.tokenGoodAtScan ? "in_flight" : "token_not_good_at_scan";
-        this.outbox(
+        this.events.add(
           this.offlineFlag(request, scan, { outcome: "over_budget", reason }, scannedAt, true, nowMs),
         );
       }
     } else if (judged.outcome === "conflict") {
       this.spendJti(scan);
       const flag = { outcome: "conflict" as const, reason: judged.reason };
-      this.outbox(this.offlineFlag(request, scan, flag, scannedAt, overBudget, nowMs));
+      this.events.add(this.offlineFlag(request, scan, flag, scannedAt, overBudget, nowMs));
     } else {
       const refused: ScanRejected = {
         type: "scan.rejected",
@@ -472,7 +477,7 @@ export class TicketObject extends DurableObject<Env> {
         ts: scannedAt,
         offline: true,
       };
-      this.outbox(refused);
+      this.events.add(refused);
     }
     this.sql.exec(
       `INSERT INTO offline_scans
@@ -574,11 +579,6 @@ export class TicketObject extends DurableObject<Env> {
     };
   }
 
-  /** Written inside the caller's transaction: the event exists exactly when the change it announces does. */
-  private outbox(event: RedemptionRecorded | RedemptionAnnulled | OfflineScanFlagged | ScanRejected): void {
-    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
-  }
-
   /**
    * Gives one scan's use back (see decideAnnulment for who may, and when). The use, the redemption's
    * annulled time and the annulment event commit in one transaction; a second annulment finds the first.
@@ -641,7 +641,7 @@ export class TicketObject extends DurableObject<Env> {
         reason: request.reason,
         ts: annulledAt,
       };
-      this.outbox(event);
+      this.events.add(event);
       return {
         result: "annulled",
         redemptionId: request.redemptionId,
@@ -654,8 +654,7 @@ export class TicketObject extends DurableObject<Env> {
     });
     if (result.result === "annulled") {
       this.entitlementsCopy = result.entitlements;
-      await this.scheduleOutboxFlush();
-      await this.pushToHolder();
+      await this.afterChange();
     }
     return result;
   }
@@ -668,9 +667,7 @@ export class TicketObject extends DurableObject<Env> {
    */
   private async scheduleOutboxFlush(): Promise<void> {
     if (this.flushScheduled) return;
-    const flushAt = Date.now() + OUTBOX_FLUSH_DELAY_MS;
-    const pending = await this.ctx.storage.getAlarm();
-    if (pending === null || pending > flushAt) await this.ctx.storage.setAlarm(flushAt);
+    await bookAlarm(this.ctx.storage, Date.now() + OUTBOX_FLUSH_DELAY_MS);
     this.flushScheduled = true;
   }
 
@@ -684,27 +681,9 @@ export class TicketObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     // Scans from here on need a flush of their own: this run may already have read the outbox.
     this.flushScheduled = false;
-    const rows = this.sql
-      .exec<{ seq: number; payload: string }>(
-        "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?",
-        OUTBOX_BATCH,
-      )
-      .toArray();
-    if (rows.length > 0) {
-      try {
-        await this.env.EVENTS.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) })));
-        this.sql.exec("DELETE FROM outbox WHERE seq <= ?", rows.at(-1)?.seq ?? 0);
-      } catch (error) {
-        console.error(
-          JSON.stringify({
-            level: "warn",
-            msg: "ticket outbox send failed; will retry",
-            error: String(error),
-          }),
-        );
-        await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
-        return;
-      }
+    if (!(await this.events.send())) {
+      await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
+      return;
     }
     if (this.holderBehind() && !(await this.pushToHolder())) {
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
@@ -715,56 +694,79 @@ export class TicketObject extends DurableObject<Env> {
   }
 
   /**
-   * Hands the committed counts to the buyer's holder object, so GET /my/tickets shows this change from
-   * the moment its answer leaves (see TicketHolderObject). Awaited by the change, with a deadline: a push
-   * that fails or is late leaves the holder behind, and the alarm (set by every change) pushes again.
-   * Other requests may run meanwhile; whatever they commit is in their own push, and versions order them.
+   * What every committed change owes: its outbox forwarded soon, and its counts in the buyer's holder
+   * object before its answer leaves. While the holder is known to be behind (a push failed), changes do
+   * not wait for it: the alarm pushes, and a holder that is down costs the gates one deadline, not one each.
    */
-  private async pushToHolder(): Promise<boolean> {
+  private async afterChange(): Promise<void> {
+    await this.scheduleOutboxFlush();
+    if (!this.holderBehind()) await this.pushToHolder();
+  }
+
+  /**
+   * Hands the committed counts to the buyer's holder object, so GET /my/tickets shows a change from the
+   * moment its answer leaves (see TicketHolderObject). Awaited by every change. Pushes go one at a time:
+   * changes committed while one is in flight share the next, which reads the counts when it starts, so a
+   * hot ticket makes far fewer pushes than scans and each answer still waits for a push that has it.
+   * Other requests may run while a push is awaited; versions order whatever the holder receives.
+   */
+  private pushToHolder(): Promise<boolean> {
+    if (this.nextPush) return this.nextPush;
+    const push = this.lastPush.then(() => {
+      this.nextPush = undefined;
+      return this.sendCountsToHolder();
+    });
+    this.nextPush = push;
+    this.lastPush = push;
+    return push;
+  }
+
+  /**
+   * One push, with a deadline: one that fails or is late marks the holder behind (the only write a push
+   * ever makes) and the alarm, which every change sets, pushes again; the gate's answer does not wait.
+   */
+  private async sendCountsToHolder(): Promise<boolean> {
     const rows = this.sql
       .exec<{ function: string; total_uses: number; remaining_uses: number; version: number }>(
         "SELECT function, total_uses, remaining_uses, version FROM entitlements",
       )
       .toArray();
-    const through = rows.reduce((sum, row) => sum + row.version, 0);
+    let pushed = true;
     try {
       const owner = await this.ownerOf();
-      if (!owner) return true;
-      const holder = this.env.TICKET_HOLDERS.get(
-        this.env.TICKET_HOLDERS.idFromName(owner.userId),
-        placedNear(owner.venueRegion),
-      );
-      await pTimeout(
-        holder.record(
-          rows.map((row) => ({
-            ticketCode: owner.code,
-            function: row.function,
-            totalUses: row.total_uses,
-            remainingUses: row.remaining_uses,
-            version: row.version,
-          })),
-        ),
-        { milliseconds: HOLDER_PUSH_TIMEOUT_MS },
-      );
+      if (owner) {
+        const holder = this.env.TICKET_HOLDERS.get(
+          this.env.TICKET_HOLDERS.idFromName(owner.userId),
+          placedNear(owner.venueRegion),
+        );
+        const counts = rows.map((row) => ({
+          ticketCode: owner.code,
+          function: row.function,
+          totalUses: row.total_uses,
+          remainingUses: row.remaining_uses,
+          version: row.version,
+        }));
+        await pTimeout(holder.record(counts), { milliseconds: HOLDER_PUSH_TIMEOUT_MS });
+      }
     } catch (error) {
       console.error(
         JSON.stringify({ level: "warn", msg: "holder push failed; the alarm retries", error: String(error) }),
       );
-      return false;
+      pushed = false;
     }
-    this.sql.exec("UPDATE ticket SET holder_pushed_through = max(holder_pushed_through, ?)", through);
-    return true;
+    if (this.holderBehind() === pushed) {
+      this.sql.exec("UPDATE ticket SET holder_behind = ?", pushed ? 0 : 1);
+      this.holderBehindCopy = !pushed;
+    }
+    return pushed;
   }
 
-  /** Whether a change has committed that the buyer's holder object has not taken. */
+  /** Whether a committed change may be missing from the buyer's holder object. */
   private holderBehind(): boolean {
-    const row = this.sql
-      .exec<{ behind: number }>(
-        `SELECT (SELECT coalesce(sum(version), 0) FROM entitlements) > holder_pushed_through AS behind
-         FROM ticket`,
-      )
-      .toArray()[0];
-    return row?.behind === 1;
+    this.holderBehindCopy ??=
+      this.sql.exec<{ behind: number }>("SELECT holder_behind AS behind FROM ticket").toArray()[0]?.behind ===
+      1;
+    return this.holderBehindCopy;
   }
 
   /**
@@ -811,8 +813,8 @@ export class TicketObject extends DurableObject<Env> {
   }
 
   private async scheduleNextAlarm(): Promise<void> {
-    const pendingOutbox = this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
-    if (pendingOutbox) return this.ctx.storage.setAlarm(Date.now());
+    // Changes committed while the alarm was sending: forward them at once.
+    if (!this.events.isEmpty()) return this.ctx.storage.setAlarm(Date.now());
     const next = this.sql
       .exec<{ at: number | null }>(
         `SELECT MIN(at) AS at FROM (
@@ -915,15 +917,15 @@ function upgradeStorage(sql: SqlStorage): void {
   } catch {
     sql.exec("ALTER TABLE redemptions ADD COLUMN offline INTEGER NOT NULL DEFAULT 0");
   }
-  // Tickets initialized before holder objects: their buyer is looked up at the next change (ownerOf), and
-  // the holder starts behind, so that change pushes every count.
+  // Tickets initialized before holder objects: their buyer is looked up at the next change (ownerOf),
+  // which pushes every count; until then D1 has every change, through the outbox.
   try {
     sql.exec("SELECT owner_id FROM ticket LIMIT 0");
   } catch {
     sql.exec(`
       ALTER TABLE ticket ADD COLUMN owner_id TEXT;
       ALTER TABLE ticket ADD COLUMN venue_region TEXT;
-      ALTER TABLE ticket ADD COLUMN holder_pushed_through INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE ticket ADD COLUMN holder_behind INTEGER NOT NULL DEFAULT 0;
     `);
   }
   // Entitlements written before annulments existed have no version: their count starts from 0, which

@@ -1,0 +1,70 @@
+import type { EventMessage } from "../queues/messages";
+
+/** Rows sent per `sendBatch` (a Queue batch holds at most 100 messages). */
+export const OUTBOX_SEND_BATCH = 100;
+
+/**
+ * A Durable Object's outbox: events written in the same storage transaction as the change they announce,
+ * so an event exists exactly when its change does, and forwarded to the queue by the object's alarm,
+ * oldest first, at least once (consumers are idempotent on the events' ids). Shared by the ticket and
+ * wallet objects; each decides when its alarm runs.
+ */
+export class ObjectOutbox {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly queue: Queue<EventMessage>,
+  ) {
+    sql.exec(
+      "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)",
+    );
+  }
+
+  /** Call inside the transaction that makes the change the event announces. */
+  add(event: EventMessage): void {
+    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+  }
+
+  isEmpty(): boolean {
+    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length === 0;
+  }
+
+  /**
+   * Sends everything, a batch at a time, deleting each batch once the queue took it. False when a send
+   * failed: the rows stay for the next alarm (a batch the queue took before the failure is not resent).
+   */
+  async send(): Promise<boolean> {
+    for (;;) {
+      const rows = this.sql
+        .exec<{ seq: number; payload: string }>(
+          "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?",
+          OUTBOX_SEND_BATCH,
+        )
+        .toArray();
+      const last = rows.at(-1);
+      if (!last) return true;
+      try {
+        await this.queue.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) as EventMessage })));
+      } catch (error) {
+        console.error(
+          JSON.stringify({
+            level: "warn",
+            msg: "object outbox send failed; will retry",
+            error: String(error),
+          }),
+        );
+        return false;
+      }
+      this.sql.exec("DELETE FROM outbox WHERE seq <= ?", last.seq);
+    }
+  }
+}
+
+/**
+ * Books the object's alarm for `atMs` unless one is already booked sooner. `replace`: called from the alarm
+ * itself, whose own booking is spent. Awaiting storage does not let other requests in, and the output
+ * gate holds the answer of the change that asked until the alarm is durable too.
+ */
+export async function bookAlarm(storage: DurableObjectStorage, atMs: number, replace = false): Promise<void> {
+  const booked = replace ? null : await storage.getAlarm();
+  if (booked === null || booked > atMs) await storage.setAlarm(atMs);
+}
