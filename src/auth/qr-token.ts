@@ -3,7 +3,7 @@ import type { DoLocationHint } from "../domain/placement";
 import type { Config } from "../env";
 import { ApiError } from "../errors";
 import {
-  MAX_TICKET_QR_LENGTH,
+  MAX_QR_TOKEN_LENGTH,
   QR_ALGORITHM,
   QR_CLOCK_TOLERANCE_SECONDS,
   TICKET_FUNCTIONS_CLAIM,
@@ -266,7 +266,7 @@ export async function verifyQrToken(
   token: string,
   expected: { typ: string; audience: string; acceptExpired?: boolean },
 ): Promise<VerifiedQrToken> {
-  if (token.length > MAX_TICKET_QR_LENGTH) throw new ApiError("token_invalid", "Token is too long");
+  if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
   const maxAge = maxAgeSeconds(expected.typ);
   const keys = await configuredKeys(config);
   try {

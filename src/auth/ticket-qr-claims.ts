@@ -25,8 +25,12 @@ export const TICKET_USED_UP_CLAIM = "used";
  * reaches the ticket's object creates it there (a Durable Objects location hint).
  */
 export const TICKET_REGION_CLAIM = "reg";
-/** A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. */
-export const MAX_TICKET_QR_LENGTH = 2_048;
+/**
+ * A compact EdDSA JWS with our claims is a few hundred characters; anything far longer is not ours. The
+ * one limit for every QR token, ticket or wallet: request fields refuse longer ones (400) and the
+ * verifiers before parsing.
+ */
+export const MAX_QR_TOKEN_LENGTH = 2_048;
 
 export type TicketQrCheck =
   /** `timely`: the token was good at the instant asked about (`nbf`/`iat`/`exp` and the age bound). */
@@ -43,7 +47,7 @@ export async function checkTicketQr(
   issuer: string,
   atMs: number,
 ): Promise<TicketQrCheck> {
-  if (token.length > MAX_TICKET_QR_LENGTH) return { ok: false };
+  if (token.length > MAX_QR_TOKEN_LENGTH) return { ok: false };
   try {
     const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
       algorithms: [QR_ALGORITHM],

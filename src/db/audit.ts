@@ -1,12 +1,23 @@
 import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
 import { sha256Hex } from "../auth/sha256";
-import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AuditEntry } from "../types/domain";
 import { atomically, type Db, type Statement, selectJsonRows } from "./client";
+import { decodeCursor, encodeCursor } from "./cursor";
 import { auditLog } from "./schema";
 
 type AuditRow = typeof auditLog.$inferSelect;
+
+/**
+ * Every attempt to append lost the race for the chain's tail: the change was not made. A request answers
+ * 503 with `retry-after` (see toApiError); the queue consumer retries the message.
+ */
+export class AuditLogBusy extends Error {
+  constructor() {
+    super("The audit log is busy; retry shortly");
+    this.name = "AuditLogBusy";
+  }
+}
 
 /** The prev_hash of the first entry. The append trigger in migrations/0003 carries the same value. */
 export const AUDIT_GENESIS_HASH = "0".repeat(64);
@@ -195,12 +206,7 @@ export async function appendAuditEntries(
       }
       if (!isChainConflict(error)) throw error;
       if (attempt >= AUDIT_APPEND_MAX_ATTEMPTS) {
-        throw new ApiError(
-          "service_unavailable",
-          "The audit log is busy; retry shortly",
-          {},
-          { "retry-after": "1" },
-        );
+        throw new AuditLogBusy();
       }
       await sleep(Math.random() * Math.min(attempt * AUDIT_RETRY_JITTER_STEP_MS, AUDIT_RETRY_JITTER_MAX_MS));
     }
@@ -263,27 +269,19 @@ export interface AuditCursor {
 }
 
 export function encodeAuditCursor(cursor: AuditCursor): string {
-  return btoa(JSON.stringify([cursor.seq, cursor.ts]))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return encodeCursor([cursor.seq, cursor.ts]);
 }
 
 /** An opaque cursor from a previous page, or undefined when it is not one. */
 export function decodeAuditCursor(text: string): AuditCursor | undefined {
-  try {
-    const parsed: unknown = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/")));
-    if (
-      Array.isArray(parsed) &&
-      parsed.length === 2 &&
-      Number.isSafeInteger(parsed[0]) &&
-      parsed[0] >= 1 &&
-      typeof parsed[1] === "string"
-    ) {
-      return { seq: parsed[0], ts: parsed[1] };
-    }
-  } catch {
-    // Not base64 or not JSON: fall through to "not a cursor".
+  const position = decodeCursor(text);
+  if (
+    position?.length === 2 &&
+    Number.isSafeInteger(position[0]) &&
+    (position[0] as number) >= 1 &&
+    typeof position[1] === "string"
+  ) {
+    return { seq: position[0] as number, ts: position[1] };
   }
   return undefined;
 }

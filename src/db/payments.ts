@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { PaymentProviderName } from "../payments/provider";
 import type { PaymentEvent } from "../types/domain";
 import { type Db, isConstraintError } from "./client";
+import { decodeCursor, encodeCursor } from "./cursor";
 import { paymentRefunds, paymentReviews, payments } from "./schema";
 
 /** The delivery being applied: the gateway's event and the webhook id it arrived under. */
@@ -105,33 +106,19 @@ export interface PaymentReviewCursor {
 export const MAX_PAYMENT_REVIEW_CURSOR_LENGTH = 512;
 
 export function encodePaymentReviewCursor(cursor: PaymentReviewCursor): string {
-  // Payment ids come from the gateway and may be any text: base64 of UTF-8, not of UTF-16 code units.
-  const bytes = new TextEncoder().encode(
-    JSON.stringify([cursor.receivedAt, cursor.paymentId, cursor.reason]),
-  );
-  return btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return encodeCursor([cursor.receivedAt, cursor.paymentId, cursor.reason]);
 }
 
 /** An opaque cursor from a previous page, or undefined when the text is not one. */
 export function decodePaymentReviewCursor(text: string): PaymentReviewCursor | undefined {
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    const bytes = Uint8Array.from(binary, (character) => character.charCodeAt(0));
-    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes));
-    if (
-      Array.isArray(parsed) &&
-      parsed.length === 3 &&
-      typeof parsed[0] === "string" &&
-      typeof parsed[1] === "string" &&
-      (PAYMENT_REVIEW_REASONS as readonly unknown[]).includes(parsed[2])
-    ) {
-      return { receivedAt: parsed[0], paymentId: parsed[1], reason: parsed[2] as PaymentReviewReason };
-    }
-  } catch {
-    // Not base64 or not JSON: not a cursor.
+  const position = decodeCursor(text);
+  if (
+    position?.length === 3 &&
+    typeof position[0] === "string" &&
+    typeof position[1] === "string" &&
+    (PAYMENT_REVIEW_REASONS as readonly unknown[]).includes(position[2])
+  ) {
+    return { receivedAt: position[0], paymentId: position[1], reason: position[2] as PaymentReviewReason };
   }
   return undefined;
 }

@@ -11,6 +11,7 @@ import type {
 } from "../types/domain";
 import { errorMatches } from "./audit";
 import { type Db, isConstraintError, type Statement, selectJsonRows } from "./client";
+import { decodeCursor, encodeCursor } from "./cursor";
 import {
   walletBalances,
   walletHolds,
@@ -39,6 +40,7 @@ export function toWalletTransaction(row: LedgerRow): WalletTransaction {
     reference: row.reference,
     reversal_of: row.reversalOf,
     event_id: row.eventId,
+    idempotency_key: row.idempotencyKey,
     created_at: row.createdAt,
     created_by: row.createdBy,
   };
@@ -185,26 +187,14 @@ export interface LedgerCursor {
 }
 
 export function encodeLedgerCursor(cursor: LedgerCursor): string {
-  return btoa(JSON.stringify([cursor.createdAt, cursor.id]))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return encodeCursor([cursor.createdAt, cursor.id]);
 }
 
 /** An opaque cursor from a previous page, or undefined when the text is not one. */
 export function decodeLedgerCursor(text: string): LedgerCursor | undefined {
-  try {
-    const parsed: unknown = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/")));
-    if (
-      Array.isArray(parsed) &&
-      parsed.length === 2 &&
-      typeof parsed[0] === "string" &&
-      typeof parsed[1] === "string"
-    ) {
-      return { createdAt: parsed[0], id: parsed[1] };
-    }
-  } catch {
-    // Not base64 or not JSON: not a cursor.
+  const position = decodeCursor(text);
+  if (position?.length === 2 && typeof position[0] === "string" && typeof position[1] === "string") {
+    return { createdAt: position[0], id: position[1] };
   }
   return undefined;
 }
@@ -286,6 +276,7 @@ export const LEDGER_CSV_HEADER = [
   "reference",
   "reversal_of",
   "event_id",
+  "idempotency_key",
   "created_by",
 ] as const;
 
@@ -301,6 +292,7 @@ export function ledgerCsvFields(row: LedgerRow) {
     row.reference,
     row.reversalOf,
     row.eventId,
+    row.idempotencyKey,
     row.createdBy,
   ];
 }

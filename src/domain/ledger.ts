@@ -1,6 +1,5 @@
 // Pure rules of the credits ledger, shared by the stores, the wallet's Durable Object and the tests.
 
-import { ApiError } from "../errors";
 import type { LedgerDirection, LedgerType } from "../types/domain";
 
 /**
@@ -63,10 +62,15 @@ export const ledgerKeys = {
   adjustment: (operatorId: string, key: string) => `adjust:${operatorId}:${key}`,
 };
 
-/** Who wrote a row: the buyer, a staff operator, or the payment system acting on a webhook. */
+/**
+ * Who wrote a row: the buyer, a staff operator (an admin's adjustment), the registered till a POS sale or
+ * refund was made at (its operator is in the row's event and audit entry), or the payment system acting
+ * on a webhook.
+ */
 export const ledgerActors = {
   user: (userId: string) => `user:${userId}`,
   operator: (operatorId: string) => `operator:${operatorId}`,
+  device: (deviceId: string) => `device:${deviceId}`,
   payments: "system:payments",
 };
 
@@ -83,7 +87,8 @@ export function holdIdForOrder(orderId: string): string {
 export type OrderCredits =
   | { kind: "none"; appliedCents: 0 }
   | { kind: "partial"; appliedCents: number }
-  | { kind: "full"; appliedCents: number };
+  | { kind: "full"; appliedCents: number }
+  | { kind: "exceeds_total"; totalCents: number };
 
 /**
  * How an order's credits pay for it: not at all, part (a hold now, posted with the card payment), or the
@@ -92,11 +97,7 @@ export type OrderCredits =
  */
 export function planOrderCredits(totalCents: number, creditsCents: number | undefined): OrderCredits {
   if (creditsCents === undefined || creditsCents === 0) return { kind: "none", appliedCents: 0 };
-  if (creditsCents > totalCents) {
-    throw new ApiError("validation_failed", "credits_cents exceeds the order total", {
-      errors: [{ path: "credits_cents", message: `At most the order total (${totalCents})` }],
-    });
-  }
+  if (creditsCents > totalCents) return { kind: "exceeds_total", totalCents };
   return creditsCents === totalCents
     ? { kind: "full", appliedCents: creditsCents }
     : { kind: "partial", appliedCents: creditsCents };

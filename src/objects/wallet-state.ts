@@ -1,5 +1,6 @@
 import type { LedgerRow } from "../db/wallet";
 import type { WalletTransactionPosted } from "../queues/messages";
+import type { ObjectOutbox } from "./object-outbox";
 
 // The wallet object's own SQLite: what it knows of the wallet and what D1 has not seen yet. Everything
 // here is synchronous, so a caller composes these calls inside one `transactionSync` with no await between
@@ -47,7 +48,11 @@ export interface UnflushedDeduction {
 }
 
 export class WalletState {
-  constructor(private readonly sql: SqlStorage) {
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Where a flush puts the events of the deductions it carried to D1. */
+    private readonly events: ObjectOutbox,
+  ) {
     sql.exec(`
       CREATE TABLE IF NOT EXISTS wallet (user_id TEXT PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS snapshot (
@@ -86,7 +91,6 @@ export class WalletState {
       CREATE TABLE IF NOT EXISTS operations (
         ledger_key TEXT PRIMARY KEY, result TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS operations_by_age ON operations (created_at_ms);
-      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL);
     `);
   }
 
@@ -205,7 +209,7 @@ export class WalletState {
       )
       .toArray();
     for (const { event } of events) {
-      if (event !== null) this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", event);
+      if (event !== null) this.events.add(JSON.parse(event) as WalletTransactionPosted);
     }
     this.sql.exec("DELETE FROM pending WHERE seq IN (SELECT value FROM json_each(?))", carried);
     this.sql.exec(
@@ -376,20 +380,6 @@ export class WalletState {
       JSON.stringify(result),
       nowMs,
     );
-  }
-
-  outbox(limit: number): { seq: number; payload: string }[] {
-    return this.sql
-      .exec<{ seq: number; payload: string }>("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", limit)
-      .toArray();
-  }
-
-  hasOutbox(): boolean {
-    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
-  }
-
-  clearOutboxThrough(seq: number): void {
-    this.sql.exec("DELETE FROM outbox WHERE seq <= ?", seq);
   }
 
   /**

@@ -28,6 +28,7 @@ import {
 import type { Env } from "../env";
 import { type WalletTransactionPosted, walletRefundedEntry } from "../queues/messages";
 import type { LedgerDirection, WalletTransaction } from "../types/domain";
+import { bookAlarm, ObjectOutbox } from "./object-outbox";
 import { WalletState, type WalletView } from "./wallet-state";
 
 /** Results of finished operations are kept this long, so a retried RPC or request gets the first answer. */
@@ -41,8 +42,6 @@ const LEDGER_ROWS_PER_STATEMENT = 100;
 const FLUSH_MAX_ROWS = 10 * LEDGER_ROWS_PER_STATEMENT;
 /** Back-off before the alarm retries a flush or an event send that failed. */
 const RETRY_MS = 5_000;
-/** Events sent per Queue sendBatch (at most 100 messages). */
-const OUTBOX_BATCH = 100;
 /**
  * A reservation whose confirmation never came (its caller crashed) is dropped this long after the batch
  * it waited for was due, by a flush whose snapshot then shows whether that batch committed. Far longer
@@ -109,6 +108,8 @@ export interface RefundRequest {
   reference: string | null;
   eventId: string | null;
   operatorId: string;
+  /** The till the refund is made at: the row's `created_by`. */
+  deviceId: string;
   reason: string;
 }
 
@@ -174,6 +175,8 @@ interface Completed<T> {
  */
 export class WalletObject extends DurableObject<Env> {
   private readonly state: WalletState;
+  /** Events of flushed deductions, forwarded to the queue by the alarm. */
+  private readonly events: ObjectOutbox;
   private readonly db: Db;
   private tail: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
@@ -184,7 +187,8 @@ export class WalletObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.state = new WalletState(ctx.storage.sql);
+    this.events = new ObjectOutbox(ctx.storage.sql, env.EVENTS);
+    this.state = new WalletState(ctx.storage.sql, this.events);
     this.db = getDb(env.DB);
   }
 
@@ -293,7 +297,7 @@ export class WalletObject extends DurableObject<Env> {
         return;
       }
     }
-    if (!(await this.sendOutbox())) {
+    if (!(await this.events.send())) {
       await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
       return;
     }
@@ -408,7 +412,7 @@ export class WalletObject extends DurableObject<Env> {
    */
   private async refresh(): Promise<void> {
     await this.inOrder(() => this.flushNow());
-    if (this.state.hasOutbox() || this.state.hasUnflushed()) await this.scheduleAlarm();
+    if (!this.events.isEmpty() || this.state.hasUnflushed()) await this.scheduleAlarm();
   }
 
   /**
@@ -450,22 +454,6 @@ export class WalletObject extends DurableObject<Env> {
     this.backlogged = carried.length === FLUSH_MAX_ROWS;
   }
 
-  /** Sends the outbox to the queue, oldest first. False when a send failed (the rows stay). */
-  private async sendOutbox(): Promise<boolean> {
-    for (;;) {
-      const rows = this.state.outbox(OUTBOX_BATCH);
-      const last = rows.at(-1);
-      if (!last) return true;
-      try {
-        await this.env.EVENTS.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) })));
-      } catch (error) {
-        logWarning("wallet event send failed; will retry", error);
-        return false;
-      }
-      this.state.clearOutboxThrough(last.seq);
-    }
-  }
-
   /**
    * Books the flush of a just-decided deduction: at once after a quiet spell (so a lone deduction reaches
    * the ledger within one round trip), else at the end of the window (so a busy wallet's deductions share
@@ -473,9 +461,7 @@ export class WalletObject extends DurableObject<Env> {
    */
   private async scheduleFlush(): Promise<void> {
     if (this.flushScheduled) return;
-    const flushAt = this.nextFlushAt(Date.now());
-    const booked = await this.ctx.storage.getAlarm();
-    if (booked === null || booked > flushAt) await this.ctx.storage.setAlarm(flushAt);
+    await bookAlarm(this.ctx.storage, this.nextFlushAt(Date.now()));
     this.flushScheduled = true;
   }
 
@@ -486,15 +472,13 @@ export class WalletObject extends DurableObject<Env> {
   private async scheduleAlarm(replace = false): Promise<void> {
     const nowMs = Date.now();
     const candidates = [
-      this.state.hasOutbox() ? nowMs : null,
+      this.events.isEmpty() ? null : nowMs,
       this.state.hasUnflushed() ? this.nextFlushAt(nowMs) : null,
       this.state.nextReservationExpiry(),
       this.state.nextPruneAt(WALLET_OPERATION_RETENTION_MS),
     ].filter((at): at is number => at !== null);
     if (candidates.length === 0) return;
-    const next = Math.min(...candidates);
-    const booked = replace ? null : await this.ctx.storage.getAlarm();
-    if (booked === null || booked > next) await this.ctx.storage.setAlarm(next);
+    await bookAlarm(this.ctx.storage, Math.min(...candidates), replace);
     if (this.state.hasUnflushed()) this.flushScheduled = true;
   }
 
@@ -553,7 +537,7 @@ export class WalletObject extends DurableObject<Env> {
       idempotencyKey: request.ledgerKey,
       reversalOf: request.deductionId,
       eventId: request.eventId,
-      createdBy: ledgerActors.operator(request.operatorId),
+      createdBy: ledgerActors.device(request.deviceId),
       now,
     });
     // Its receipt's event commits with it (sent by finish(), or by the outbox drain if that send fails).
@@ -766,7 +750,7 @@ function deductionEntry(
     reference: request.reference,
     idempotencyKey: request.ledgerKey,
     eventId: request.eventId,
-    createdBy: ledgerActors.operator(request.operatorId),
+    createdBy: ledgerActors.device(request.deviceId),
     now,
   });
   const event: WalletTransactionPosted = {

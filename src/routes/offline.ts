@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { MAX_OFFLINE_SCAN_SIGNATURE_LENGTH } from "../auth/device-proof";
-import { MAX_TICKET_QR_LENGTH } from "../auth/ticket-qr-claims";
+import { MAX_QR_TOKEN_LENGTH } from "../auth/ticket-qr-claims";
 import { getDb } from "../db/client";
 import { findDevice } from "../db/devices";
 import { OFFLINE_KIT_MAX_ENTRIES } from "../db/offline-kit";
@@ -52,7 +52,7 @@ const OfflineKitSchema = z
 const OfflineScanSchema = z
   .object({
     scan_id: z.string().min(1).max(MAX_SCAN_ID_LENGTH),
-    qr_token: z.string().min(1).max(MAX_TICKET_QR_LENGTH),
+    qr_token: z.string().min(1).max(MAX_QR_TOKEN_LENGTH),
     function: z.string().min(1).max(32),
     scanned_at: z.iso
       .datetime({ offset: true })

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { MAX_QR_TOKEN_LENGTH } from "../auth/ticket-qr-claims";
 import { getDb } from "../db/client";
 import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
@@ -32,8 +33,6 @@ import {
 } from "../services/wallet-pos";
 import { TransactionWithoutUser } from "./wallet";
 
-/** Far above any token we sign (a few hundred characters); the verifier refuses long ones before parsing. */
-const MAX_QR_TOKEN_FIELD_LENGTH = 4_096;
 /** Ids this API hands out are well inside this. */
 const MAX_ID_LENGTH = 64;
 
@@ -46,7 +45,7 @@ const refundPolicyDetail = {
 const QrTokenField = z
   .string()
   .min(1)
-  .max(MAX_QR_TOKEN_FIELD_LENGTH)
+  .max(MAX_QR_TOKEN_LENGTH)
   .openapi({ description: "The token from the buyer's `POST /wallet/qr-token`" });
 const SessionIdField = z.string().min(1).max(MAX_ID_LENGTH).openapi({ example: "ses_4m6p8r0t2v4x6z8b0d2f" });
 const WalletRefField = z.string().openapi({
@@ -429,7 +428,7 @@ export const posRoutes = createRouter()
             },
           );
           if (!policy.ok) throw new ApiError(policy.code, refundPolicyDetail[policy.code]);
-          const refund = await refundDeduction(context, deduction, {
+          const refund = await refundDeduction(context, deduction, session, {
             amountCents: body.amount_cents,
             reason: body.reason,
             idempotencyKey: key,

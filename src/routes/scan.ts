@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { TICKET_QR_AUDIENCE, TICKET_QR_TYP, verifyQrToken } from "../auth/qr-token";
-import { TICKET_REGION_CLAIM } from "../auth/ticket-qr-claims";
+import { MAX_QR_TOKEN_LENGTH, TICKET_REGION_CLAIM } from "../auth/ticket-qr-claims";
 import { getDb } from "../db/client";
 import { findRecordedRedemption } from "../db/redemptions";
 import { locationHint, placedNear } from "../domain/placement";
@@ -25,7 +25,7 @@ const ScanRequestSchema = z
     qr_token: z
       .string()
       .min(1)
-      .max(4_096)
+      .max(MAX_QR_TOKEN_LENGTH)
       .openapi({ description: "The token from `POST /tickets/{code}/qr-token`" }),
     function: z.string().min(1).max(32).openapi({ example: "bus" }),
     session_id: z.string().min(1).max(64).openapi({ example: "ses_4m6p8r0t2v4x6z8b0d2f" }),

@@ -47,9 +47,18 @@ const TransactionFields = {
   reversal_of: z.string().nullable().openapi({ description: "For a REFUND: the DEDUCT it reverses" }),
   event_id: z.string().nullable().openapi({ description: "The event of a POS deduction or its refund" }),
   created_at: IsoTimestamp,
+  idempotency_key: z.string().openapi({
+    example: "pos.deduct:opr_2b4d6f8h0k2m4p6r8t0v:till-7-sale-0042",
+    description:
+      "What made the row exactly once, unique per wallet: `topup:<id>`, `order:<id>`, " +
+      "`pos.deduct:<operator>:<key>`, `pos.refund:<operator>:<key>` or `adjust:<operator>:<key>`, " +
+      "where `<key>` is the client's Idempotency-Key",
+  }),
   created_by: z.string().openapi({
-    example: "operator:opr_2b4d6f8h0k2m4p6r8t0v",
-    description: "`user:<id>`, `operator:<id>` or `system:payments`",
+    example: "device:till-7",
+    description:
+      "`user:<id>` (credits on an order), `device:<id>` (the till of a POS sale or refund), " +
+      "`operator:<id>` (an admin's adjustment) or `system:payments` (a top-up)",
   }),
 };
 

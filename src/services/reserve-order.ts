@@ -106,6 +106,12 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
   // a short product costs one failed batch and one read to name it.
   const totalCents = orderTotalCents(lines);
   const credits = planOrderCredits(totalCents, input.creditsCents);
+  if (credits.kind === "exceeds_total") {
+    const message = `At most the order total (${totalCents})`;
+    throw new ApiError("validation_failed", "credits_cents exceeds the order total", {
+      errors: [{ path: "credits_cents", message }],
+    });
+  }
   const created = createOrderStatements(db, {
     id: newId("ord"),
     userId: input.userId,

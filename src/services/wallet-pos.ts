@@ -332,6 +332,7 @@ export type PosRefund = Omit<WalletTransaction, "user_id"> & {
 export async function refundDeduction(
   context: PosContext,
   deduction: LedgerRow,
+  session: PosSession,
   request: { amountCents?: number; reason: string; idempotencyKey: string },
 ): Promise<PosRefund> {
   const { env, config, operator } = context;
@@ -344,6 +345,7 @@ export async function refundDeduction(
     reference: deduction.reference,
     eventId: deduction.eventId,
     operatorId: operator.operatorId,
+    deviceId: session.deviceId,
     reason: request.reason,
   });
   if (!result.ok) {

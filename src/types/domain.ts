@@ -177,6 +177,8 @@ export interface WalletTransaction {
   reference: string | null;
   reversal_of: string | null;
   event_id: string | null;
+  /** What made the row exactly once (unique per wallet): see ledgerKeys. */
+  idempotency_key: string;
   created_at: string;
   created_by: string;
 }

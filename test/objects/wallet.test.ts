@@ -2,6 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { appendLedgerRowsStatement, type LedgerRow } from "../../src/db/wallet";
+import { ObjectOutbox } from "../../src/objects/object-outbox";
 import type { PosDeductionRequest, WalletObject } from "../../src/objects/wallet";
 import { WalletState } from "../../src/objects/wallet-state";
 import { db } from "../support/fixtures";
@@ -325,7 +326,7 @@ describe("WalletObject slow operations", () => {
     const ledgerKey = `adjust:opr_test:${crypto.randomUUID()}`;
     // What an attempt evicted between its reservation and its D1 batch leaves behind.
     await runInDurableObject(stub, (_instance: WalletObject, state) => {
-      new WalletState(state.storage.sql).reserve(
+      new WalletState(state.storage.sql, new ObjectOutbox(state.storage.sql, env.EVENTS)).reserve(
         ledgerKey,
         { balanceDelta: -400, heldDelta: 0 },
         Date.now() + 60_000,

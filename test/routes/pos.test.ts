@@ -292,7 +292,9 @@ describe("POST /pos/deductions: tokens", () => {
     );
     expect(receipt).toMatchObject({ amountCents: 250, eventId: till.eventId, reference: "till-1/sale-9" });
     const [ledgerRow] = (await storedWallet(userId)).ledger.filter((row) => row.type === "DEDUCT");
-    expect(ledgerRow).toMatchObject({ eventId: till.eventId, createdBy: `operator:${till.operatorId}` });
+    // Made at the till (its operator is in the event and the audit entry above), once under the till's key.
+    expect(ledgerRow).toMatchObject({ eventId: till.eventId, createdBy: `device:${till.deviceId}` });
+    expect(ledgerRow?.idempotencyKey).toMatch(new RegExp(`^pos\\.deduct:${till.operatorId}:`));
   });
 });
 
@@ -317,7 +319,9 @@ describe("POST /pos/deductions/{id}/refund", () => {
       amount_cents: 300,
       reversal_of: id,
       event_id: till.eventId,
+      created_by: `device:${till.deviceId}`,
     });
+    expect(first.body.idempotency_key).toMatch(new RegExp(`^pos\\.refund:${till.operatorId}:`));
     expect(first.body.user_id).toBeUndefined();
     expect(first.body.wallet_ref).toMatch(/^wal_/);
     expect((await refund(till, id, { amount_cents: 700 })).status).toBe(201);

@@ -89,6 +89,7 @@ describe("POST /wallet/topups and the top-up webhook", () => {
         user_id: user,
         reversal_of: null,
         event_id: null,
+        idempotency_key: `topup:${created.body.topup_id}`,
         created_by: "system:payments",
       }),
     ]);
@@ -276,6 +277,7 @@ describe("POST /admin/wallets/{user_id}/adjustments", () => {
       direction: "credit",
       amount_cents: 700,
       user_id: user,
+      idempotency_key: `adjust:${admin.operatorId}:${key}`,
       created_by: `operator:${admin.operatorId}`,
     });
     const replay = await adjust(admin.token, user, "credit", 700, key);
@@ -305,7 +307,10 @@ describe("POST /admin/wallets/{user_id}/adjustments", () => {
     });
 
     const pos = await operatorToken(["pos"], ["evt-x"]);
-    expect((await adjust(pos.token, user, "credit", 5)).status).toBe(403);
+    expect(await adjust(pos.token, user, "credit", 5)).toMatchObject({
+      status: 403,
+      body: { code: "forbidden" },
+    });
     const bad = await callJson("POST", `/admin/wallets/${user}/adjustments`, {
       token: admin.token,
       idempotencyKey: crypto.randomUUID(),
@@ -363,9 +368,15 @@ describe("GET /reports/transactions and the daily export", () => {
     expect(csv.headers.get("content-type")).toContain("text/csv");
     const lines = (await csv.text()).trim().split("\r\n");
     expect(lines[0]).toBe(
-      "transaction_id,created_at,user_id,type,direction,amount_cents,currency,reference,reversal_of,event_id,created_by",
+      "transaction_id,created_at,user_id,type,direction,amount_cents,currency,reference,reversal_of,event_id,idempotency_key,created_by",
     );
-    expect(lines.filter((line) => line.includes(user))).toHaveLength(4);
+    const rows = lines.filter((line) => line.includes(user));
+    expect(rows).toHaveLength(4);
+    // Every row names what made it exactly once and who made it.
+    for (const row of rows)
+      expect(row).toMatch(
+        /,(topup|order|pos\.deduct|pos\.refund|adjust):[^,]+,(user|device|operator|system):[^,]+$/,
+      );
 
     const gate = await operatorToken(["gate"]);
     expect(

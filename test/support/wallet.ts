@@ -130,6 +130,8 @@ export interface LedgerRowBody extends Problem {
   reversal_of: string | null;
   event_id: string | null;
   reference: string | null;
+  idempotency_key: string;
+  created_by: string;
   user_id?: string;
   wallet_ref?: string | null;
 }

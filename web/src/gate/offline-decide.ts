@@ -1,4 +1,4 @@
-import { checkTicketQr, MAX_TICKET_QR_LENGTH } from "../../../src/auth/ticket-qr-claims";
+import { checkTicketQr, MAX_QR_TOKEN_LENGTH } from "../../../src/auth/ticket-qr-claims";
 import {
   decideOfflineScan,
   type OfflineRefusal,
@@ -106,7 +106,7 @@ export async function queueOfflineDecision(
   judgement: OfflineJudgement,
 ): Promise<string | undefined> {
   const { qrToken, refusal, token } = judgement;
-  if (refusal === "offline_queue_full" || qrToken.length > MAX_TICKET_QR_LENGTH) return undefined;
+  if (refusal === "offline_queue_full" || qrToken.length > MAX_QR_TOKEN_LENGTH) return undefined;
   const record = {
     scan_id: crypto.randomUUID(),
     qr_token: qrToken,
