@@ -1,6 +1,5 @@
 import { asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { DoLocationHint } from "../domain/placement";
-import { ApiError } from "../errors";
 import { newId } from "../ids";
 import type { AdminProduct, Product, ProductFunction } from "../types/domain";
 import { appendAudit } from "./audit";
@@ -133,7 +132,7 @@ export interface ProductChanges {
  * Changes a product; the change and its `product.update` audit entry commit in one batch. `sellable`
  * below `reserved + sold` is refused by the table's CHECK, atomically with concurrent reservations:
  * there is no window in which a read says "fine" and a reservation slips in, and the CHECK failing
- * rolls the audit entry back with the change.
+ * rolls the audit entry back with the change. A refusal says what is committed when it was refused.
  */
 export async function updateProduct(
   db: Db,
@@ -141,11 +140,15 @@ export async function updateProduct(
   changes: ProductChanges,
   actor: string,
   now: Date,
-): Promise<AdminProduct> {
+): Promise<
+  | { ok: true; product: AdminProduct }
+  | { ok: false; code: "not_found" }
+  | { ok: false; code: "sellable_below_committed"; committed: number | undefined }
+> {
   // Products are never deleted, so one that exists now still exists when the batch runs (an UPDATE
   // matching no row would not abort the batch, and the entry would record a change that never was).
   const current = await findProduct(db, id);
-  if (!current) throw new ApiError("not_found", "No such product");
+  if (!current) return { ok: false, code: "not_found" };
   const update = db
     .update(products)
     .set({
@@ -165,16 +168,18 @@ export async function updateProduct(
   } catch (error) {
     if (isConstraintError(error, /inventory_within_sellable/i)) {
       const latest = await findProduct(db, id);
-      throw new ApiError("sellable_below_committed", "sellable cannot be set below reserved + sold", {
+      return {
+        ok: false,
+        code: "sellable_below_committed",
         committed: latest ? latest.reserved + latest.sold : undefined,
-      });
+      };
     }
     throw error;
   }
   // Read back rather than merge: reserved and sold may have moved since `current` was read.
   const updated = await findProduct(db, id);
   if (!updated) throw new Error("invariant: products are never deleted");
-  return toAdminProduct(updated);
+  return { ok: true, product: toAdminProduct(updated) };
 }
 
 async function findProduct(db: Db, id: string): Promise<ProductRow | undefined> {

@@ -1,4 +1,3 @@
-import { ApiError } from "../errors";
 import type { OrderStatus } from "../types/domain";
 
 export const MAX_ITEMS_PER_ORDER = 10;
@@ -11,22 +10,17 @@ export interface RequestedItem {
 
 /**
  * Merges duplicate lines of one product, keeping first-seen order. The per-item limit applies to the
- * merged quantity: two lines of 15 are one line of 30, which is over the limit.
+ * merged quantity: two lines of 15 are one line of 30, which is over the limit; the refusal names the
+ * merged line's index.
  */
-export function mergeOrderItems(items: readonly RequestedItem[]): RequestedItem[] {
+export function mergeOrderItems(
+  items: readonly RequestedItem[],
+): { ok: true; items: RequestedItem[] } | { ok: false; overLimitIndex: number } {
   const merged = new Map<string, number>();
   for (const item of items) merged.set(item.product_id, (merged.get(item.product_id) ?? 0) + item.quantity);
   const result = [...merged].map(([product_id, quantity]) => ({ product_id, quantity }));
-  result.forEach((item, index) => {
-    if (item.quantity > MAX_QUANTITY_PER_ITEM) {
-      throw new ApiError("validation_failed", "Merged quantity exceeds the per-item limit", {
-        errors: [
-          { path: `items.${index}.quantity`, message: `At most ${MAX_QUANTITY_PER_ITEM} per product` },
-        ],
-      });
-    }
-  });
-  return result;
+  const overLimitIndex = result.findIndex((item) => item.quantity > MAX_QUANTITY_PER_ITEM);
+  return overLimitIndex === -1 ? { ok: true, items: result } : { ok: false, overLimitIndex };
 }
 
 export interface PricedLine {
@@ -35,9 +29,13 @@ export interface PricedLine {
   unit_price_cents: number;
 }
 
+/**
+ * The order's total. Quantities and prices are bounded where they enter (request schema, product admin),
+ * so the sum is far inside a safe integer; asserted, since money must never be a rounded float.
+ */
 export function orderTotalCents(lines: readonly PricedLine[]): number {
   const total = lines.reduce((sum, line) => sum + line.quantity * line.unit_price_cents, 0);
-  if (!Number.isSafeInteger(total)) throw new ApiError("validation_failed", "Order total is out of range");
+  if (!Number.isSafeInteger(total)) throw new Error("invariant: an order total is a safe integer");
   return total;
 }
 

@@ -1,5 +1,3 @@
-import { ApiError } from "../errors";
-
 /** The contract's bound on one report or export request. */
 export const MAX_REPORT_RANGE_DAYS = 366;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -15,8 +13,15 @@ export interface ReportRange {
   toIso: string;
 }
 
-function invalid(path: "from" | "to", message: string): ApiError {
-  return new ApiError("validation_failed", message, { errors: [{ path, message }] });
+/** Why a range was refused: which bound, in words a person can act on. */
+export interface RangeRefusal {
+  ok: false;
+  path: "from" | "to";
+  message: string;
+}
+
+function invalid(path: "from" | "to", message: string): RangeRefusal {
+  return { ok: false, path, message };
 }
 
 /** Date.parse rolls 2026-02-30 over to March 2nd: a day that is not on the calendar is refused instead. */
@@ -44,21 +49,21 @@ const notATime = (name: "from" | "to", value: string) =>
 /**
  * `from` is inclusive. `to` is exclusive when it is a timestamp, and includes that whole day when it is a
  * plain date (`from=2026-11-01&to=2026-11-30` is November). At most `maxDays` (366 for reports; the
- * paged audit listing passes Infinity). Every refusal is a `validation_failed` whose `errors[].message`
- * says what is wrong in words a person can act on (the pages show it as it is).
+ * paged audit listing passes Infinity). A refusal says what is wrong in words a person can act on (routes
+ * answer it as `validation_failed`, and the pages show the message as it is).
  */
 export function parseReportRange(
   from: string,
   to: string,
   { maxDays = MAX_REPORT_RANGE_DAYS }: { maxDays?: number } = {},
-): ReportRange {
+): ({ ok: true } & ReportRange) | RangeRefusal {
   const start = parseBound(from);
-  if (Number.isNaN(start.ms)) throw notATime("from", from);
+  if (Number.isNaN(start.ms)) return notATime("from", from);
   const end = parseBound(to);
-  if (Number.isNaN(end.ms)) throw notATime("to", to);
+  if (Number.isNaN(end.ms)) return notATime("to", to);
   const endMs = end.dateOnly ? end.ms + DAY_MS : end.ms;
   if (endMs <= start.ms) {
-    throw invalid(
+    return invalid(
       "to",
       end.dateOnly && start.dateOnly
         ? `to (${to}) is before from (${from}): the range must end on or after the day it starts`
@@ -67,9 +72,9 @@ export function parseReportRange(
   }
   if (endMs - start.ms > maxDays * DAY_MS) {
     const days = Math.ceil((endMs - start.ms) / DAY_MS);
-    throw invalid("to", `The range spans ${days} days: at most ${maxDays} are allowed, so narrow it`);
+    return invalid("to", `The range spans ${days} days: at most ${maxDays} are allowed, so narrow it`);
   }
-  return { fromIso: new Date(start.ms).toISOString(), toIso: new Date(endMs).toISOString() };
+  return { ok: true, fromIso: new Date(start.ms).toISOString(), toIso: new Date(endMs).toISOString() };
 }
 
 /** The UTC calendar day before `now`, as YYYY-MM-DD: what the daily export covers. */

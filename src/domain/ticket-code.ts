@@ -1,5 +1,3 @@
-import { ApiError } from "../errors";
-
 // Ticket codes are typed by hand when a camera fails, so they use Crockford's base32 (no I, L, O, U in the
 // data; case-insensitive) and end in Crockford's mod-37 check symbol. 37 is prime and larger than the
 // alphabet, so every single-symbol substitution and every adjacent transposition changes the remainder:
@@ -47,15 +45,6 @@ export function normalizeTicketCode(input: string): string | undefined {
   const data = canonical.slice(0, -1);
   if (![...data].every((symbol) => DATA_ALPHABET.includes(symbol))) return undefined;
   return checkSymbol(data) === canonical.slice(-1) ? canonical : undefined;
-}
-
-/** Like normalizeTicketCode, for request input: a malformed or mistyped code is a 422 `invalid_code`. */
-export function parseTicketCode(input: string): string {
-  const code = normalizeTicketCode(input);
-  if (code === undefined) {
-    throw new ApiError("invalid_code", "Not a valid ticket code: check for a typo");
-  }
-  return code;
 }
 
 /** The code's data symbols (the check symbol is derived), lower-cased: how a redemption id carries it. */

@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { decodeAuditCursor, encodeAuditCursor, listAuditEntries, verifyAuditChain } from "../db/audit";
 import { getDb } from "../db/client";
-import { parseReportRange } from "../domain/report-range";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
+import { requestedRange } from "../http/refusals";
 import { IsoTimestamp, json, OpaqueCursor, PageLimit, problems } from "../http/schemas";
 
 export const AUDIT_DEFAULT_PAGE_SIZE = 100;
@@ -125,7 +125,7 @@ export const auditRoutes = createRouter()
     async (c) => {
       const query = c.req.valid("query");
       // The audit listing is paged, so unlike a report its range has no length bound.
-      const range = parseReportRange(query.from, query.to, { maxDays: Number.POSITIVE_INFINITY });
+      const range = requestedRange(query.from, query.to, { maxDays: Number.POSITIVE_INFINITY });
       const page = await listAuditEntries(getDb(c.env.DB), {
         from: range.fromIso,
         to: range.toIso,

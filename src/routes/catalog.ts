@@ -8,6 +8,7 @@ import {
 } from "../db/catalog";
 import { getDb } from "../db/client";
 import { DO_LOCATION_HINTS } from "../domain/placement";
+import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import {
@@ -208,7 +209,14 @@ export const catalogRoutes = createRouter()
       const now = new Date();
       const changes = c.req.valid("json");
       const id = c.req.valid("param").id;
-      const product = await updateProduct(db, id, changes, c.get("operator").operatorId, now);
+      const updated = await updateProduct(db, id, changes, c.get("operator").operatorId, now);
+      if (!updated.ok && updated.code === "not_found") throw new ApiError("not_found", "No such product");
+      if (!updated.ok) {
+        throw new ApiError("sellable_below_committed", "sellable cannot be set below reserved + sold", {
+          committed: updated.committed,
+        });
+      }
+      const { product } = updated;
       // Orders priced in this isolate see the change at once; elsewhere within CATALOG_CACHE_MS.
       forgetProduct(product.id);
       return c.json(product, 200);

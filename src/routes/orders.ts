@@ -8,6 +8,7 @@ import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotentInBatch } from "../http/idempotency";
+import { invalidField } from "../http/refusals";
 import {
   BODY_PROBLEMS,
   IDEMPOTENCY_PROBLEMS,
@@ -175,10 +176,17 @@ export const orderRoutes = createRouter()
       const response = await runIdempotentInBatch(
         { db, scope: `buyer:${userId}|orders.create`, key, request: body, now: new Date() },
         async (claim) => {
+          const merged = mergeOrderItems(body.items);
+          if (!merged.ok) {
+            throw invalidField(
+              `items.${merged.overLimitIndex}.quantity`,
+              `At most ${MAX_QUANTITY_PER_ITEM} per product`,
+            );
+          }
           const order = await reserveOrder(db, {
             userId,
             idempotencyKey: key,
-            items: mergeOrderItems(body.items),
+            items: merged.items,
             creditsCents: body.credits_cents,
             currency: config.currency,
             holdSeconds: config.orderHoldSeconds,

@@ -3,10 +3,10 @@ import { getDb } from "../db/client";
 import { pageOfflineConflicts, toOfflineConflict } from "../db/offline-conflicts";
 import { aggregateRedemptions } from "../db/redemptions";
 import { decodeLedgerCursor, encodeLedgerCursor, pageLedger, toWalletTransaction } from "../db/wallet";
-import { parseReportRange } from "../domain/report-range";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
+import { requestedRange } from "../http/refusals";
 import { IsoTimestamp, json, problems } from "../http/schemas";
 import {
   CSV_CONTENT_TYPE,
@@ -161,7 +161,7 @@ export const reportRoutes = createRouter()
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const range = parseReportRange(query.from, query.to);
+      const range = requestedRange(query.from, query.to);
       const filter = { ...range, fn: query.function, locationId: query.location_id };
       const db = getDb(c.env.DB);
       if (wantsCsv(query.format, c.req.header("accept"))) {
@@ -219,7 +219,7 @@ export const reportRoutes = createRouter()
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const range = parseReportRange(query.from, query.to);
+      const range = requestedRange(query.from, query.to);
       const filter = { ...range, type: query.type, eventId: query.event_id };
       const db = getDb(c.env.DB);
       if (wantsCsv(query.format, c.req.header("accept"))) {
@@ -270,7 +270,7 @@ export const reportRoutes = createRouter()
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const range = parseReportRange(query.from, query.to);
+      const range = requestedRange(query.from, query.to);
       const db = getDb(c.env.DB);
       if (wantsCsv(query.format, c.req.header("accept"))) {
         return c.body(offlineConflictsCsv(db, range), 200, {

@@ -10,7 +10,7 @@ import {
 import type { Db } from "../db/client";
 import { getDb } from "../db/client";
 import { findTicketForQr, MAX_TICKETS_LISTED } from "../db/tickets";
-import { parseTicketCode } from "../domain/ticket-code";
+import { normalizeTicketCode } from "../domain/ticket-code";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { createRouter } from "../http/context";
@@ -81,7 +81,8 @@ const QrSupplySchema = z
  * answers like a missing one.
  */
 async function ownTicket(db: Db, rawCode: string, buyerId: string) {
-  const code = parseTicketCode(rawCode);
+  const code = normalizeTicketCode(rawCode);
+  if (code === undefined) throw new ApiError("invalid_code", "Not a valid ticket code: check for a typo");
   const ticket = await findTicketForQr(db, code);
   if (!ticket || ticket.userId !== buyerId) throw new ApiError("not_found", "No such ticket");
   return { code, functions: ticket.functions, usedUp: ticket.usedUp, venueRegion: ticket.venueRegion };
