@@ -10,8 +10,9 @@ export type RedemptionRejection = "token_replayed" | "token_expired" | "no_entit
 
 /**
  * The scan rule itself, on facts alone, shared by the ticket object online (decideRedemption) and the gate
- * offline (offline-rule.ts). The order of checks is the contract's: a spent token is refused as replayed
- * before anything about the entitlement is revealed.
+ * offline (offline-rule.ts). The order of checks is the contract's: an expired token first (a spent
+ * jti is forgotten once its token has expired, so after `exp` only expiry can be told reliably), then a
+ * spent token as replayed, before anything about the entitlement is revealed.
  */
 export function judgeScan(facts: {
   tokenExpiresAtSeconds: number;
@@ -43,7 +44,8 @@ export function decideRedemption(input: {
     hasEntitlement: entitlement !== undefined,
     remainingUses: entitlement?.remaining_uses ?? 0,
   });
-  if (!judged.ok || !entitlement) return judged.ok ? { ok: false, code: "no_entitlement" } : judged;
+  if (!judged.ok) return judged;
+  if (!entitlement) throw new Error("invariant: a scan is judged good only with its entitlement");
   return { ok: true, entitlement };
 }
 

@@ -314,10 +314,26 @@ describe("verify names each kind of broken link", () => {
   });
 
   it("an entry re-dated before the one it follows is ts_regressed", async ({ expect }) => {
-    const [before, victim] = await threeEntries("test.backdated");
+    const [before, victim, after] = await threeEntries("test.backdated");
     const backdated = new Date(Date.parse(before.ts) - 60_000).toISOString();
     await withTriggersDropped(["audit_log_no_update"], async () => {
       try {
+        // The same instant as the entry before is no regression (appends within a millisecond share
+        // one): the first break is then only the next entry's link to the rehashed one.
+        await db()
+          .update(auditLog)
+          .set(await rehashed(victim, { ts: before.ts }))
+          .where(eq(auditLog.seq, victim.seq));
+        expect((await verify()).body).toEqual(
+          // Appended within the same millisecond already: the entry, and so its hash, is unchanged.
+          victim.ts === before.ts
+            ? { ok: true, entries: await tailSeq() }
+            : {
+                ok: false,
+                entries_checked: victim.seq,
+                broken_at: { seq: after.seq, id: after.id, reason: "prev_hash_mismatch" },
+              },
+        );
         await db()
           .update(auditLog)
           .set(await rehashed(victim, { ts: backdated }))
