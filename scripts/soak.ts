@@ -331,6 +331,27 @@ for (const [userId, { token, cents }] of walletExpected) {
   if (wallet.body.balance_cents < 0) violations.push(`${userId}: negative balance`);
 }
 
+// Every wallet of the instance, against its D1 ledger (the same check the daily cron runs).
+let reconciled = 0;
+let reconcileCursor: string | undefined;
+do {
+  const page = await api<{
+    checked: number;
+    mismatches: { user_id: string; reason: string }[];
+    next_cursor: string | null;
+  }>("POST", "/admin/wallets/reconciliation", {
+    token: admin,
+    body: reconcileCursor === undefined ? {} : { cursor: reconcileCursor },
+  });
+  if (page.status !== 200) {
+    violations.push(`reconciliation answered ${page.status}`);
+    break;
+  }
+  reconciled += page.body.checked;
+  for (const mismatch of page.body.mismatches) violations.push(`${mismatch.user_id}: ${mismatch.reason}`);
+  reconcileCursor = page.body.next_cursor ?? undefined;
+} while (reconcileCursor !== undefined);
+
 const today = new Date().toISOString().slice(0, 10);
 const reportDeadline = Date.now() + REPORT_VISIBILITY_MS;
 let reported = -1;
@@ -351,7 +372,14 @@ if (reported !== acceptedTotal)
 
 console.log(
   JSON.stringify(
-    { seconds: SECONDS, counts, inventory: inv, accepted_scans: acceptedTotal, wallets: walletExpected.size },
+    {
+      seconds: SECONDS,
+      counts,
+      inventory: inv,
+      accepted_scans: acceptedTotal,
+      wallets: walletExpected.size,
+      wallets_reconciled: reconciled,
+    },
     null,
     2,
   ),

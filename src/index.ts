@@ -18,6 +18,7 @@ import { consumeDeadLetters, failureRecorder } from "./queues/dead-letters";
 import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
 import { closeLapsedCheckouts } from "./services/hosted-checkout";
 import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
+import { reconcileAllWallets } from "./services/wallet-reconciliation";
 
 export { TicketObject } from "./objects/ticket";
 export { TicketHolderObject } from "./objects/ticket-holder";
@@ -83,16 +84,41 @@ export default {
     }
     if (controller.cron === CRON_DAILY_EXPORT) {
       const day = previousUtcDay(now);
-      // Offline scans are dated when the gate let the holder in and may be uploaded hours later: the day
-      // before is written again too (the same name, now complete), so a late upload reaches the export.
-      for (const redemptionsDay of [previousUtcDay(new Date(`${day}T00:00:00Z`)), day]) {
-        const exported = await exportRedemptionsDay(getDb(env.DB), env.EXPORTS, redemptionsDay);
-        console.log(JSON.stringify({ level: "info", msg: "daily export written", ...exported }));
-      }
-      const transactions = await exportTransactionsDay(getDb(env.DB), env.EXPORTS, day);
-      console.log(JSON.stringify({ level: "info", msg: "daily export written", ...transactions }));
-      const pruned = await pruneSentEmails(getDb(env.DB), now);
-      if (pruned > 0) console.log(JSON.stringify({ level: "info", msg: "old email copies deleted", pruned }));
+      const db = getDb(env.DB);
+      const info = (fields: Record<string, unknown>) =>
+        console.log(JSON.stringify({ level: "info", ...fields }));
+      await runJobs([
+        [
+          "export redemptions",
+          async () => {
+            // Offline scans are dated when the gate let the holder in and may be uploaded hours later: the
+            // day before is written again too (the same name, now complete), so a late upload reaches it.
+            for (const redemptionsDay of [previousUtcDay(new Date(`${day}T00:00:00Z`)), day]) {
+              info({
+                msg: "daily export written",
+                ...(await exportRedemptionsDay(db, env.EXPORTS, redemptionsDay)),
+              });
+            }
+          },
+        ],
+        [
+          "export transactions",
+          async () =>
+            info({ msg: "daily export written", ...(await exportTransactionsDay(db, env.EXPORTS, day)) }),
+        ],
+        [
+          "prune sent emails",
+          async () => {
+            const pruned = await pruneSentEmails(db, now);
+            if (pruned > 0) info({ msg: "old email copies deleted", pruned });
+          },
+        ],
+        // Mismatches are logged one by one as errors as they are found; the totals say the run happened.
+        [
+          "reconcile wallets",
+          async () => info({ msg: "wallets reconciled", ...(await reconcileAllWallets(env)) }),
+        ],
+      ]);
     }
   },
 

@@ -482,3 +482,37 @@ export async function lastPosReceipt(
     .limit(1);
   return row;
 }
+
+/** A ledger row's effect on the balance, in SQL: what the balance triggers add up. */
+const signedAmount = sql<number>`CASE ${walletLedger.direction} WHEN 'credit' THEN ${walletLedger.amountCents} ELSE -${walletLedger.amountCents} END`;
+
+/** The signed sum of a wallet's ledger rows: what its balance is, by definition. */
+export async function ledgerSumCents(db: Db, userId: string): Promise<number> {
+  const [row] = await db
+    .select({ sum: sql<number>`coalesce(sum(${signedAmount}), 0)` })
+    .from(walletLedger)
+    .where(eq(walletLedger.userId, userId));
+  return row?.sum ?? 0;
+}
+
+/**
+ * One page of wallets in user id order, each with its balance row and its ledger's signed sum (summed
+ * per wallet through the ledger's (user_id, …) index, not by grouping the whole ledger per page).
+ */
+export async function walletBalancesPage(
+  db: Db,
+  after: string | undefined,
+  limit: number,
+): Promise<{ userId: string; balanceCents: number; ledgerSumCents: number }[]> {
+  return db
+    .select({
+      userId: walletBalances.userId,
+      balanceCents: walletBalances.balanceCents,
+      ledgerSumCents: sql<number>`(SELECT coalesce(sum(CASE l.direction WHEN 'credit' THEN l.amount_cents
+        ELSE -l.amount_cents END), 0) FROM wallet_ledger AS l WHERE l.user_id = wallet_balances.user_id)`,
+    })
+    .from(walletBalances)
+    .where(after === undefined ? undefined : sql`${walletBalances.userId} > ${after}`)
+    .orderBy(asc(walletBalances.userId))
+    .limit(limit);
+}

@@ -249,6 +249,11 @@ export class WalletState {
       }));
   }
 
+  /** Changes of any kind that D1 may not show yet (or that a batch outside the object is about to make). */
+  pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM pending").one().n;
+  }
+
   hasUnflushed(): boolean {
     return this.sql.exec("SELECT 1 FROM pending WHERE kind = 'unflushed' LIMIT 1").toArray().length > 0;
   }

@@ -278,6 +278,17 @@ export class WalletObject extends DurableObject<Env> {
   }
 
   /**
+   * The wallet as this object holds it for reconciliation: refreshed from D1 first, so with no change in
+   * flight (`pendingChanges` 0) its balance must equal the signed sum of the wallet's D1 ledger rows; a
+   * difference is a bookkeeping fault, reported by the caller and never corrected here.
+   */
+  async reconciliationView(userId: string): Promise<{ balanceCents: number; pendingChanges: number }> {
+    this.state.bindTo(userId);
+    await this.refresh();
+    return { balanceCents: this.state.view().balanceCents, pendingChanges: this.state.pendingCount() };
+  }
+
+  /**
    * Flushes decided deductions and sends their events, drops reservations that expired, and forgets jtis
    * and outcomes that can no longer matter.
    */
