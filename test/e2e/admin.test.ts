@@ -203,9 +203,11 @@ describe("admin page at a phone's size", () => {
     await form.getByLabel("Price", { exact: true }).fill("9.50");
     await form.getByLabel("Units for sale").fill("5");
     await form.getByLabel("Functions and uses per ticket").fill("ferry 2");
+    await form.getByLabel("Venue region").selectOption("weur");
     await form.getByRole("button", { name: "Create product" }).click();
     const item = page.locator("li[data-product]").filter({ hasText: name });
     await item.getByText("Created").waitFor();
+    expect(await item.textContent()).toContain("Western Europe");
     const productId = (await item.getAttribute("data-product")) ?? "";
 
     // A buyer reserves two, and pays the wrong amount: the payment is kept for review.
@@ -243,10 +245,12 @@ describe("admin page at a phone's size", () => {
 
     await listed.getByLabel(/^Price/).fill("12");
     await listed.getByLabel(/^Units for sale/).fill("4");
+    await listed.getByLabel(/^Venue region/).selectOption("");
     await listed.getByRole("button", { name: "Save" }).click();
     const saved = page.locator(`li[data-product="${productId}"]`);
     await saved.getByText("Saved").waitFor();
     expect(await saved.textContent()).toMatch(/€12\.00/);
+    expect(await saved.textContent()).toContain("no venue region");
     expect(await saved.locator("dl.stock").textContent()).toMatch(/For sale\s*4\s*Reserved\s*2/);
 
     await openSection(page, "Payments", "Payments to review");

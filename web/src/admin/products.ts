@@ -1,3 +1,4 @@
+import { DO_LOCATION_HINT_NAMES, DO_LOCATION_HINTS } from "../../../src/domain/placement";
 import { ApiProblem } from "../lib/api";
 import { busy, byId, h, say, show } from "../lib/dom";
 import { money, parseAmountCents } from "../lib/format";
@@ -36,6 +37,21 @@ export function parseFunctions(text: string): ProductFunction[] | string {
 const functionsText = (functions: ProductFunction[]) =>
   functions.map((entry) => `${entry.function} ×${entry.uses}`).join(" · ");
 
+/** The venue region choices: none (near the first gate that scans) or a Durable Objects location hint. */
+function regionOptions(selected: string | null): HTMLOptionElement[] {
+  return [
+    h("option", { value: "", selected: selected === null }, "None: near the first gate that scans"),
+    ...DO_LOCATION_HINTS.map((hint) =>
+      h("option", { value: hint, selected: selected === hint }, `${DO_LOCATION_HINT_NAMES[hint]} (${hint})`),
+    ),
+  ];
+}
+
+const regionName = (region: string | null) =>
+  region === null
+    ? "no venue region"
+    : (DO_LOCATION_HINT_NAMES[region as keyof typeof DO_LOCATION_HINT_NAMES] ?? region);
+
 function stock(product: AdminProduct): HTMLElement {
   const cell = (name: string, value: number, extra = "") =>
     h("div", { class: extra }, h("dt", {}, name), h("dd", {}, value));
@@ -65,6 +81,7 @@ function renderProduct(product: AdminProduct, message = ""): HTMLElement {
     value: product.sellable,
   });
   const active = h("input", { type: "checkbox", checked: product.active });
+  const region = h("select", {}, ...regionOptions(product.venue_region));
   const save = h("button", { type: "submit" }, "Save");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   const edit = h("button", { type: "button", class: "secondary" }, "Edit");
@@ -74,6 +91,7 @@ function renderProduct(product: AdminProduct, message = ""): HTMLElement {
     { class: "fields edit", hidden: true, "aria-label": `Edit ${product.name}` },
     ...field(`Price (${product.currency})`, price),
     ...field(`Units for sale (at least ${product.reserved + product.sold}: reserved + sold)`, sellable),
+    ...field("Venue region (applies to tickets whose counters do not exist yet)", region),
     h("label", { class: "check" }, active, "On sale (listed in the catalog)"),
     h("div", { class: "row" }, save, cancel),
   );
@@ -93,6 +111,8 @@ function renderProduct(product: AdminProduct, message = ""): HTMLElement {
       h("strong", {}, money(product.price_cents, product.currency)),
       " · ",
       functionsText(product.functions),
+      " · ",
+      regionName(product.venue_region),
     ),
     stock(product),
     h("p", { class: "muted code" }, product.id),
@@ -120,6 +140,8 @@ function renderProduct(product: AdminProduct, message = ""): HTMLElement {
     if (cents !== product.price_cents) patch.price_cents = cents;
     if (Number(sellable.value) !== product.sellable) patch.sellable = Number(sellable.value);
     if (active.checked !== product.active) patch.active = active.checked;
+    const venueRegion = region.value === "" ? null : region.value;
+    if (venueRegion !== product.venue_region) patch.venue_region = venueRegion;
     if (Object.keys(patch).length === 0) return say(status, "Nothing changed");
     void busy(save, async () => {
       say(status, "Saving…");
@@ -164,6 +186,7 @@ export function setupProducts(): void {
     (event) => void busy(event.currentTarget as HTMLButtonElement, () => list.reload()),
   );
 
+  byId("product-venue-region").append(...regionOptions(null));
   const form = byId<HTMLFormElement>("product-form");
   const status = byId("product-form-status");
   form.addEventListener("submit", (event) => {
@@ -183,6 +206,7 @@ export function setupProducts(): void {
             price_cents: cents,
             sellable: Number(data.get("sellable")),
             functions,
+            venue_region: String(data.get("venue_region") ?? "") || null,
           },
         });
         form.reset();

@@ -19,6 +19,8 @@ export interface AdminProduct {
   sold: number;
   available: number;
   active: boolean;
+  /** A Durable Objects location hint: the venue's region, where its tickets' objects are created. */
+  venue_region: string | null;
 }
 
 export const OPERATOR_ROLES = ["gate", "pos", "analyst", "supervisor", "admin"] as const;
