@@ -9,6 +9,7 @@ import { type NewWalletReceipt, writeWalletReceipt, writeWalletReceiptsStatement
 import { receiptIdForTransaction } from "../domain/ledger";
 import {
   type AuditRequest,
+  type AuditRequested,
   type EventMessage,
   EventMessageSchema,
   type OfflineScanFlagged,
@@ -194,10 +195,10 @@ async function recordRedemptionsTogether(
   }
 }
 
-async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencies): Promise<void> {
-  await appendAudit(
-    db,
-    {
+/** A refused scan's audit entry, keyed by the scan: a redelivery finds it. */
+function scanRejectedAudit(message: ScanRejected) {
+  return {
+    record: {
       id: `aud_${message.scan_id}`,
       actor: message.operator_id,
       action: "ticket.scan",
@@ -210,8 +211,42 @@ async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencie
         ...(message.offline ? { offline: true } : {}),
       },
     },
-    new Date(message.ts),
-  );
+    now: new Date(message.ts),
+  };
+}
+
+async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencies): Promise<void> {
+  const { record, now } = scanRejectedAudit(message);
+  await appendAudit(db, record, now);
+}
+
+/**
+ * The batch's messages that are an audit entry and nothing else (refused scans, requested entries such
+ * as a till's lookup), chained in one append instead of racing for the chain's tail once each: a flood of
+ * refusals then costs one append per batch, like accepted scans. If the group cannot be written
+ * (typically: it repeats a redelivered entry), the caller handles them one by one, each idempotent on its
+ * id.
+ */
+async function recordAuditsTogether(
+  events: (ScanRejected | AuditRequested)[],
+  { db }: ConsumerDependencies,
+): Promise<boolean> {
+  if (events.length < 2) return false;
+  try {
+    await appendAuditEntries(
+      db,
+      events.map((event) =>
+        event.type === "scan.rejected" ? scanRejectedAudit(event) : auditEntryOf(event.audit),
+      ),
+    );
+    return true;
+  } catch (error) {
+    log("info", "grouped audit entries fell back to one by one", {
+      count: events.length,
+      error: String(error),
+    });
+    return false;
+  }
 }
 
 /**
@@ -402,12 +437,15 @@ export async function consumeEvents(
     parsed: EventMessageSchema.safeParse(message.body),
   }));
   const redemptions: { message: Message<unknown>; event: RedemptionRecorded }[] = [];
+  const auditsOnly: { message: Message<unknown>; event: ScanRejected | AuditRequested }[] = [];
   const walletTransactions: { message: Message<unknown>; event: WalletTransactionPosted }[] = [];
   for (const { message, parsed } of parsedMessages) {
     if (!parsed.success) continue;
     const event = parsed.data;
     if (event.type === "redemption.recorded") redemptions.push({ message, event });
-    else if (event.type === "wallet.deducted" || event.type === "wallet.topped_up") {
+    else if (event.type === "scan.rejected" || event.type === "audit.requested") {
+      auditsOnly.push({ message, event });
+    } else if (event.type === "wallet.deducted" || event.type === "wallet.topped_up") {
       walletTransactions.push({ message, event });
     }
   }
@@ -416,6 +454,14 @@ export async function consumeEvents(
     dependencies,
   );
   const handled = new Set(recordedTogether ? redemptions.map((r) => r.message) : []);
+  if (
+    await recordAuditsTogether(
+      auditsOnly.map((a) => a.event),
+      dependencies,
+    )
+  ) {
+    for (const { message } of auditsOnly) handled.add(message);
+  }
   for (const message of await recordWalletTransactionsTogether(walletTransactions, dependencies)) {
     handled.add(message);
   }

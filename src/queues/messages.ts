@@ -148,6 +148,7 @@ export type ScanRejected = z.infer<typeof ScanRejectedSchema>;
 export type OfflineScanFlagged = z.infer<typeof OfflineScanFlaggedSchema>;
 export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSchema>;
 export type AuditRequest = z.infer<typeof AuditRecordSchema>;
+export type AuditRequested = z.infer<typeof AuditRequestedSchema>;
 export type WalletRefunded = z.infer<typeof WalletRefundedSchema>;
 
 /**
