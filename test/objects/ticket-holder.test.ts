@@ -2,26 +2,13 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import type { Env } from "../../src/env";
-import type { RedeemRequest, TicketObject } from "../../src/objects/ticket";
+import type { TicketObject } from "../../src/objects/ticket";
 import { type HeldCount, HOLDER_COUNT_RETENTION_MS } from "../../src/objects/ticket-holder";
-import { paidTicket } from "../support/tickets";
+import { paidTicket, redeemRequest } from "../support/tickets";
 
 // The buyer's holder object is a versioned cache of what the ticket objects own: it must never show an
 // older count than one it has been given, whatever order pushes come in, and a ticket object whose push
 // failed must catch it up without the gate waiting for it.
-
-const session = { sessionId: "ses_h", operatorId: "opr_h", deviceId: "dev-h", locationId: null };
-
-function request(code: string): RedeemRequest {
-  return {
-    ticketCode: code,
-    scanId: crypto.randomUUID(),
-    fn: "bus",
-    jti: crypto.randomUUID(),
-    tokenExpiresAt: Math.floor(Date.now() / 1000) + 30,
-    session,
-  };
-}
 
 const holderOf = (userId: string) => env.TICKET_HOLDERS.get(env.TICKET_HOLDERS.idFromName(userId));
 const ticketStub = (code: string) => env.TICKETS.get(env.TICKETS.idFromName(code));
@@ -63,7 +50,9 @@ describe("TicketHolderObject", () => {
 describe("a ticket object's push to its buyer's holder", () => {
   it("is in the holder when the scan's answer returns", async ({ expect }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 4 }]);
-    expect(await ticketStub(ticket.code).redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await ticketStub(ticket.code).redeem(redeemRequest(ticket.code))).toMatchObject({
+      result: "accepted",
+    });
     expect(await holderOf(ticket.userId).counts()).toEqual([
       { ticketCode: ticket.code, function: "bus", totalUses: 4, remainingUses: 3, version: 1 },
     ]);
@@ -74,7 +63,7 @@ describe("a ticket object's push to its buyer's holder", () => {
   }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 4 }]);
     const stub = ticketStub(ticket.code);
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     const answered = await runInDurableObject(stub, async (instance: TicketObject) => {
       const withEnv = instance as unknown as { env: Env };
       const real = withEnv.env;
@@ -86,7 +75,7 @@ describe("a ticket object's push to its buyer's holder", () => {
       } as unknown as Env["TICKET_HOLDERS"];
       withEnv.env = { ...real, TICKET_HOLDERS: unreachable };
       try {
-        return await instance.redeem(request(ticket.code));
+        return await instance.redeem(redeemRequest(ticket.code));
       } finally {
         withEnv.env = real;
       }
@@ -96,12 +85,12 @@ describe("a ticket object's push to its buyer's holder", () => {
     expect((await holderOf(ticket.userId).counts())[0]).toMatchObject({ remainingUses: 3, version: 1 });
     // While it is owed, scans do not wait for the holder (one that is down costs one deadline, not one
     // per scan): the alarm catches it up with everything committed since.
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     expect((await holderOf(ticket.userId).counts())[0]).toMatchObject({ remainingUses: 3, version: 1 });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect((await holderOf(ticket.userId).counts())[0]).toMatchObject({ remainingUses: 1, version: 3 });
     // Caught up, the next scan is in the holder when it returns.
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     expect((await holderOf(ticket.userId).counts())[0]).toMatchObject({ remainingUses: 0, version: 4 });
     // Caught up: no longer marked behind.
     await runInDurableObject(stub, (_instance, state) => {
@@ -117,7 +106,7 @@ describe("a ticket object's push to its buyer's holder", () => {
   }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 4 }]);
     const stub = ticketStub(ticket.code);
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     // Rewrite the ticket row as the earlier layout had it: no buyer, no venue, no push mark.
     await runInDurableObject(stub, (_instance, state) => {
       state.storage.sql.exec(`
@@ -128,7 +117,7 @@ describe("a ticket object's push to its buyer's holder", () => {
       `);
     });
     await evictDurableObject(stub);
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     expect((await holderOf(ticket.userId).counts())[0]).toMatchObject({ remainingUses: 2, version: 2 });
     await runInDurableObject(stub, (_instance, state) => {
       const [row] = state.storage.sql.exec<{ owner_id: string }>("SELECT owner_id FROM ticket").toArray();

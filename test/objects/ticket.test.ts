@@ -1,22 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
-import { RESENT_SCAN_GRACE_MS, type RedeemRequest, type TicketObject } from "../../src/objects/ticket";
-import { paidTicket } from "../support/tickets";
-
-const session = { sessionId: "ses_t", operatorId: "opr_t", deviceId: "dev-t", locationId: "loc-t" };
-
-function request(code: string, overrides: Partial<RedeemRequest> = {}): RedeemRequest {
-  return {
-    ticketCode: code,
-    scanId: crypto.randomUUID(),
-    fn: "bus",
-    jti: crypto.randomUUID(),
-    tokenExpiresAt: Math.floor(Date.now() / 1000) + 30,
-    session,
-    ...overrides,
-  };
-}
+import { RESENT_SCAN_GRACE_MS, type TicketObject } from "../../src/objects/ticket";
+import { paidTicket, redeemRequest } from "../support/tickets";
 
 const stubFor = (code: string) => env.TICKETS.get(env.TICKETS.idFromName(code));
 
@@ -24,7 +10,7 @@ describe("TicketObject.redeem", () => {
   it("is idempotent on scan_id: a retried RPC spends once and answers the same", async ({ expect }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 5 }]);
     const stub = stubFor(ticket.code);
-    const once = request(ticket.code);
+    const once = redeemRequest(ticket.code);
     const first = await stub.redeem(once);
     const again = await stub.redeem(once);
     expect(again).toEqual(first);
@@ -38,11 +24,11 @@ describe("TicketObject.redeem", () => {
     const ticket = await paidTicket([{ function: "bus", uses: 3 }]);
     const stub = stubFor(ticket.code);
     const jti = crypto.randomUUID();
-    expect(await stub.redeem(request(ticket.code, { jti }))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code, { jti }))).toMatchObject({ result: "accepted" });
     await evictDurableObject(stub);
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     await evictDurableObject(stub);
-    expect(await stub.redeem(request(ticket.code, { jti }))).toMatchObject({ code: "token_replayed" });
+    expect(await stub.redeem(redeemRequest(ticket.code, { jti }))).toMatchObject({ code: "token_replayed" });
     expect((await stub.snapshot())?.entitlements[0]?.remaining_uses).toBe(1);
   });
 
@@ -52,7 +38,7 @@ describe("TicketObject.redeem", () => {
     const ticket = await paidTicket([{ function: "bus", uses: 5 }]);
     const stub = stubFor(ticket.code);
     // At least a second ahead (Unix seconds round down), so a busy machine cannot expire it in flight.
-    const shortLived = request(ticket.code, { tokenExpiresAt: Math.ceil(Date.now() / 1000) + 1 });
+    const shortLived = redeemRequest(ticket.code, { tokenExpiresAt: Math.ceil(Date.now() / 1000) + 1 });
     const accepted = await stub.redeem(shortLived);
     expect(accepted).toMatchObject({ result: "accepted" });
     await runInDurableObject(stub, (_instance: TicketObject, state) => {
@@ -88,7 +74,7 @@ describe("TicketObject.redeem", () => {
   }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 5 }]);
     const stub = stubFor(ticket.code);
-    const first = request(ticket.code);
+    const first = redeemRequest(ticket.code);
     expect(await stub.redeem(first)).toMatchObject({ result: "accepted" });
     expect(await stub.redeem({ ...first, scanId: crypto.randomUUID() })).toMatchObject({
       code: "token_replayed",
@@ -102,8 +88,8 @@ describe("TicketObject.redeem", () => {
   }) => {
     const ticket = await paidTicket([{ function: "bus", uses: 5 }]);
     const stub = stubFor(ticket.code);
-    const spent = request(ticket.code);
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    const spent = redeemRequest(ticket.code);
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     // Rewrite storage as the earlier version left it: jtis alone, answers in a table of their own.
     await runInDurableObject(stub, (_instance: TicketObject, state) => {
       state.storage.sql.exec(`
@@ -120,7 +106,7 @@ describe("TicketObject.redeem", () => {
     });
     await evictDurableObject(stub);
     expect(await stub.redeem(spent)).toMatchObject({ code: "token_replayed" });
-    expect(await stub.redeem(request(ticket.code))).toMatchObject({ result: "accepted" });
+    expect(await stub.redeem(redeemRequest(ticket.code))).toMatchObject({ result: "accepted" });
     await runInDurableObject(stub, (_instance: TicketObject, state) => {
       const tables = state.storage.sql
         .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'scans'")
@@ -131,7 +117,7 @@ describe("TicketObject.redeem", () => {
   });
 
   it("refuses a code that was never issued", async ({ expect }) => {
-    expect(await stubFor("NOSUCHTICKET0").redeem(request("NOSUCHTICKET0"))).toEqual({
+    expect(await stubFor("NOSUCHTICKET0").redeem(redeemRequest("NOSUCHTICKET0"))).toEqual({
       result: "rejected",
       code: "ticket_not_found",
     });

@@ -6,14 +6,22 @@ import { verifyAuditChain } from "../../src/db/audit";
 import { auditLog, redemptionAnnulments, redemptions, ticketEntitlements } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
 import { createMailer } from "../../src/mail/create-mailer";
-import type { AnnulRequest, RedeemRequest, TicketObject } from "../../src/objects/ticket";
+import type { AnnulRequest, TicketObject } from "../../src/objects/ticket";
 import { consumeEvents } from "../../src/queues/consumer";
 import type { OperatorRole } from "../../src/types/domain";
 import { eventually } from "../support/eventually";
 import { db, operatorToken } from "../support/fixtures";
 import { call, callJson } from "../support/http";
 import { openSession, registeredDevice } from "../support/staff";
-import { gateSession, type PaidTicket, paidTicket, qrToken, scan } from "../support/tickets";
+import {
+  gateSession,
+  OBJECT_SCAN_SESSION,
+  type PaidTicket,
+  paidTicket,
+  qrToken,
+  redeemRequest,
+  scan,
+} from "../support/tickets";
 
 // POST /redemptions/{redemption_id}/annul gives a scan's use back (CONTRACT Part 2, "Scans: retries after
 // a lost answer, and undo"), and the read side follows: reports, the CSV, the audit log, the read model.
@@ -403,19 +411,6 @@ const deliver = (bodies: unknown[]) =>
     { db: db(), mailer: createMailer(loadConfig(env), db()) },
   );
 
-const objectSession = { sessionId: "ses_a", operatorId: "opr_a", deviceId: "dev-a", locationId: "loc-a" };
-
-function redeemRequest(code: string): RedeemRequest {
-  return {
-    ticketCode: code,
-    scanId: crypto.randomUUID(),
-    fn: "bus",
-    jti: crypto.randomUUID(),
-    tokenExpiresAt: Math.floor(Date.now() / 1000) + 30,
-    session: objectSession,
-  };
-}
-
 /**
  * Two scans and the annulment of the first, made by the ticket's real object, with the events its outbox
  * would have sent. The alarm is cancelled and the outbox emptied in the same call, so these events reach
@@ -429,7 +424,7 @@ async function scansAndAnnulment(code: string) {
     const annulRequest: AnnulRequest = {
       redemptionId: first.redemptionId,
       ticketCode: code,
-      session: objectSession,
+      session: OBJECT_SCAN_SESSION,
       canOverride: false,
       reason: null,
       windowSeconds: ANNUL_WINDOW_SECONDS,

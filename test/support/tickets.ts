@@ -1,3 +1,4 @@
+import type { RedeemRequest, ScanSession } from "../../src/objects/ticket";
 import type { ProductFunction } from "../../src/types/domain";
 import { operatorToken, seedProduct } from "./fixtures";
 import { callJson } from "./http";
@@ -70,4 +71,25 @@ export function scan(gate: { token: string; sessionId: string }, qr: string, fn:
     token: gate.token,
     body: { qr_token: qr, function: fn, session_id: gate.sessionId },
   });
+}
+
+/** The gate session object-level tests scan under: the route's session checks are not in play there. */
+export const OBJECT_SCAN_SESSION: ScanSession = {
+  sessionId: "ses_obj",
+  operatorId: "opr_obj",
+  deviceId: "dev-obj",
+  locationId: "loc-obj",
+};
+
+/** A scan as the route hands it to a ticket's object: a fresh scan id and jti, a token good for 30 s. */
+export function redeemRequest(code: string, overrides: Partial<RedeemRequest> = {}): RedeemRequest {
+  return {
+    ticketCode: code,
+    scanId: crypto.randomUUID(),
+    fn: "bus",
+    jti: crypto.randomUUID(),
+    tokenExpiresAt: Math.floor(Date.now() / 1000) + 30,
+    session: OBJECT_SCAN_SESSION,
+    ...overrides,
+  };
 }
