@@ -4,7 +4,8 @@ import { describe, it } from "vitest";
 import type { Env } from "../../src/env";
 import type { TicketObject } from "../../src/objects/ticket";
 import { type HeldCount, HOLDER_COUNT_RETENTION_MS } from "../../src/objects/ticket-holder";
-import { paidTicket, redeemRequest } from "../support/tickets";
+import { callJson } from "../support/http";
+import { gateSession, paidTicket, paidTickets, qrToken, redeemRequest, scan } from "../support/tickets";
 
 // The buyer's holder object is a versioned cache of what the ticket objects own: it must never show an
 // older count than one it has been given, whatever order pushes come in, and a ticket object whose push
@@ -123,5 +124,36 @@ describe("a ticket object's push to its buyer's holder", () => {
       const [row] = state.storage.sql.exec<{ owner_id: string }>("SELECT owner_id FROM ticket").toArray();
       expect(row?.owner_id).toBe(ticket.userId);
     });
+  });
+});
+
+describe("GET /my/tickets against racing scans", () => {
+  it("shows every scan that has returned, across a buyer's tickets scanned in parallel", async ({
+    expect,
+  }) => {
+    const tickets = await paidTickets([{ function: "bus", uses: 6 }], 4);
+    const [first] = tickets;
+    if (!first) throw new Error("no tickets");
+    const gate = await gateSession();
+    // Up to 8 gates at once per ticket for its last 6 uses: some are refused as exhausted.
+    const answers = await Promise.all(
+      tickets.flatMap((ticket, i) =>
+        Array.from({ length: i * 2 + 2 }, async () => scan(gate, await qrToken(ticket), "bus")),
+      ),
+    );
+    expect(answers.every((answer) => answer.status === 200 || answer.status === 409)).toBe(true);
+    // Every answer has returned: the list must agree with each ticket's object, D1's lag or not.
+    const mine = await callJson<{ tickets: { code: string; entitlements: { remaining_uses: number }[] }[] }>(
+      "GET",
+      "/my/tickets",
+      { token: first.buyerToken },
+    );
+    for (const ticket of tickets) {
+      const truth = (await ticketStub(ticket.code).snapshot())?.entitlements[0]?.remaining_uses;
+      const listed = mine.body.tickets.find((t) => t.code === ticket.code)?.entitlements[0]?.remaining_uses;
+      expect(listed).toBe(truth);
+    }
+    const accepted = answers.filter((answer) => answer.status === 200).length;
+    expect(accepted).toBe(2 + 4 + 6 + 6);
   });
 });
