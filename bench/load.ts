@@ -21,7 +21,7 @@ export interface LoadOptions {
   /** Stop after this many requests instead of after a duration (for finite inputs like deliveries). */
   amount?: number;
   /** Builds each request; called once per request, so it can hand out a fresh token or key. */
-  next?: () => { path?: string; body?: string; headers?: Record<string, string> };
+  next?: () => { method?: "GET" | "POST"; path?: string; body?: string; headers?: Record<string, string> };
   /** Statuses that count as success besides 2xx (e.g. 402 for a deduction that found the wallet empty). */
   okStatuses?: number[];
 }
@@ -45,6 +45,7 @@ export async function load(options: LoadOptions): Promise<ScenarioResult> {
           if (!next) return request;
           return {
             ...request,
+            method: next.method ?? request.method,
             path: next.path ?? request.path,
             body: next.body ?? request.body,
             headers: { ...request.headers, ...next.headers },

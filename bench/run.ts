@@ -44,6 +44,10 @@ const CONNECTIONS = 16;
 const REPORT_CONNECTIONS = 4;
 const SCAN_TICKETS = QUICK ? 100 : 400;
 const WEBHOOK_ORDERS = QUICK ? 600 : 2_000;
+/** The gate line's families, their tickets each, and the lists their QR screens read per family's scans. */
+const GATE_LINE_FAMILIES = 25;
+const GATE_LINE_FAMILY_SIZE = 4;
+const GATE_LINE_LISTS_PER_FAMILY = 15;
 /** Buyers the order scenarios take turns with: 2,000 buyers × the 40-unit cap is far above any run. */
 const ORDER_BUYERS = 2_000;
 const REPORT_DAY = "2026-10-15";
@@ -273,6 +277,65 @@ try {
       durationSeconds: s,
     }),
   );
+
+  // A gate's line as it is: families of four waiting with the QR screen open, which reads the list every
+  // 4 s (web/src/buyer/qr-screen.ts), so ~15 lists per family for its 4 scans. CPU per request of the mix
+  // is what the holder object trades (an extra call per scan, one call per list instead of one per ticket).
+  if (wanted("gate_line")) {
+    const families = await Promise.all(
+      Array.from({ length: GATE_LINE_FAMILIES }, async (_, f) => ({
+        token: await buyerToken(api, `bench-family-${f}`),
+        codes: await buyTickets(api, `bench-family-${f}`, "prd_bench_pass", GATE_LINE_FAMILY_SIZE),
+      })),
+    );
+    const perFamily = GATE_LINE_LISTS_PER_FAMILY + GATE_LINE_FAMILY_SIZE;
+    await scenario("gate_line", async (s) => {
+      // Each family's scans, signed ahead: one per ticket per round through the families.
+      const rounds = Math.ceil((s * 3_000) / (GATE_LINE_FAMILIES * perFamily)) + 1;
+      const scans = await Promise.all(
+        families.map(async (family) =>
+          Promise.all(
+            Array.from({ length: rounds * GATE_LINE_FAMILY_SIZE }, (_, i) =>
+              scanBody(family.codes[i % family.codes.length] ?? ""),
+            ),
+          ),
+        ),
+      );
+      let n = 0;
+      return load({
+        url: `${base}/my/tickets`,
+        connections: CONNECTIONS,
+        durationSeconds: s,
+        okStatuses: [409],
+        next: () => {
+          const step = n++;
+          const slot = step % perFamily;
+          const f = Math.floor(step / perFamily) % GATE_LINE_FAMILIES;
+          const family = families[f];
+          if (!family) throw new Error("no family");
+          if (slot < GATE_LINE_LISTS_PER_FAMILY) {
+            return {
+              method: "GET",
+              path: "/my/tickets",
+              headers: { authorization: `Bearer ${family.token}` },
+            };
+          }
+          const round = Math.floor(step / (perFamily * GATE_LINE_FAMILIES));
+          const body =
+            scans[f]?.[
+              (round * GATE_LINE_FAMILY_SIZE + (slot - GATE_LINE_LISTS_PER_FAMILY)) %
+                (rounds * GATE_LINE_FAMILY_SIZE)
+            ];
+          return {
+            method: "POST",
+            path: "/tickets/scan",
+            body,
+            headers: { authorization: `Bearer ${gate.token}` },
+          };
+        },
+      });
+    });
+  }
 
   await floorDoRound();
 
