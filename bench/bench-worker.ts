@@ -8,7 +8,7 @@ import { requireOperator } from "../src/http/auth";
 import type { AppEnv } from "../src/http/context";
 import product from "../src/index";
 
-export { TicketHolderObject, TicketObject, WalletObject } from "../src/index";
+export { TicketObject, WalletObject } from "../src/index";
 
 interface BenchEnv extends Env {
   BENCH_FLOOR: DurableObjectNamespace<BenchFloorObject>;

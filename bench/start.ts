@@ -81,7 +81,6 @@ export async function startBenchWorker(options: { inspectorPort?: number } = {})
       durableObjects: {
         TICKETS: { className: "TicketObject", useSQLite: true },
         WALLETS: { className: "WalletObject", useSQLite: true },
-        TICKET_HOLDERS: { className: "TicketHolderObject", useSQLite: true },
         BENCH_FLOOR: { className: "BenchFloorObject", useSQLite: true },
       },
       durableObjectsPersist: join(dir, "do"),

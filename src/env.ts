@@ -6,7 +6,6 @@ import {
 } from "./domain/offline-rule";
 import { MAIL_PROVIDERS } from "./mail/mailer";
 import type { TicketObject } from "./objects/ticket";
-import type { TicketHolderObject } from "./objects/ticket-holder";
 import type { WalletObject } from "./objects/wallet";
 import { PAYMENT_PROVIDERS } from "./payments/provider";
 import type { EventMessage } from "./queues/messages";
@@ -16,7 +15,6 @@ export interface Env {
   DB: D1Database;
   TICKETS: DurableObjectNamespace<TicketObject>;
   WALLETS: DurableObjectNamespace<WalletObject>;
-  TICKET_HOLDERS: DurableObjectNamespace<TicketHolderObject>;
   EVENTS: Queue<EventMessage>;
   EXPORTS: R2Bucket;
   /** Workers Analytics Engine counters (src/observability/metrics.ts). Optional: tools and tests may lack it. */

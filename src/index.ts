@@ -21,7 +21,6 @@ import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
 import { reconcileAllWallets } from "./services/wallet-reconciliation";
 
 export { TicketObject } from "./objects/ticket";
-export { TicketHolderObject } from "./objects/ticket-holder";
 export { WalletObject } from "./objects/wallet";
 
 const app = buildApp();

@@ -15,7 +15,7 @@ declare global {
   namespace Cloudflare {
     interface GlobalProps {
       mainModule: typeof import("../src/index");
-      durableNamespaces: "TicketObject" | "WalletObject" | "TicketHolderObject";
+      durableNamespaces: "TicketObject" | "WalletObject";
     }
   }
 }

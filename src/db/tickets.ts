@@ -54,12 +54,10 @@ export function ticketStatus(entitlements: readonly Entitlement[]): Ticket["stat
   return entitlements.some((entitlement) => entitlement.remaining_uses > 0) ? "ACTIVE" : "USED_UP";
 }
 
-/** A listed ticket, where its object belongs (its product's venue region), and its counts' versions. */
+/** A listed ticket and where its object belongs (its product's venue region). */
 export interface ListedTicket {
   ticket: Ticket;
   venueRegion: DoLocationHint | null;
-  /** Per function, the version of the change the read model last took (see TicketHolderObject). */
-  usesVersions: Map<string, number>;
 }
 
 /** A buyer's tickets, newest first, at most `limit`. Tickets and entitlements are read in one snapshot. */
@@ -98,14 +96,10 @@ export async function listTicketsForUser(
       .orderBy(asc(ticketEntitlements.ticketCode), asc(ticketEntitlements.function)),
   ]);
   const byCode = new Map<string, Entitlement[]>();
-  const versionsByCode = new Map<string, Map<string, number>>();
   for (const row of entitlementRows) {
     const list = byCode.get(row.ticketCode) ?? [];
     list.push({ function: row.function, total_uses: row.totalUses, remaining_uses: row.remainingUses });
     byCode.set(row.ticketCode, list);
-    const versions = versionsByCode.get(row.ticketCode) ?? new Map<string, number>();
-    versions.set(row.function, row.usesVersion);
-    versionsByCode.set(row.ticketCode, versions);
   }
   return rows.map((row) => {
     const entitlements = byCode.get(row.code) ?? [];
@@ -120,7 +114,6 @@ export async function listTicketsForUser(
         entitlements,
       },
       venueRegion: row.venueRegion,
-      usesVersions: versionsByCode.get(row.code) ?? new Map(),
     };
   });
 }

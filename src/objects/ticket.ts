@@ -1,6 +1,5 @@
 import { retryable } from "cloudflare:durable-objects";
 import { DurableObject } from "cloudflare:workers";
-import pTimeout from "p-timeout";
 import {
   isOverBudget,
   OFFLINE_SCAN_RETENTION_MS,
@@ -8,7 +7,6 @@ import {
   offlineFlagId,
   reconcileOfflineScan,
 } from "../domain/offline-reconciliation";
-import { type DoLocationHint, placedNear } from "../domain/placement";
 import {
   type AnnulmentRefusal,
   decideAnnulment,
@@ -38,12 +36,6 @@ export const SCAN_KEY_RETENTION_MS = 24 * 60 * 60 * 1000;
 const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries an outbox that failed to send. */
 const OUTBOX_RETRY_MS = 5_000;
-/**
- * How long one push of a ticket's counts to the buyer's holder object may take. The holder is placed
- * near the venue too, so a push is one short hop; past this the answer goes anyway (the gate matters more
- * than the buyer's list), the holder counts as behind and the alarm pushes again.
- */
-export const HOLDER_PUSH_TIMEOUT_MS = 250;
 
 export interface ScanSession {
   sessionId: string;
@@ -154,12 +146,6 @@ export type OfflineReconcileResult =
   | { result: "reconciled"; scans: OfflineScanResult[] }
   | { result: "ticket_not_found" };
 
-interface TicketOwner {
-  code: string;
-  userId: string;
-  venueRegion: DoLocationHint | null;
-}
-
 export interface TicketSnapshot {
   code: string;
   entitlements: EntitlementState[];
@@ -186,27 +172,12 @@ export class TicketObject extends DurableObject<Env> {
   /** The entitlements table as last committed; this object is its only writer. */
   private entitlementsCopy: EntitlementState[] | undefined;
   private flushScheduled = false;
-  /** The buyer and the venue region, once known: whose holder object takes this ticket's counts. */
-  private owner: TicketOwner | undefined;
-  /** A push not started yet: every change committed before it starts is in it (see pushToHolder). */
-  private nextPush: Promise<boolean> | undefined;
-  /** The newest push started or queued; the next one starts after it. */
-  private lastPush: Promise<boolean> = Promise.resolve(true);
-  /** The stored holder_behind, once read. */
-  private holderBehindCopy: boolean | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS ticket (
-        code TEXT PRIMARY KEY,
-        initialized_at INTEGER NOT NULL,
-        owner_id TEXT,
-        venue_region TEXT,
-        -- 1 while the buyer's holder object lacks a committed change (its push failed): the alarm pushes.
-        holder_behind INTEGER NOT NULL DEFAULT 0
-      );
+      CREATE TABLE IF NOT EXISTS ticket (code TEXT PRIMARY KEY, initialized_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS entitlements (
         function TEXT PRIMARY KEY,
         total_uses INTEGER NOT NULL,
@@ -289,7 +260,7 @@ export class TicketObject extends DurableObject<Env> {
     // Committed: only now may the in-memory copy move (a throw above rolled storage back, and it with it).
     if (result.result === "accepted" && !("replayed" in result && result.replayed)) {
       this.entitlementsCopy = result.entitlements;
-      await this.afterChange();
+      await this.scheduleOutboxFlush();
     }
     return result;
   }
@@ -401,7 +372,7 @@ export class TicketObject extends DurableObject<Env> {
     );
     if (scans.some((scan) => scan.outcome !== "duplicate")) {
       this.entitlementsCopy = this.entitlements();
-      await this.afterChange();
+      await this.scheduleOutboxFlush();
     }
     return { result: "reconciled", scans };
   }
@@ -654,7 +625,7 @@ export class TicketObject extends DurableObject<Env> {
     });
     if (result.result === "annulled") {
       this.entitlementsCopy = result.entitlements;
-      await this.afterChange();
+      await this.scheduleOutboxFlush();
     }
     return result;
   }
@@ -685,115 +656,8 @@ export class TicketObject extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
       return;
     }
-    if (this.holderBehind() && !(await this.pushToHolder())) {
-      await this.ctx.storage.setAlarm(Date.now() + OUTBOX_RETRY_MS);
-      return;
-    }
     this.prune(Date.now());
     await this.scheduleNextAlarm();
-  }
-
-  /**
-   * What every committed change owes: its outbox forwarded soon, and its counts in the buyer's holder
-   * object before its answer leaves. While the holder is known to be behind (a push failed), changes do
-   * not wait for it: the alarm pushes, and a holder that is down costs the gates one deadline, not one each.
-   */
-  private async afterChange(): Promise<void> {
-    await this.scheduleOutboxFlush();
-    if (!this.holderBehind()) await this.pushToHolder();
-  }
-
-  /**
-   * Hands the committed counts to the buyer's holder object, so GET /my/tickets shows a change from the
-   * moment its answer leaves (see TicketHolderObject). Awaited by every change. Pushes go one at a time:
-   * changes committed while one is in flight share the next, which reads the counts when it starts, so a
-   * hot ticket makes far fewer pushes than scans and each answer still waits for a push that has it.
-   * Other requests may run while a push is awaited; versions order whatever the holder receives.
-   */
-  private pushToHolder(): Promise<boolean> {
-    if (this.nextPush) return this.nextPush;
-    const push = this.lastPush.then(() => {
-      this.nextPush = undefined;
-      return this.sendCountsToHolder();
-    });
-    this.nextPush = push;
-    this.lastPush = push;
-    return push;
-  }
-
-  /**
-   * One push, with a deadline: one that fails or is late marks the holder behind (the only write a push
-   * ever makes) and the alarm, which every change sets, pushes again; the gate's answer does not wait.
-   */
-  private async sendCountsToHolder(): Promise<boolean> {
-    const rows = this.sql
-      .exec<{ function: string; total_uses: number; remaining_uses: number; version: number }>(
-        "SELECT function, total_uses, remaining_uses, version FROM entitlements",
-      )
-      .toArray();
-    let pushed = true;
-    try {
-      const owner = await this.ownerOf();
-      if (owner) {
-        const holder = this.env.TICKET_HOLDERS.get(
-          this.env.TICKET_HOLDERS.idFromName(owner.userId),
-          placedNear(owner.venueRegion),
-        );
-        const counts = rows.map((row) => ({
-          ticketCode: owner.code,
-          function: row.function,
-          totalUses: row.total_uses,
-          remainingUses: row.remaining_uses,
-          version: row.version,
-        }));
-        await pTimeout(holder.record(counts), { milliseconds: HOLDER_PUSH_TIMEOUT_MS });
-      }
-    } catch (error) {
-      console.error(
-        JSON.stringify({ level: "warn", msg: "holder push failed; the alarm retries", error: String(error) }),
-      );
-      pushed = false;
-    }
-    if (this.holderBehind() === pushed) {
-      this.sql.exec("UPDATE ticket SET holder_behind = ?", pushed ? 0 : 1);
-      this.holderBehindCopy = !pushed;
-    }
-    return pushed;
-  }
-
-  /** Whether a committed change may be missing from the buyer's holder object. */
-  private holderBehind(): boolean {
-    this.holderBehindCopy ??=
-      this.sql.exec<{ behind: number }>("SELECT holder_behind AS behind FROM ticket").toArray()[0]?.behind ===
-      1;
-    return this.holderBehindCopy;
-  }
-
-  /**
-   * The ticket's buyer and venue region: stored at initialization; an object initialized before holders
-   * existed looks them up in D1 once, at its first change since.
-   */
-  private async ownerOf(): Promise<TicketOwner | undefined> {
-    if (this.owner) return this.owner;
-    const stored = this.sql
-      .exec<{ code: string; owner_id: string | null; venue_region: DoLocationHint | null }>(
-        "SELECT code, owner_id, venue_region FROM ticket",
-      )
-      .toArray()[0];
-    if (!stored) return undefined;
-    if (stored.owner_id !== null) {
-      this.owner = { code: stored.code, userId: stored.owner_id, venueRegion: stored.venue_region };
-      return this.owner;
-    }
-    const found = await this.env.DB.prepare(
-      "SELECT t.user_id, p.venue_region FROM tickets AS t JOIN products AS p ON p.id = t.product_id WHERE t.code = ?",
-    )
-      .bind(stored.code)
-      .first<{ user_id: string; venue_region: DoLocationHint | null }>();
-    if (!found) return undefined;
-    this.sql.exec("UPDATE ticket SET owner_id = ?, venue_region = ?", found.user_id, found.venue_region);
-    this.owner = { code: stored.code, userId: found.user_id, venueRegion: found.venue_region };
-    return this.owner;
   }
 
   /**
@@ -858,31 +722,14 @@ export class TicketObject extends DurableObject<Env> {
       return true;
     }
     const { results } = await this.env.DB.prepare(
-      `SELECT e.function, e.total_uses, e.remaining_uses, t.user_id, p.venue_region
-       FROM ticket_entitlements AS e
-       JOIN tickets AS t ON t.code = e.ticket_code
-       JOIN products AS p ON p.id = t.product_id
-       WHERE e.ticket_code = ?`,
+      "SELECT function, total_uses, remaining_uses FROM ticket_entitlements WHERE ticket_code = ?",
     )
       .bind(code)
-      .all<{
-        function: string;
-        total_uses: number;
-        remaining_uses: number;
-        user_id: string;
-        venue_region: string | null;
-      }>();
-    const [first] = results;
-    if (!first) return false;
+      .all<{ function: string; total_uses: number; remaining_uses: number }>();
+    if (results.length === 0) return false;
     this.ctx.storage.transactionSync(() => {
       if (this.sql.exec("SELECT 1 FROM ticket").toArray().length > 0) return;
-      this.sql.exec(
-        "INSERT INTO ticket (code, initialized_at, owner_id, venue_region) VALUES (?, ?, ?, ?)",
-        code,
-        Date.now(),
-        first.user_id,
-        first.venue_region,
-      );
+      this.sql.exec("INSERT INTO ticket (code, initialized_at) VALUES (?, ?)", code, Date.now());
       for (const row of results) {
         this.sql.exec(
           "INSERT INTO entitlements (function, total_uses, remaining_uses) VALUES (?, ?, ?)",
@@ -916,17 +763,6 @@ function upgradeStorage(sql: SqlStorage): void {
     sql.exec("SELECT offline FROM redemptions LIMIT 0");
   } catch {
     sql.exec("ALTER TABLE redemptions ADD COLUMN offline INTEGER NOT NULL DEFAULT 0");
-  }
-  // Tickets initialized before holder objects: their buyer is looked up at the next change (ownerOf),
-  // which pushes every count; until then D1 has every change, through the outbox.
-  try {
-    sql.exec("SELECT owner_id FROM ticket LIMIT 0");
-  } catch {
-    sql.exec(`
-      ALTER TABLE ticket ADD COLUMN owner_id TEXT;
-      ALTER TABLE ticket ADD COLUMN venue_region TEXT;
-      ALTER TABLE ticket ADD COLUMN holder_behind INTEGER NOT NULL DEFAULT 0;
-    `);
   }
   // Entitlements written before annulments existed have no version: their count starts from 0, which
   // the read model (moved only by a newer version) accepts from the next change on.

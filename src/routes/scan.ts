@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { TICKET_QR_AUDIENCE, TICKET_QR_TYP, verifyQrToken } from "../auth/qr-token";
 import { MAX_QR_TOKEN_LENGTH, TICKET_REGION_CLAIM } from "../auth/ticket-qr-claims";
-import { getDb } from "../db/client";
+import { atomically, getDb } from "../db/client";
 import { findRecordedRedemption } from "../db/redemptions";
+import { applyReportedUsesStatement } from "../db/tickets";
 import { locationHint, placedNear } from "../domain/placement";
 import { ticketCodeOfRedemption } from "../domain/redemption-id";
 import type { Env } from "../env";
@@ -354,6 +355,29 @@ export const scanRoutes = createRouter()
               ],
             });
         }
+      }
+      // GET /my/tickets answers a used-up ticket from the read model without asking its object; the
+      // annulment's own event brings that up to date within seconds, and an annulment is rare enough to
+      // move it now (versioned, so the event's later copy changes nothing). A failure here is only logged.
+      const entitlement = outcome.entitlements.find((e) => e.function === outcome.fn);
+      if (entitlement) {
+        const moved = applyReportedUsesStatement(
+          db,
+          [
+            {
+              code: ticketCode,
+              fn: outcome.fn,
+              remainingUses: entitlement.remaining_uses,
+              usesVersion: outcome.usesVersion,
+            },
+          ],
+          new Date(),
+        );
+        await atomically(db, [moved]).catch((error: unknown) =>
+          console.warn(
+            JSON.stringify({ level: "warn", msg: "read model not moved after annul", error: String(error) }),
+          ),
+        );
       }
       return c.json(
         {

@@ -85,37 +85,16 @@ describe("round trips per request, warm isolate", () => {
     expect(paid.cost.sessions).toEqual(["first-primary"]);
   });
 
-  // Each ticket's object pushes its counts to the buyer's holder object before a scan's answer leaves it,
-  // so the list reads the read model and the holder, however many tickets the buyer has and however many
-  // of them a gate has just scanned (before the queue has brought D1 up to date).
-  it("GET /my/tickets: two calls whatever the number of tickets, and every returned scan shown", async ({
-    expect,
-  }) => {
+  // Issue 19: GET /my/tickets asks every active ticket's object for its counts, one RPC each, so that
+  // "remaining_uses reflects every scan that has returned". The target was at most two calls whatever the
+  // number of tickets; a holder object per buyer met it and was reverted, because every accepted scan then
+  // paid an extra call (README, "The buyer's list"). This records the fan-out; flip it if that changes.
+  it.fails("GET /my/tickets: at most two calls whatever the number of tickets", async ({ expect }) => {
     const app = countingApp();
-    const tickets = await paidTickets([{ function: "bus", uses: 10 }], 6);
-    const [first] = tickets;
-    if (!first) throw new Error("no ticket");
-    const gate = await gateSession();
-    const scanned = tickets.slice(0, 4);
-    for (const [i, ticket] of scanned.entries()) {
-      for (let n = 0; n <= i; n++) {
-        const answer = await app.call("POST", "/tickets/scan", {
-          token: gate.token,
-          body: { qr_token: await qrToken(ticket), function: "bus", session_id: gate.sessionId },
-        });
-        expect(answer.status).toBe(200);
-      }
-    }
-    const mine = await app.call("GET", "/my/tickets", { token: first.buyerToken });
+    const [ticket] = await paidTickets([{ function: "bus", uses: 10 }], 5);
+    if (!ticket) throw new Error("no ticket");
+    const mine = await app.call("GET", "/my/tickets", { token: ticket.buyerToken });
     expect(mine.status).toBe(200);
-    expect(mine.cost).toMatchObject({ d1: 1, objects: 1 });
-    const remaining = new Map(
-      (mine.body as { tickets: { code: string; entitlements: { remaining_uses: number }[] }[] }).tickets.map(
-        (t) => [t.code, t.entitlements[0]?.remaining_uses],
-      ),
-    );
-    for (const [i, ticket] of tickets.entries()) {
-      expect(remaining.get(ticket.code)).toBe(i < scanned.length ? 10 - (i + 1) : 10);
-    }
+    expect(mine.cost.d1 + mine.cost.objects).toBeLessThanOrEqual(2);
   });
 });

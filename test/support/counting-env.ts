@@ -146,7 +146,6 @@ export function countingApp() {
     DB: countingD1(real.DB, counts),
     TICKETS: countingNamespace(real.TICKETS, counts),
     WALLETS: countingNamespace(real.WALLETS, counts),
-    TICKET_HOLDERS: countingNamespace(real.TICKET_HOLDERS, counts),
     EVENTS: countingQueue(real.EVENTS, counts),
   };
   const app = buildApp();
