@@ -45,29 +45,55 @@ function logSkipped(receipt: { id: string; userId: string }): void {
   );
 }
 
+/**
+ * One receipt's mailing, the same for every kind: no address → logged and marked skipped; else composed,
+ * sent, then marked mailed. A refused send throws before the mark, so the retry sends again.
+ */
+async function deliverReceipt(
+  mailer: Mailer,
+  receipt: { id: string; userId: string },
+  to: string | null | undefined,
+  compose: (to: string) => OutgoingEmail,
+  mark: (outcome: "mailed" | "skipped") => Promise<unknown>,
+): Promise<void> {
+  if (!to) {
+    logSkipped(receipt);
+    await mark("skipped");
+    return;
+  }
+  await mailer.send(compose(to));
+  await mark("mailed");
+}
+
 export async function mailOrderReceipt(
   receipt: Receipt,
   { db, mailer, now = () => new Date(), publicBaseUrl }: ReceiptMailing,
 ): Promise<void> {
   const details = await orderReceiptDetails(db, receipt.userId, receipt.orderId);
-  if (!details.email) {
-    logSkipped(receipt);
-    await markReceiptMailSkipped(db, receipt.id, now());
-    return;
-  }
-  const rendered = orderReceiptEmail({
-    receiptId: receipt.id,
-    orderId: receipt.orderId,
-    currency: receipt.currency,
-    lines: receipt.lines,
-    totalCents: receipt.totalCents,
-    amountPaidCents: receipt.amountPaidCents,
-    paidAt: receipt.paidAt,
-    tickets: details.tickets,
-    ticketsUrl: ticketsPageUrl(publicBaseUrl),
-  });
-  await mailer.send({ id: receipt.id, to: details.email, ...rendered });
-  await markReceiptMailed(db, receipt.id, now());
+  await deliverReceipt(
+    mailer,
+    receipt,
+    details.email,
+    (to) => ({
+      id: receipt.id,
+      to,
+      ...orderReceiptEmail({
+        receiptId: receipt.id,
+        orderId: receipt.orderId,
+        currency: receipt.currency,
+        lines: receipt.lines,
+        totalCents: receipt.totalCents,
+        amountPaidCents: receipt.amountPaidCents,
+        paidAt: receipt.paidAt,
+        tickets: details.tickets,
+        ticketsUrl: ticketsPageUrl(publicBaseUrl),
+      }),
+    }),
+    (outcome) =>
+      outcome === "mailed"
+        ? markReceiptMailed(db, receipt.id, now())
+        : markReceiptMailSkipped(db, receipt.id, now()),
+  );
 }
 
 /** A top-up's or a POS sale's receipt as an email to `to`. */
@@ -96,14 +122,16 @@ export async function mailWalletReceipt(
   receipt: WalletReceiptRow,
   { db, mailer, now = () => new Date() }: ReceiptMailing,
 ): Promise<void> {
-  const email = await findBuyerEmail(db, receipt.userId);
-  if (!email) {
-    logSkipped(receipt);
-    await markWalletReceiptMailSkipped(db, receipt.id, now());
-    return;
-  }
-  await mailer.send(walletReceiptEmail(receipt, email));
-  await markWalletReceiptMailed(db, receipt.id, now());
+  await deliverReceipt(
+    mailer,
+    receipt,
+    await findBuyerEmail(db, receipt.userId),
+    (to) => walletReceiptEmail(receipt, to),
+    (outcome) =>
+      outcome === "mailed"
+        ? markWalletReceiptMailed(db, receipt.id, now())
+        : markWalletReceiptMailSkipped(db, receipt.id, now()),
+  );
 }
 
 /**
@@ -141,25 +169,27 @@ export async function mailRefundReceipt(
   sale: WalletReceiptRow | undefined,
   { db, mailer, now = () => new Date() }: ReceiptMailing,
 ): Promise<void> {
-  const email = await findBuyerEmail(db, receipt.userId);
-  if (!email) {
-    logSkipped(receipt);
-    await markRefundReceipt(db, receipt.id, "skipped", now());
-    return;
-  }
-  const rendered = posRefundReceiptEmail({
-    receiptId: receipt.id,
-    amountCents: receipt.amountCents,
-    currency: receipt.currency,
-    eventId: receipt.eventId,
-    reference: receipt.reference,
-    createdAt: receipt.createdAt,
-    sale: {
-      receiptId: receiptIdForTransaction(receipt.reversalOf),
-      amountCents: sale?.amountCents,
-      createdAt: sale?.createdAt,
-    },
-  });
-  await mailer.send({ id: receipt.id, to: email, ...rendered });
-  await markRefundReceipt(db, receipt.id, "mailed", now());
+  await deliverReceipt(
+    mailer,
+    receipt,
+    await findBuyerEmail(db, receipt.userId),
+    (to) => ({
+      id: receipt.id,
+      to,
+      ...posRefundReceiptEmail({
+        receiptId: receipt.id,
+        amountCents: receipt.amountCents,
+        currency: receipt.currency,
+        eventId: receipt.eventId,
+        reference: receipt.reference,
+        createdAt: receipt.createdAt,
+        sale: {
+          receiptId: receiptIdForTransaction(receipt.reversalOf),
+          amountCents: sale?.amountCents,
+          createdAt: sale?.createdAt,
+        },
+      }),
+    }),
+    (outcome) => markRefundReceipt(db, receipt.id, outcome, now()),
+  );
 }
