@@ -1,39 +1,13 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, it } from "vitest";
-import { buildApp } from "../../src/app";
 import { recordSentEmail } from "../../src/db/email-messages";
-import type { Env } from "../../src/env";
+import { developmentFetch } from "../support/development-app";
 import { eventually } from "../support/eventually";
 import { db, seedProduct } from "../support/fixtures";
 import { call, callJson } from "../support/http";
 
 // GET /dev/messages: the development page of what the mailer sent. The suite runs with ENVIRONMENT=test,
-// where it must not exist; the development behaviour is driven through a copy of the app given a
-// development environment (as test/routes/dev.test.ts does).
-
-const developmentEnv = { ...env, ENVIRONMENT: "development" } as Env;
-const developmentApp = buildApp();
-
-async function devFetch(method: string, path: string, options: { token?: string; body?: unknown } = {}) {
-  const headers = new Headers();
-  if (options.token) headers.set("authorization", `Bearer ${options.token}`);
-  if (options.body !== undefined) headers.set("content-type", "application/json");
-  if (method === "POST" && path === "/orders") headers.set("idempotency-key", crypto.randomUUID());
-  const ctx = createExecutionContext();
-  const response = await developmentApp.fetch(
-    new Request(`https://passes.test${path}`, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    }),
-    developmentEnv,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
-  return response;
-}
+// where it must not exist; the development behaviour is driven through support/development-app.ts.
 
 const HOSTILE = `<img src=x onerror="alert('x')"> & co`;
 const articles = (page: string) => page.split("<article>").length - 1;
@@ -65,7 +39,7 @@ describe("GET /dev/messages", () => {
         sentAt: new Date(base + i * 1_000),
       });
     }
-    const response = await devFetch("GET", "/dev/messages");
+    const response = await developmentFetch("GET", "/dev/messages");
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toContain("text/html");
     expect(response.headers.get("cache-control")).toBe("no-store");
@@ -85,20 +59,24 @@ describe("GET /dev/messages", () => {
   it("a demo buyer's paid order is mailed to <user id>@example.test and shows up with its ticket codes", async ({
     expect,
   }) => {
-    const issued = await devFetch("POST", "/dev/buyer-token", { body: { user_id: "mail:demo" } });
+    const issued = await developmentFetch("POST", "/dev/buyer-token", { body: { user_id: "mail:demo" } });
     const { token, user_id: userId } = (await issued.json()) as { token: string; user_id: string };
     expect(decodeJwt(token).email).toBe("mail-demo@example.test");
 
     const product = await seedProduct({ name: "Dev <Pass>", price_cents: 1_100 });
-    const order = await devFetch("POST", "/orders", {
+    const order = await developmentFetch("POST", "/orders", {
       token,
+      idempotencyKey: crypto.randomUUID(),
       body: { items: [{ product_id: product.id, quantity: 2 }] },
     });
     expect(order.status).toBe(201);
     const { order_id: orderId } = (await order.json()) as { order_id: string };
-    const paid = await devFetch("POST", "/dev/simulate-payment", { token, body: { order_id: orderId } });
+    const paid = await developmentFetch("POST", "/dev/simulate-payment", {
+      token,
+      body: { order_id: orderId },
+    });
     expect(paid.status).toBe(200);
-    const tickets = (await (await devFetch("GET", "/my/tickets", { token })).json()) as {
+    const tickets = (await (await developmentFetch("GET", "/my/tickets", { token })).json()) as {
       tickets: { code: string; order_id: string }[];
     };
     const codes = tickets.tickets
@@ -108,7 +86,7 @@ describe("GET /dev/messages", () => {
 
     // The real queue's consumer mails the receipt (the log mailer) within a few seconds.
     const page = await eventually(
-      async () => (await devFetch("GET", "/dev/messages")).text(),
+      async () => (await developmentFetch("GET", "/dev/messages")).text(),
       (text) => text.includes(orderId),
       20_000,
     );

@@ -2,21 +2,20 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { eq, inArray } from "drizzle-orm";
 import { afterEach, beforeEach, describe, it, vi } from "vitest";
-import { atomically } from "../../src/db/client";
 import { receiptIdForOrder } from "../../src/db/receipts";
 import { emailMessages, eventFailures, receipts, walletReceipts } from "../../src/db/schema";
-import { ledgerEntry } from "../../src/db/wallet";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
 import { createMailer } from "../../src/mail/create-mailer";
 import type { Mailer } from "../../src/mail/mailer";
 import { RATE_LIMITED_RETRY_SECONDS } from "../../src/mail/resend-transport";
 import { consumeEvents } from "../../src/queues/consumer";
 import { failureRecorder } from "../../src/queues/dead-letters";
-import type { EventMessage, WalletTransactionPosted } from "../../src/queues/messages";
+import type { EventMessage } from "../../src/queues/messages";
 import { db, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { fakeResend, rememberEmail, resendConfig } from "../support/mail";
 import { buyerToken, testEmailOf, uniqueUser } from "../support/tokens";
+import { toppedUpEvent } from "../support/wallet";
 
 // Receipts through the Resend mailer, with Resend's API replaced by a fake inside this isolate (the
 // consumer is called directly, so it runs here and its fetch is the stub). The events are consumed by
@@ -295,30 +294,6 @@ describe("receipts through Resend", () => {
 
 describe("wallet receipts through Resend, grouped", () => {
   /** A top-up's event for a real PURCHASE row, appended directly (no real queue delivery races it). */
-  async function toppedUp(userId: string): Promise<WalletTransactionPosted> {
-    const { row, statement } = ledgerEntry(db(), {
-      userId,
-      type: "PURCHASE",
-      amountCents: 1_000,
-      currency: "EUR",
-      reference: "top_mail",
-      idempotencyKey: `topup:${crypto.randomUUID()}`,
-      createdBy: "system:payments",
-      now: new Date(),
-    });
-    await atomically(db(), [statement]);
-    return {
-      type: "wallet.topped_up",
-      transaction_id: row.id,
-      user_id: userId,
-      amount_cents: row.amountCents,
-      currency: row.currency,
-      reference: row.reference,
-      event_id: null,
-      device_id: null,
-      created_at: row.createdAt,
-    };
-  }
 
   it("a refused send retries only its own message; one without an address is skipped; each is mailed once", async ({
     expect,
@@ -326,7 +301,11 @@ describe("wallet receipts through Resend, grouped", () => {
     const [mailed, refused, unknown] = [uniqueUser(), uniqueUser(), uniqueUser()];
     await rememberEmail(mailed);
     await rememberEmail(refused);
-    const messages = [await toppedUp(mailed), await toppedUp(refused), await toppedUp(unknown)];
+    const messages = [
+      await toppedUpEvent(mailed, 1_000, "top_mail"),
+      await toppedUpEvent(refused, 1_000, "top_mail"),
+      await toppedUpEvent(unknown, 1_000, "top_mail"),
+    ];
     const ids = messages.map((m) => receiptIdForTransaction(m.transaction_id));
     resend.behave((request) => (request.body.to === testEmailOf(refused) ? "http_500" : "accept"));
 

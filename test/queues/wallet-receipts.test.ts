@@ -2,9 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { eq, inArray } from "drizzle-orm";
 import { describe, it, vi } from "vitest";
 import { verifyAuditChain } from "../../src/db/audit";
-import { atomically } from "../../src/db/client";
 import { auditLog, walletReceipts } from "../../src/db/schema";
-import { ledgerEntry } from "../../src/db/wallet";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
 import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
@@ -12,6 +10,7 @@ import type { WalletTransactionPosted } from "../../src/queues/messages";
 import { db } from "../support/fixtures";
 import { rememberEmail } from "../support/mail";
 import { uniqueUser } from "../support/tokens";
+import { toppedUpEvent } from "../support/wallet";
 
 const QUEUE = "passes-events";
 let messageSeq = 0;
@@ -31,28 +30,7 @@ async function toppedUp(): Promise<WalletTransactionPosted> {
   const userId = uniqueUser();
   // As the buyer's top-up with an `email` claim would have: their receipts have an address.
   await rememberEmail(userId);
-  const { row, statement } = ledgerEntry(db(), {
-    userId,
-    type: "PURCHASE",
-    amountCents: 1_500,
-    currency: "EUR",
-    reference: "top_test",
-    idempotencyKey: `topup:${crypto.randomUUID()}`,
-    createdBy: "system:payments",
-    now: new Date(),
-  });
-  await atomically(db(), [statement]);
-  return {
-    type: "wallet.topped_up",
-    transaction_id: row.id,
-    user_id: userId,
-    amount_cents: row.amountCents,
-    currency: row.currency,
-    reference: row.reference,
-    event_id: null,
-    device_id: null,
-    created_at: row.createdAt,
-  };
+  return toppedUpEvent(userId, 1_500);
 }
 
 describe("queue consumer: wallet receipts", () => {

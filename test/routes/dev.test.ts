@@ -1,39 +1,19 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { buildApp } from "../../src/app";
-import type { Env } from "../../src/env";
+import { developmentFetch } from "../support/development-app";
 import { seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { buyerToken, uniqueUser } from "../support/tokens";
 
-// The dev helpers behind the reference pages' demo buttons. The suite runs with ENVIRONMENT=test, where
-// they must not exist; the development behaviour is driven through a copy of the app given a
-// development environment (a new env object, so its config is parsed afresh).
-
-const developmentEnv = { ...env, ENVIRONMENT: "development" } as Env;
-const developmentApp = buildApp();
+// The dev helpers behind the reference pages' demo buttons, through the app as `npm run dev` serves it
+// (support/development-app.ts).
 
 async function devCall<T = Record<string, unknown>>(
   method: string,
   path: string,
   options: { token?: string; body?: unknown; idempotencyKey?: string } = {},
 ) {
-  const headers = new Headers();
-  if (options.token) headers.set("authorization", `Bearer ${options.token}`);
-  if (options.idempotencyKey) headers.set("idempotency-key", options.idempotencyKey);
-  if (options.body !== undefined) headers.set("content-type", "application/json");
-  const ctx = createExecutionContext();
-  const response = await developmentApp.fetch(
-    new Request(`https://passes.test${path}`, {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    }),
-    developmentEnv,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
+  const response = await developmentFetch(method, path, options);
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
 }

@@ -1,7 +1,10 @@
 import { env } from "cloudflare:workers";
 import { asc, eq } from "drizzle-orm";
+import { atomically } from "../../src/db/client";
 import { walletBalances, walletHolds, walletLedger } from "../../src/db/schema";
+import { ledgerEntry } from "../../src/db/wallet";
 import { ledgerBalanceCents } from "../../src/domain/ledger";
+import type { WalletTransactionPosted } from "../../src/queues/messages";
 import { flushWallet } from "../../src/services/wallet-object";
 import { db, operatorToken } from "./fixtures";
 import { callJson } from "./http";
@@ -232,5 +235,38 @@ export async function storedWallet(userId: string, { flush = true }: { flush?: b
     pendingHoldCents: holds
       .filter((hold) => hold.status === "PENDING")
       .reduce((sum, hold) => sum + hold.amountCents, 0),
+  };
+}
+
+/**
+ * A top-up's PURCHASE written straight to the ledger, and the `wallet.topped_up` event that announces it:
+ * what the consumer receives, without the webhook and the wallet's object in between.
+ */
+export async function toppedUpEvent(
+  userId: string,
+  amountCents: number,
+  reference = "top_test",
+): Promise<WalletTransactionPosted> {
+  const { row, statement } = ledgerEntry(db(), {
+    userId,
+    type: "PURCHASE",
+    amountCents,
+    currency: "EUR",
+    reference,
+    idempotencyKey: `topup:${crypto.randomUUID()}`,
+    createdBy: "system:payments",
+    now: new Date(),
+  });
+  await atomically(db(), [statement]);
+  return {
+    type: "wallet.topped_up",
+    transaction_id: row.id,
+    user_id: userId,
+    amount_cents: row.amountCents,
+    currency: row.currency,
+    reference: row.reference,
+    event_id: null,
+    device_id: null,
+    created_at: row.createdAt,
   };
 }
