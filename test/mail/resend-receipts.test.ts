@@ -94,6 +94,13 @@ async function crashTrigger(name: string, sql: string): Promise<() => Promise<vo
 
 const triggerName = () => `test_mail_${crypto.randomUUID().replaceAll("-", "")}`;
 
+/** A crash between Resend's acceptance and the record of it: the email_messages insert fails. */
+const crashAfterSend = (receiptId: string) =>
+  crashTrigger(
+    triggerName(),
+    `BEFORE INSERT ON email_messages WHEN NEW.id = '${receiptId}' BEGIN SELECT RAISE(ABORT, 'crash after send'); END`,
+  );
+
 describe("receipts through Resend", () => {
   it("a redelivered order.paid sends one email: Idempotency-Key = receipt id, to, from, subject, link", async ({
     expect,
@@ -147,10 +154,7 @@ describe("receipts through Resend", () => {
     expect,
   }) => {
     const { message, receiptId } = await withAddress();
-    const dropTrigger = await crashTrigger(
-      triggerName(),
-      `BEFORE INSERT ON email_messages WHEN NEW.id = '${receiptId}' BEGIN SELECT RAISE(ABORT, 'crash after send'); END`,
-    );
+    const dropTrigger = await crashAfterSend(receiptId);
     await consume([message], resendMailer());
     await dropTrigger();
     // The buyer's address changed meanwhile: what Resend sent under the key differs from the retry.
@@ -169,10 +173,7 @@ describe("receipts through Resend", () => {
     expect,
   }) => {
     const { message, receiptId } = await withAddress();
-    const dropTrigger = await crashTrigger(
-      triggerName(),
-      `BEFORE INSERT ON email_messages WHEN NEW.id = '${receiptId}' BEGIN SELECT RAISE(ABORT, 'crash after send'); END`,
-    );
+    const dropTrigger = await crashAfterSend(receiptId);
     const crashed = await consume([message], resendMailer());
     expect(crashed.retryMessages.map((m) => m.msgId)).toEqual(crashed.ids);
     expect((await receiptRow(receiptId))?.mailedAt).toBeNull();
