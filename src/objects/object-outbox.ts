@@ -21,7 +21,15 @@ export class ObjectOutbox {
 
   /** Call inside the transaction that makes the change the event announces. */
   add(event: EventMessage): void {
-    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", JSON.stringify(event));
+    this.addSerialized(JSON.stringify(event));
+  }
+
+  /**
+   * An event the caller already keeps as JSON (the JSON.stringify of an EventMessage), moved here as it
+   * is rather than parsed and written again: the wallet's flush moves up to a thousand at a time.
+   */
+  addSerialized(payload: string): void {
+    this.sql.exec("INSERT INTO outbox (payload) VALUES (?)", payload);
   }
 
   isEmpty(): boolean {

@@ -209,7 +209,7 @@ export class WalletState {
       )
       .toArray();
     for (const { event } of events) {
-      if (event !== null) this.events.add(JSON.parse(event) as WalletTransactionPosted);
+      if (event !== null) this.events.addSerialized(event);
     }
     this.sql.exec("DELETE FROM pending WHERE seq IN (SELECT value FROM json_each(?))", carried);
     this.sql.exec(
