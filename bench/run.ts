@@ -67,6 +67,8 @@ const TARGETS = {
   /** Each hot path against scan_skeleton, the fixed stack's own cost for a request of the same shape. */
   scan_rps_vs_skeleton: { min: 0.7 },
   deduct_rps_vs_skeleton: { min: 0.7 },
+  /** A POS deduction against a scan, in CPU ms per request: the same shape of work (one owner, one write). */
+  deduct_cpu_vs_scan: { max: 1.1 },
 } as const;
 
 const results: Record<string, ScenarioResult> = {};
@@ -393,6 +395,10 @@ const ratios: Record<keyof typeof TARGETS, number | null> = {
   ),
   scan_rps_vs_skeleton: ratio(results.scan_many_tickets?.rps, results.scan_skeleton?.rps),
   deduct_rps_vs_skeleton: ratio(results.deduct_many_wallets?.rps, results.scan_skeleton?.rps),
+  deduct_cpu_vs_scan: ratio(
+    results.deduct_many_wallets?.cpu_ms_per_request,
+    results.scan_many_tickets?.cpu_ms_per_request,
+  ),
 };
 const verdicts = Object.fromEntries(
   (Object.keys(TARGETS) as (keyof typeof TARGETS)[]).map((name) => {

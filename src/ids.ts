@@ -12,3 +12,18 @@ export type IdPrefix = (typeof ID_PREFIXES)[number];
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${randomPart()}`;
 }
+
+/**
+ * A wallet transfer's id names the wallet's object (its 64 hex digit id) before the random part, so a
+ * refund finds the deduction's owner from the id alone, without waiting for D1's copy of the ledger.
+ */
+export function newWalletTransactionId(walletObjectId: string): string {
+  return `txn_${walletObjectId}_${randomPart()}`;
+}
+
+const WALLET_TRANSACTION_ID = new RegExp(`^txn_([0-9a-f]{64})_[${ID_ALPHABET}]{${ID_RANDOM_LENGTH}}$`);
+
+/** The wallet object id a transaction id names, or undefined for ids from before (D1 knows their wallet). */
+export function walletObjectIdOf(transactionId: string): string | undefined {
+  return WALLET_TRANSACTION_ID.exec(transactionId)?.[1];
+}

@@ -17,7 +17,6 @@ import { consumeEvents } from "./queues/consumer";
 import { consumeDeadLetters, failureRecorder } from "./queues/dead-letters";
 import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
 import { closeLapsedCheckouts } from "./services/hosted-checkout";
-import { ORDER_EXPIRY_EXTENSIONS } from "./services/wallet-holds";
 import { reconcileAllWallets } from "./services/wallet-reconciliation";
 
 export { TicketObject } from "./objects/ticket";
@@ -68,10 +67,7 @@ export default {
       // Each job on its own: one that fails (D1 busy, Stripe down) is logged and does not keep the others
       // from their minute; the run still fails at the end, so the failure shows in the cron's history.
       await runJobs([
-        [
-          "expire lapsed orders",
-          () => sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS),
-        ],
+        ["expire lapsed orders", () => sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH)],
         ["purge idempotency records", () => purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH)],
         ["prune device proofs", () => pruneDeviceProofs(db, now)],
         ["forget quiet login streaks", () => forgetQuietLoginStreaks(db, now)],

@@ -100,13 +100,12 @@ export async function readOwnOrder(
   orderId: string,
   userId: string,
   now: Date,
-  extensions: ExpiryExtension[],
 ): Promise<Order | undefined> {
   const found = await findOrderWithItems(db, orderId);
   if (!found || found.row.userId !== userId) return undefined;
   const order = toOrder(found.row, found.items);
   if (!isHoldExpired(order, now)) return order;
-  await expireOrder(db, orderId, found.items, now, extensions);
+  await expireOrder(db, orderId, found.items, now);
   const refreshed = await findOrderWithItems(db, orderId);
   return refreshed ? toOrder(refreshed.row, refreshed.items) : order;
 }
@@ -142,26 +141,31 @@ export function settleOrderStatements(
 export const isAlreadySettled = (error: unknown) => isConstraintError(error, /order_settlements\.order_id/i);
 
 /**
- * Hooks for what else an expiry must undo in the same batch (the wallet's credit hold, when one exists).
- * Each returns extra statements for the order being expired.
+ * What expiring one order writes: its settlement, its released stock and units. Its credits, if any, are
+ * the wallet's object's: a pending transfer that the object voids when asked, or at its timeout once D1
+ * shows the order expired.
  */
-export type ExpiryExtension = (db: Db, orderId: string, now: Date) => Promise<Statement[]>;
-
-/** What expiring one order writes: its settlement, its released stock and units, and the extensions'. */
-async function expiryStatements(
+function expiryStatements(
   db: Db,
   orderId: string,
   items: Pick<ItemRow, "productId" | "quantity">[],
   now: Date,
-  extensions: ExpiryExtension[],
-): Promise<Statement[]> {
-  const extra = (await Promise.all(extensions.map((extend) => extend(db, orderId, now)))).flat();
+): Statement[] {
   return [
     ...settleOrderStatements(db, orderId, "EXPIRED", now),
     ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
     releasePendingUnitsStatement(db, orderId, now),
-    ...extra,
   ];
+}
+
+/** How each of these orders stands in D1; an order id D1 does not have is absent from the map. */
+export async function orderStatusOf(db: Db, orderIds: string[]): Promise<Map<string, OrderStatus>> {
+  if (orderIds.length === 0) return new Map();
+  const rows = await db
+    .select({ id: orders.id, status: orders.status })
+    .from(orders)
+    .where(inArray(orders.id, orderIds));
+  return new Map(rows.map((row) => [row.id, row.status]));
 }
 
 /**
@@ -174,10 +178,9 @@ export async function expireOrder(
   orderId: string,
   items: Pick<ItemRow, "productId" | "quantity">[],
   now: Date,
-  extensions: ExpiryExtension[] = [],
 ): Promise<boolean> {
   try {
-    await atomically(db, await expiryStatements(db, orderId, items, now, extensions));
+    await atomically(db, expiryStatements(db, orderId, items, now));
     return true;
   } catch (error) {
     if (isAlreadySettled(error)) return false;
@@ -196,8 +199,8 @@ export type CancelOutcome =
 
 /**
  * Lets go of one of `userId`'s orders now: a PENDING_PAYMENT order goes exactly the way expiry takes it
- * (`expireOrder` with the caller's extensions: settlement, stock, pending units, credit hold, in one
- * batch), only before its deadline. Idempotent, and safe against a racing payment, expiry or cancel: the
+ * (`expireOrder`: settlement, stock and pending units in one batch; the caller releases the order's
+ * credits, if any), only before its deadline. Idempotent, and safe against a racing payment, expiry or cancel: the
  * settlement key lets exactly one of them move the order, and the loser reads what the winner made of it.
  */
 export async function cancelOrder(
@@ -205,14 +208,13 @@ export async function cancelOrder(
   orderId: string,
   userId: string,
   now: Date,
-  extensions: ExpiryExtension[],
 ): Promise<CancelOutcome> {
   const found = await findOrderWithItems(db, orderId);
   if (!found || found.row.userId !== userId) return { kind: "not_found" };
   let row = found.row;
   let released = false;
   if (row.status === "PENDING_PAYMENT") {
-    released = await expireOrder(db, orderId, found.items, now, extensions);
+    released = await expireOrder(db, orderId, found.items, now);
     if (released) row = { ...row, status: "EXPIRED", updatedAt: now.toISOString() };
     else {
       // Settled by someone else between our read and our batch: the row says how.
@@ -341,12 +343,7 @@ export const EXPIRY_SWEEP_BUDGET_MS = 20_000;
  * are then tried once more together, and only if that fails too one at a time, so a lost race costs two
  * queries, not one batch per order. Returns how many this call expired.
  */
-export async function expireOrders(
-  db: Db,
-  orderIds: string[],
-  now: Date,
-  extensions: ExpiryExtension[] = [],
-): Promise<number> {
+export async function expireOrders(db: Db, orderIds: string[], now: Date): Promise<number> {
   if (orderIds.length === 0) return 0;
   if (orderIds.length > EXPIRY_SWEEP_BATCH)
     throw new Error(`expireOrders takes at most ${EXPIRY_SWEEP_BATCH}`);
@@ -357,7 +354,7 @@ export async function expireOrders(
   const itemsOf = (orderId: string) => items.filter((item) => item.orderId === orderId);
   const statements = new Map<string, Statement[]>();
   for (const orderId of orderIds)
-    statements.set(orderId, await expiryStatements(db, orderId, itemsOf(orderId), now, extensions));
+    statements.set(orderId, expiryStatements(db, orderId, itemsOf(orderId), now));
   const expireTogether = async (ids: string[]) => {
     try {
       await atomically(
@@ -379,7 +376,7 @@ export async function expireOrders(
   if (stillPending.length === 0 || (await expireTogether(stillPending))) return stillPending.length;
   let expired = 0;
   for (const orderId of stillPending) {
-    if (await expireOrder(db, orderId, itemsOf(orderId), now, extensions)) expired++;
+    if (await expireOrder(db, orderId, itemsOf(orderId), now)) expired++;
   }
   return expired;
 }
@@ -403,7 +400,6 @@ export async function sweepExpiredOrders(
   db: Db,
   now: Date,
   batchSize = EXPIRY_SWEEP_BATCH,
-  extensions: ExpiryExtension[] = [],
   budget: SweepBudget = DEFAULT_SWEEP_BUDGET,
 ): Promise<number> {
   const startedMs = Date.now();
@@ -421,7 +417,6 @@ export async function sweepExpiredOrders(
       db,
       lapsed.map((order) => order.id),
       now,
-      extensions,
     );
     if (lapsed.length < batchSize) break;
   }

@@ -408,6 +408,8 @@ export const walletLedger = sqliteTable(
     eventId: text("event_id"),
     createdAt: text("created_at").notNull(),
     createdBy: text("created_by").notNull(),
+    /** When the consumer appended the row from the wallet's journal (migrations/0017); null before. */
+    projectedAt: text("projected_at"),
   },
   (t) => [
     unique().on(t.userId, t.idempotencyKey),
@@ -415,6 +417,8 @@ export const walletLedger = sqliteTable(
     index("wallet_ledger_by_time").on(t.createdAt, t.id),
     // migrations/0009: the refunds of a till's deductions (GET /pos/sessions/{id}/sales).
     index("wallet_ledger_by_reversal").on(t.reversalOf).where(sql`${t.reversalOf} IS NOT NULL`),
+    // migrations/0017: the copy's lag behind the wallets' journals.
+    index("wallet_ledger_by_projection").on(t.projectedAt).where(sql`${t.projectedAt} IS NOT NULL`),
   ],
 );
 

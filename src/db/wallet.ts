@@ -1,29 +1,17 @@
 import { and, asc, desc, eq, gte, lt, sql } from "drizzle-orm";
-import { directionOf, holdIdForOrder, receiptIdForTransaction } from "../domain/ledger";
+import { receiptIdForTransaction } from "../domain/ledger";
 import { newId } from "../ids";
-import type {
-  LedgerDirection,
-  LedgerType,
-  Topup,
-  TopupStatus,
-  WalletSummary,
-  WalletTransaction,
-} from "../types/domain";
+import type { LedgerType, Topup, TopupStatus, WalletTransaction } from "../types/domain";
 import { errorMatches } from "./audit";
 import { type Db, isConstraintError, type Statement, selectJsonRows } from "./client";
 import { decodeCursor, encodeCursor } from "./cursor";
-import {
-  walletBalances,
-  walletHolds,
-  walletLedger,
-  walletReceipts,
-  walletRefundTotals,
-  walletTopups,
-} from "./schema";
+import { orders, walletBalances, walletHolds, walletLedger, walletReceipts, walletTopups } from "./schema";
 
-// The wallet's store. Balances, held amounts and refund totals are moved by the triggers in
-// migrations/0005 inside the statement that appends a ledger row or places/resolves a hold; this module
-// only ever appends rows and reads.
+// D1's side of the wallet: the global copy of the wallets' journals (appended by the queue consumer,
+// read by reports, exports and reconciliation), top-ups, and receipts. The journal of record is each
+// wallet's object (src/objects/wallet-journal.ts). Balances and refund totals here are moved by the
+// triggers in migrations/0005 inside the statement that appends a row, and their CHECKs keep the copy in
+// its journal's order (see appendLedgerRowsStatement).
 
 export type LedgerRow = typeof walletLedger.$inferSelect;
 type TopupRow = typeof walletTopups.$inferSelect;
@@ -46,51 +34,15 @@ export function toWalletTransaction(row: LedgerRow): WalletTransaction {
   };
 }
 
-export interface NewLedgerEntry {
-  userId: string;
-  type: LedgerType;
-  /** Only for ADJUSTMENT; every other type has a fixed direction. */
-  direction?: LedgerDirection;
-  amountCents: number;
-  currency: string;
-  reference: string | null;
-  idempotencyKey: string;
-  reversalOf?: string | null;
-  eventId?: string | null;
-  createdBy: string;
-  now: Date;
-}
-
 /**
- * The row to append and its insert. The insert alone moves the balance (and, for a refund, the deduction's
- * refund total); an overdraft or an over-refund fails its CHECK and aborts the whole batch it is in.
- * Never add onConflict handling here: see the note at the top of migrations/0005.
+ * Appends posted transfers from the wallets' journals, in order, in ONE statement, skipping any whose id
+ * is already in the ledger: a redelivered event writes nothing twice. A plain INSERT with a filter, never
+ * OR IGNORE: that would also swallow the CHECK of the balance row the trigger moves, letting a row in
+ * without moving the balance. A row whose predecessor in its journal has not arrived yet (a refund before
+ * its deduction, a debit before the credit that covers it) fails that CHECK or trigger, and its event is
+ * retried: D1's copy only ever holds rows whose journal order it can check.
  */
-export function ledgerEntry(db: Db, entry: NewLedgerEntry): { row: LedgerRow; statement: Statement } {
-  const row: LedgerRow = {
-    id: newId("txn"),
-    userId: entry.userId,
-    type: entry.type,
-    direction: directionOf(entry.type, entry.direction),
-    amountCents: entry.amountCents,
-    currency: entry.currency,
-    reference: entry.reference,
-    idempotencyKey: entry.idempotencyKey,
-    reversalOf: entry.reversalOf ?? null,
-    eventId: entry.eventId ?? null,
-    createdAt: entry.now.toISOString(),
-    createdBy: entry.createdBy,
-  };
-  return { row, statement: db.insert(walletLedger).values(row) };
-}
-
-/**
- * Appends ledger rows decided elsewhere (the wallet object's deductions), in order, in ONE statement,
- * skipping any row whose id is already in the ledger: a flush repeated after its answer was lost writes
- * nothing twice. A plain INSERT with a filter, never OR IGNORE: that would also swallow the CHECK of the
- * balance row the trigger moves, letting a row in without moving the balance.
- */
-export function appendLedgerRowsStatement(db: Db, rows: readonly LedgerRow[]): Statement {
+export function appendLedgerRowsStatement(db: Db, rows: readonly WalletTransaction[], now: Date): Statement {
   return db
     .insert(walletLedger)
     .select(
@@ -98,86 +50,97 @@ export function appendLedgerRowsStatement(db: Db, rows: readonly LedgerRow[]): S
         rows,
         [
           "id",
-          "userId",
+          "user_id",
           "type",
           "direction",
-          "amountCents",
+          "amount_cents",
           "currency",
           "reference",
-          "idempotencyKey",
-          "reversalOf",
-          "eventId",
-          "createdAt",
-          "createdBy",
+          "idempotency_key",
+          "reversal_of",
+          "event_id",
+          "created_at",
+          "created_by",
+          sql`${now.toISOString()}`,
         ],
         sql`NOT EXISTS (SELECT 1 FROM ${walletLedger} WHERE ${walletLedger.id} = json_extract(value, '$.id'))`,
       ),
     );
 }
 
-/** The balance would go below zero, or below what is held for pending orders. */
-export const isWalletShort = (error: unknown) =>
-  isConstraintError(error, /wallet_balance_not_negative|wallet_holds_within_balance/);
-export const isRefundOverOriginal = (error: unknown) =>
-  isConstraintError(error, /wallet_refund_within_original/);
-export const isDuplicateLedgerKey = (error: unknown) =>
-  isConstraintError(error, /UNIQUE.*wallet_ledger\.(user_id|idempotency_key)/);
+/**
+ * Resolves a credit hold D1 placed before the wallet's journal, as the journal resolved it. Guarded by
+ * PENDING, so a redelivery matches nothing (the hold's trigger would throw on a second resolution).
+ */
+export function resolveLegacyHoldStatement(
+  db: Db,
+  orderId: string,
+  status: "POSTED" | "VOIDED",
+  at: string,
+): Statement {
+  return db
+    .update(walletHolds)
+    .set({ status, resolvedAt: at })
+    .where(and(eq(walletHolds.orderId, orderId), eq(walletHolds.status, "PENDING")));
+}
+
+/**
+ * One page of a wallet's D1 ledger, oldest first: what the wallet's object copies when it opens its
+ * journal (src/objects/wallet-opening.ts).
+ */
+export async function walletHistoryPage(
+  db: Db,
+  userId: string,
+  after: LedgerCursor | undefined,
+  limit: number,
+): Promise<LedgerRow[]> {
+  return db
+    .select()
+    .from(walletLedger)
+    .where(
+      and(
+        eq(walletLedger.userId, userId),
+        after
+          ? sql`(${walletLedger.createdAt}, ${walletLedger.id}) > (${after.createdAt}, ${after.id})`
+          : undefined,
+      ),
+    )
+    .orderBy(asc(walletLedger.createdAt), asc(walletLedger.id))
+    .limit(limit);
+}
+
+/** Credit holds D1 placed for a wallet's orders before the wallet's object owned them, still PENDING. */
+export async function pendingHoldsOf(
+  db: Db,
+  userId: string,
+): Promise<
+  { orderId: string; amountCents: number; currency: string; createdAt: string; expiresAt: string }[]
+> {
+  return db
+    .select({
+      orderId: walletHolds.orderId,
+      amountCents: walletHolds.amountCents,
+      currency: walletHolds.currency,
+      createdAt: walletHolds.createdAt,
+      expiresAt: orders.expiresAt,
+    })
+    .from(walletHolds)
+    .innerJoin(orders, eq(orders.id, walletHolds.orderId))
+    .where(and(eq(walletHolds.userId, userId), eq(walletHolds.status, "PENDING")));
+}
+
+/** A journal row D1 cannot take yet: an earlier row of its wallet is still on its way. */
+export const isLedgerOutOfOrder = (error: unknown) =>
+  isConstraintError(error, /wallet_balance_not_negative|wallet_holds_within_balance|FOREIGN KEY/) ||
+  errorMatches(error, /wallet_refund_target_invalid/);
+
 export const isTopupAlreadySettled = (error: unknown) => errorMatches(error, /wallet_topup_already_settled/);
 export const isDuplicateTopupKey = (error: unknown) =>
   isConstraintError(error, /UNIQUE.*wallet_topups\.(user_id|idempotency_key)/);
 
-/** The wallet as stored; a user who never had a wallet row has a zero balance. */
-/** The wallet's balance row as a query, to run on its own or as the last statement of a posting batch. */
-export function walletBalanceQuery(db: Db, userId: string) {
-  return db.select().from(walletBalances).where(eq(walletBalances.userId, userId)).limit(1);
-}
-
-export function toWalletSummary(
-  row: typeof walletBalances.$inferSelect | undefined,
-  currency: string,
-): WalletSummary {
-  if (!row) return { balance_cents: 0, held_cents: 0, available_cents: 0, currency, updated_at: null };
-  return {
-    balance_cents: row.balanceCents,
-    held_cents: row.heldCents,
-    available_cents: row.balanceCents - row.heldCents,
-    currency: row.currency,
-    updated_at: row.updatedAt,
-  };
-}
-
-export async function readWallet(db: Db, userId: string, currency: string): Promise<WalletSummary> {
-  return toWalletSummary((await walletBalanceQuery(db, userId))[0], currency);
-}
-
 export async function findLedgerEntry(db: Db, id: string): Promise<LedgerRow | undefined> {
   const [row] = await db.select().from(walletLedger).where(eq(walletLedger.id, id)).limit(1);
   return row;
-}
-
-export async function findLedgerEntryByKey(
-  db: Db,
-  userId: string,
-  idempotencyKey: string,
-): Promise<LedgerRow | undefined> {
-  const [row] = await db
-    .select()
-    .from(walletLedger)
-    .where(and(eq(walletLedger.userId, userId), eq(walletLedger.idempotencyKey, idempotencyKey)))
-    .limit(1);
-  return row;
-}
-
-export async function findRefundTotals(
-  db: Db,
-  deductId: string,
-): Promise<{ original_cents: number; refunded_cents: number } | undefined> {
-  const [row] = await db
-    .select()
-    .from(walletRefundTotals)
-    .where(eq(walletRefundTotals.deductId, deductId))
-    .limit(1);
-  return row && { original_cents: row.originalCents, refunded_cents: row.refundedCents };
 }
 
 /** Where the next page starts: the last row returned, in the listing's order. */
@@ -197,34 +160,6 @@ export function decodeLedgerCursor(text: string): LedgerCursor | undefined {
     return { createdAt: position[0], id: position[1] };
   }
   return undefined;
-}
-
-/** One page of a buyer's ledger, newest first; a keyset page is one range of the (user_id, created_at, id) index. */
-export async function listWalletTransactions(
-  db: Db,
-  userId: string,
-  before: LedgerCursor | undefined,
-  limit: number,
-): Promise<{ transactions: WalletTransaction[]; next: LedgerCursor | null }> {
-  const rows = await db
-    .select()
-    .from(walletLedger)
-    .where(
-      and(
-        eq(walletLedger.userId, userId),
-        before
-          ? sql`(${walletLedger.createdAt}, ${walletLedger.id}) < (${before.createdAt}, ${before.id})`
-          : undefined,
-      ),
-    )
-    .orderBy(desc(walletLedger.createdAt), desc(walletLedger.id))
-    .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    transactions: page.map(toWalletTransaction),
-    next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null,
-  };
 }
 
 export interface LedgerReportFilter {
@@ -265,6 +200,22 @@ export async function pageLedger(
   };
 }
 
+/**
+ * The longest time a row projected since `since` took to arrive from its wallet's journal, in ms; null if
+ * none arrived since then.
+ */
+export async function observedLedgerLagMs(db: Db, since: Date): Promise<number | null> {
+  const [row] = await db
+    .select({
+      lag: sql<
+        number | null
+      >`max(round((julianday(${walletLedger.projectedAt}) - julianday(${walletLedger.createdAt})) * 86400000))`,
+    })
+    .from(walletLedger)
+    .where(gte(walletLedger.projectedAt, since.toISOString()));
+  return row?.lag ?? null;
+}
+
 export const LEDGER_CSV_HEADER = [
   "transaction_id",
   "created_at",
@@ -295,41 +246,6 @@ export function ledgerCsvFields(row: LedgerRow) {
     row.idempotencyKey,
     row.createdBy,
   ];
-}
-
-// Credit holds for orders paid partly by card. Placing one raises `held_cents` (its CHECK refuses more
-// than the balance); posting or voiding lowers it again, once: a second resolution throws.
-
-export function placeHoldStatement(
-  db: Db,
-  hold: { userId: string; orderId: string; amountCents: number; currency: string; now: Date },
-): Statement {
-  return db.insert(walletHolds).values({
-    id: holdIdForOrder(hold.orderId),
-    userId: hold.userId,
-    orderId: hold.orderId,
-    amountCents: hold.amountCents,
-    currency: hold.currency,
-    status: "PENDING",
-    createdAt: hold.now.toISOString(),
-    resolvedAt: null,
-  });
-}
-
-/**
- * Resolves the order's hold. Deliberately not guarded by `status = 'PENDING'`: resolving a resolved hold
- * must throw (the trigger does), not quietly match nothing. No hold for the order matches nothing.
- */
-export function resolveHoldStatement(
-  db: Db,
-  orderId: string,
-  status: "POSTED" | "VOIDED",
-  now: Date,
-): Statement {
-  return db
-    .update(walletHolds)
-    .set({ status, resolvedAt: now.toISOString() })
-    .where(eq(walletHolds.orderId, orderId));
 }
 
 // Top-ups: a pending request for credit that the payment webhook settles exactly once.
@@ -486,13 +402,13 @@ export async function lastPosReceipt(
 /** A ledger row's effect on the balance, in SQL: what the balance triggers add up. */
 const signedAmount = sql<number>`CASE ${walletLedger.direction} WHEN 'credit' THEN ${walletLedger.amountCents} ELSE -${walletLedger.amountCents} END`;
 
-/** The signed sum of a wallet's ledger rows: what its balance is, by definition. */
-export async function ledgerSumCents(db: Db, userId: string): Promise<number> {
+/** The signed sum of a wallet's ledger rows in D1's copy, and how many there are. */
+export async function ledgerCopyTotals(db: Db, userId: string): Promise<{ sumCents: number; rows: number }> {
   const [row] = await db
-    .select({ sum: sql<number>`coalesce(sum(${signedAmount}), 0)` })
+    .select({ sum: sql<number>`coalesce(sum(${signedAmount}), 0)`, rows: sql<number>`count(*)` })
     .from(walletLedger)
     .where(eq(walletLedger.userId, userId));
-  return row?.sum ?? 0;
+  return { sumCents: row?.sum ?? 0, rows: row?.rows ?? 0 };
 }
 
 /**
@@ -503,13 +419,14 @@ export async function walletBalancesPage(
   db: Db,
   after: string | undefined,
   limit: number,
-): Promise<{ userId: string; balanceCents: number; ledgerSumCents: number }[]> {
+): Promise<{ userId: string; balanceCents: number; ledgerSumCents: number; ledgerRows: number }[]> {
   return db
     .select({
       userId: walletBalances.userId,
       balanceCents: walletBalances.balanceCents,
       ledgerSumCents: sql<number>`(SELECT coalesce(sum(CASE l.direction WHEN 'credit' THEN l.amount_cents
         ELSE -l.amount_cents END), 0) FROM wallet_ledger AS l WHERE l.user_id = wallet_balances.user_id)`,
+      ledgerRows: sql<number>`(SELECT count(*) FROM wallet_ledger AS l WHERE l.user_id = wallet_balances.user_id)`,
     })
     .from(walletBalances)
     .where(after === undefined ? undefined : sql`${walletBalances.userId} > ${after}`)

@@ -5,17 +5,24 @@ import { writeRefundReceipt } from "../db/receipt-mail";
 import { writeReceipt } from "../db/receipts";
 import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
 import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
-import { type NewWalletReceipt, writeWalletReceipt, writeWalletReceiptsStatement } from "../db/wallet";
+import {
+  type NewWalletReceipt,
+  resolveLegacyHoldStatement,
+  writeWalletReceipt,
+  writeWalletReceiptsStatement,
+} from "../db/wallet";
 import { receiptIdForTransaction } from "../domain/ledger";
 import {
   type AuditRequest,
   type AuditRequested,
   type EventMessage,
   EventMessageSchema,
+  type LegacyHoldVoided,
   type OfflineScanFlagged,
   type RedemptionAnnulled,
   type RedemptionRecorded,
   type ScanRejected,
+  type WalletPosted,
   type WalletRefunded,
   type WalletTransactionPosted,
 } from "./messages";
@@ -26,6 +33,7 @@ import {
   mailWalletReceiptsTogether,
   type ReceiptMailing,
 } from "./receipt-mail";
+import { ledgerCopyStatements, withLedgerOrder } from "./wallet-ledger-copy";
 
 export interface ConsumerDependencies extends ReceiptMailing {
   /** Called before a failed message is retried: keeps the error for the dead letter it may become. */
@@ -310,6 +318,7 @@ async function onWalletTransactionPosted(
   dependencies: ConsumerDependencies,
 ): Promise<void> {
   const { db, now = () => new Date() } = dependencies;
+  await copyLedgerRows(db, message, now());
   if (message.audit) await appendRequestedAudit(db, message.audit);
   const receipt = await writeWalletReceipt(db, walletReceiptOf(message), now());
   if (!receipt || mailingDone(receipt)) return;
@@ -318,10 +327,12 @@ async function onWalletTransactionPosted(
 
 /**
  * `wallet.refunded`: one receipt per POS refund (id derived from its transaction, in refund_receipts),
- * mailed like the others. Its audit entry was committed with the refund itself.
+ * mailed like the others, after its row and audit entry.
  */
 async function onWalletRefunded(message: WalletRefunded, dependencies: ConsumerDependencies): Promise<void> {
   const { db, now = () => new Date() } = dependencies;
+  await copyLedgerRows(db, message, now());
+  if (message.audit) await appendRequestedAudit(db, message.audit);
   const { receipt, sale } = await writeRefundReceipt(
     db,
     {
@@ -340,6 +351,33 @@ async function onWalletRefunded(message: WalletRefunded, dependencies: ConsumerD
   await mailRefundReceipt(receipt, sale, dependencies);
 }
 
+/** Appends the event's transfer to D1's ledger (once per id; see ./wallet-ledger-copy.ts). */
+async function copyLedgerRows(
+  db: Db,
+  message: WalletTransactionPosted | WalletRefunded | WalletPosted,
+  now: Date,
+): Promise<void> {
+  const statements = ledgerCopyStatements(db, [message], now);
+  if (statements.length > 0) await withLedgerOrder(() => atomically(db, statements));
+}
+
+/** `wallet.posted`: an adjustment or an order's credits, with the adjustment's audit entry. */
+async function onWalletPosted(message: WalletPosted, dependencies: ConsumerDependencies): Promise<void> {
+  const { db, now = () => new Date() } = dependencies;
+  await copyLedgerRows(db, message, now());
+  if (message.audit) await appendRequestedAudit(db, message.audit);
+}
+
+/** A credit hold D1 placed before the wallet's journal was voided there: D1 releases it too. */
+async function onLegacyHoldVoided(
+  message: LegacyHoldVoided,
+  dependencies: ConsumerDependencies,
+): Promise<void> {
+  await atomically(dependencies.db, [
+    resolveLegacyHoldStatement(dependencies.db, message.order_id, "VOIDED", message.voided_at),
+  ]);
+}
+
 /**
  * A batch of wallet transactions together: their audit entries (one chained append) and receipts (one
  * statement) in one D1 batch, one read of what is still unmailed (with the buyers' addresses), one mark
@@ -356,14 +394,23 @@ async function recordWalletTransactionsTogether<M>(
   if (entries.length < 2) return new Set();
   const receiptIds = entries.map(({ event }) => receiptIdForTransaction(event.transaction_id));
   try {
-    const receipts = writeWalletReceiptsStatement(
-      db,
-      entries.map(({ event }) => walletReceiptOf(event)),
-      now(),
-    );
+    const at = now();
+    const statements = [
+      // The rows first: each receipt refers to its transaction.
+      ...ledgerCopyStatements(
+        db,
+        entries.map(({ event }) => event),
+        at,
+      ),
+      writeWalletReceiptsStatement(
+        db,
+        entries.map(({ event }) => walletReceiptOf(event)),
+        at,
+      ),
+    ];
     const audits = entries.flatMap(({ event }) => (event.audit ? [auditEntryOf(event.audit)] : []));
-    if (audits.length > 0) await appendAuditEntries(db, audits, [receipts]);
-    else await atomically(db, [receipts]);
+    if (audits.length > 0) await appendAuditEntries(db, audits, statements);
+    else await atomically(db, statements);
   } catch (error) {
     log("info", "grouped wallet transactions fell back to one by one", {
       count: entries.length,
@@ -410,6 +457,10 @@ async function handleEvent(message: EventMessage, dependencies: ConsumerDependen
       return onWalletTransactionPosted(message, dependencies);
     case "wallet.refunded":
       return onWalletRefunded(message, dependencies);
+    case "wallet.posted":
+      return onWalletPosted(message, dependencies);
+    case "wallet.legacy_hold_voided":
+      return onLegacyHoldVoided(message, dependencies);
     case "audit.requested":
       await appendRequestedAudit(dependencies.db, message.audit);
       return;

@@ -101,6 +101,26 @@ const AuditRecordSchema = z.object({
 
 const AuditRequestedSchema = z.object({ type: z.literal("audit.requested"), audit: AuditRecordSchema });
 
+/**
+ * A posted transfer as D1's ledger stores it (the API's transaction). Every wallet event carries the one it
+ * announces, and the consumer appends it to `wallet_ledger` (once per id) before anything that refers to
+ * it. Events from before the wallet's journal lack it: their rows were written to D1 first.
+ */
+const LedgerRowSchema = z.object({
+  id: z.string(),
+  user_id: z.string(),
+  type: z.enum(["PURCHASE", "DEDUCT", "REFUND", "ADJUSTMENT"]),
+  direction: z.enum(["credit", "debit"]),
+  amount_cents: z.number().int().min(1),
+  currency: z.string(),
+  reference: z.string().nullable(),
+  reversal_of: z.string().nullable(),
+  event_id: z.string().nullable(),
+  idempotency_key: z.string(),
+  created_at: z.string(),
+  created_by: z.string(),
+});
+
 /** A committed wallet transaction that gets a receipt: a top-up's PURCHASE or a POS DEDUCT. */
 const WalletTransactionPostedSchema = z.object({
   type: z.enum(["wallet.topped_up", "wallet.deducted"]),
@@ -114,6 +134,7 @@ const WalletTransactionPostedSchema = z.object({
   created_at: z.string(),
   /** The staff action that made it, committed with it and appended to the audit log by the consumer. */
   audit: AuditRecordSchema.optional(),
+  ledger: LedgerRowSchema.optional(),
 });
 
 /** A committed POS refund (a REFUND row reversing a DEDUCT): it gets a receipt too. */
@@ -128,6 +149,28 @@ const WalletRefundedSchema = z.object({
   reference: z.string().nullable(),
   event_id: z.string().nullable(),
   created_at: z.string(),
+  audit: AuditRecordSchema.optional(),
+  ledger: LedgerRowSchema.optional(),
+});
+
+/**
+ * A posted transfer without a receipt of its own: an admin's adjustment, or an order's credits (the
+ * order's receipt covers them). `legacy_hold`: it posts a credit hold D1 placed before the wallet's
+ * journal, which D1 then resolves as POSTED.
+ */
+const WalletPostedSchema = z.object({
+  type: z.literal("wallet.posted"),
+  ledger: LedgerRowSchema,
+  audit: AuditRecordSchema.optional(),
+  legacy_hold: z.boolean().optional(),
+});
+
+/** A credit hold D1 placed before the wallet's journal was voided by the wallet's object: D1 resolves it. */
+const LegacyHoldVoidedSchema = z.object({
+  type: z.literal("wallet.legacy_hold_voided"),
+  user_id: z.string(),
+  order_id: z.string(),
+  voided_at: z.string(),
 });
 
 export const EventMessageSchema = z.discriminatedUnion("type", [
@@ -138,6 +181,8 @@ export const EventMessageSchema = z.discriminatedUnion("type", [
   OfflineScanFlaggedSchema,
   WalletTransactionPostedSchema,
   WalletRefundedSchema,
+  WalletPostedSchema,
+  LegacyHoldVoidedSchema,
   AuditRequestedSchema,
 ]);
 
@@ -150,37 +195,8 @@ export type WalletTransactionPosted = z.infer<typeof WalletTransactionPostedSche
 export type AuditRequest = z.infer<typeof AuditRecordSchema>;
 export type AuditRequested = z.infer<typeof AuditRequestedSchema>;
 export type WalletRefunded = z.infer<typeof WalletRefundedSchema>;
-
-/**
- * The outbox entry announcing a committed refund, to be written in the refund's own batch. Keyed by the
- * refund's transaction, so however often the batch's outcome is looked at, the event is stored once.
- */
-export function walletRefundedEntry(refund: {
-  id: string;
-  userId: string;
-  reversalOf: string | null;
-  amountCents: number;
-  currency: string;
-  reference: string | null;
-  eventId: string | null;
-  createdAt: string;
-}): { id: string; message: WalletRefunded } {
-  if (!refund.reversalOf) throw new Error(`invariant: refund ${refund.id} reverses nothing`);
-  return {
-    id: `wallet.refunded:${refund.id}`,
-    message: {
-      type: "wallet.refunded",
-      transaction_id: refund.id,
-      user_id: refund.userId,
-      reversal_of: refund.reversalOf,
-      amount_cents: refund.amountCents,
-      currency: refund.currency,
-      reference: refund.reference,
-      event_id: refund.eventId,
-      created_at: refund.createdAt,
-    },
-  };
-}
+export type WalletPosted = z.infer<typeof WalletPostedSchema>;
+export type LegacyHoldVoided = z.infer<typeof LegacyHoldVoidedSchema>;
 
 /** Queues an audit entry; awaited, so a refused send fails the request instead of losing the entry. */
 export async function requestAudit(queue: Queue<EventMessage>, audit: AuditRequest): Promise<void> {

@@ -8,7 +8,6 @@ import { createRouter } from "../http/context";
 import { IsoTimestamp, json, problems } from "../http/schemas";
 import { hostedPaymentProvider, PAYMENT_PROVIDERS, PaymentProviderError } from "../payments/provider";
 import { type CheckoutTarget, openHostedCheckout, orderCheckoutExpiry } from "../services/hosted-checkout";
-import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
 import { OrderIdParam } from "./orders";
 
 export const CheckoutSchema = z
@@ -71,13 +70,7 @@ export const checkoutRoutes = createRouter().openapi(
     const db = getDb(c.env.DB);
     const config = c.get("config");
     const now = new Date();
-    const order = await readOwnOrder(
-      db,
-      c.req.valid("param").id,
-      c.get("buyerId"),
-      now,
-      ORDER_EXPIRY_EXTENSIONS,
-    );
+    const order = await readOwnOrder(db, c.req.valid("param").id, c.get("buyerId"), now);
     if (!order) throw new ApiError("not_found", "No such order");
     if (order.status !== "PENDING_PAYMENT") {
       throw new ApiError("order_not_pending", `The order is ${order.status}: there is nothing to pay`, {

@@ -19,8 +19,8 @@ import {
   problems,
 } from "../http/schemas";
 import { meter } from "../observability/metrics";
+import { releaseOrderCredits } from "../services/order-credits";
 import { reserveOrder } from "../services/reserve-order";
-import { ORDER_EXPIRY_EXTENSIONS } from "../services/wallet-holds";
 import { ORDER_STATUSES } from "../types/domain";
 
 const OrderItemSchema = z.object({
@@ -220,13 +220,7 @@ export const orderRoutes = createRouter()
     }),
     async (c) => {
       const orderId = c.req.valid("param").id;
-      const order = await readOwnOrder(
-        getDb(c.env.DB),
-        orderId,
-        c.get("buyerId"),
-        new Date(),
-        ORDER_EXPIRY_EXTENSIONS,
-      );
+      const order = await readOwnOrder(getDb(c.env.DB), orderId, c.get("buyerId"), new Date());
       // Someone else's order answers exactly like a missing one.
       if (!order) throw new ApiError("not_found", "No such order");
       return c.json(order, 200);
@@ -273,7 +267,7 @@ export const orderRoutes = createRouter()
       if (page.lapsed.length > 0) {
         try {
           // The answer already reports them EXPIRED; recording it frees their stock and holds now.
-          await expireOrders(db, page.lapsed, now, ORDER_EXPIRY_EXTENSIONS);
+          await expireOrders(db, page.lapsed, now);
         } catch (error) {
           // The sweep meets them within a minute; the listing stays right without this write.
           console.error(
@@ -313,13 +307,16 @@ export const orderRoutes = createRouter()
     }),
     async (c) => {
       const orderId = c.req.valid("param").id;
-      const outcome = await cancelOrder(
-        getDb(c.env.DB),
-        orderId,
-        c.get("buyerId"),
-        new Date(),
-        ORDER_EXPIRY_EXTENSIONS,
-      );
+      const userId = c.get("buyerId");
+      const outcome = await cancelOrder(getDb(c.env.DB), orderId, userId, new Date());
+      if (outcome.kind === "expired") {
+        // The buyer let go: their credits come back now, not at the transfer's timeout.
+        await releaseOrderCredits(c.env.WALLETS, {
+          id: orderId,
+          userId,
+          creditsAppliedCents: outcome.order.credits_applied_cents,
+        });
+      }
       if (outcome.kind === "not_found") throw new ApiError("not_found", "No such order");
       if (outcome.kind === "not_pending") {
         throw new ApiError(

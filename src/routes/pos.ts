@@ -33,8 +33,8 @@ import {
 } from "../services/wallet-pos";
 import { TransactionWithoutUser } from "./wallet";
 
-/** Ids this API hands out are well inside this. */
-const MAX_ID_LENGTH = 64;
+/** Ids this API hands out are well inside this (a wallet transaction's names its wallet: 89 characters). */
+const MAX_ID_LENGTH = 128;
 
 const refundPolicyDetail = {
   refund_window_closed:
@@ -397,11 +397,12 @@ export const posRoutes = createRouter()
       const { transaction_id: transactionId } = c.req.valid("param");
       const body = c.req.valid("json");
       const context = posContext(c);
-      const deduction = await findRefundableDeduction(context.db, context.operator, transactionId);
+      const refundable = await findRefundableDeduction(context, context.operator, transactionId);
+      const { deduction } = refundable;
       if (body.session_id === undefined)
         throw new ApiError("session_invalid", "A refund needs an open POS session");
       const session = await requirePosSession(context, body.session_id);
-      if (session.eventId !== deduction.eventId && !canApproveRefunds(context.operator.roles)) {
+      if (session.eventId !== deduction.event_id && !canApproveRefunds(context.operator.roles)) {
         throw new ApiError("session_invalid", "The session is at another event than the deduction");
       }
       const response = await runIdempotent(
@@ -421,14 +422,14 @@ export const posRoutes = createRouter()
               approvalCents: context.config.refundApprovalCents,
             },
             {
-              deductionCreatedAt: deduction.createdAt,
-              amountCents: body.amount_cents ?? deduction.amountCents,
+              deductionCreatedAt: deduction.created_at,
+              amountCents: body.amount_cents ?? deduction.amount_cents,
               roles: context.operator.roles,
               now: context.now,
             },
           );
           if (!policy.ok) throw new ApiError(policy.code, refundPolicyDetail[policy.code]);
-          const refund = await refundDeduction(context, deduction, session, {
+          const refund = await refundDeduction(context, refundable, session, {
             amountCents: body.amount_cents,
             reason: body.reason,
             idempotencyKey: key,

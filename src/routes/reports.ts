@@ -2,7 +2,14 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
 import { pageOfflineConflicts, toOfflineConflict } from "../db/offline-conflicts";
 import { aggregateRedemptions } from "../db/redemptions";
-import { decodeLedgerCursor, encodeLedgerCursor, pageLedger, toWalletTransaction } from "../db/wallet";
+import {
+  decodeLedgerCursor,
+  encodeLedgerCursor,
+  observedLedgerLagMs,
+  pageLedger,
+  toWalletTransaction,
+} from "../db/wallet";
+import { LEDGER_LAG_BOUND_MS } from "../domain/ledger";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
@@ -17,6 +24,9 @@ import {
 } from "../reports/daily-export";
 import { LEDGER_TYPES } from "../types/domain";
 import { WalletTransactionSchema } from "./wallet";
+
+/** `ledger_lag.observed_max_ms` looks at the rows that arrived within this long. */
+const LEDGER_LAG_WINDOW_MS = 60 * 60 * 1000;
 
 /** Aggregate rows per JSON report; a range with more groups than this says so with `truncated`. */
 export const MAX_REPORT_ROWS = 5_000;
@@ -69,6 +79,18 @@ const TransactionReportSchema = z
       .string()
       .nullable()
       .openapi({ description: "Pass as `cursor` for the next page; `null` at the end" }),
+    ledger_lag: z
+      .object({
+        bound_ms: z.number().int().openapi({ description: "How far this copy may trail the wallets (10 s)" }),
+        observed_max_ms: z.number().int().nullable().openapi({
+          description: "The longest any row took to arrive in the last hour; `null` if none arrived",
+        }),
+      })
+      .openapi({
+        description:
+          "The ledger is each wallet's own journal; these rows are its global copy, appended from the " +
+          "journals' events. A transaction younger than `bound_ms` may not be listed yet.",
+      }),
   })
   .openapi("TransactionReport");
 
@@ -196,7 +218,8 @@ export const reportRoutes = createRouter()
         "Role `analyst` or `admin`. Rows with `from <= created_at < to`, oldest first, optionally of one " +
         "`type` or one POS `event_id`. JSON is keyset-paged " +
         `(${TRANSACTIONS_REPORT_PAGE_SIZE} rows, follow \`next_cursor\`); CSV streams every row page by page, ` +
-        "never built in memory. The range spans at most 366 days.",
+        "never built in memory. The range spans at most 366 days. The rows are the global copy of the " +
+        "wallets' journals and trail them by at most 10 s; `ledger_lag` reports what was observed.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("analyst")] as const,
       request: {
@@ -234,13 +257,17 @@ export const reportRoutes = createRouter()
           errors: [{ path: "cursor", message: "Not a cursor from a previous page" }],
         });
       }
-      const page = await pageLedger(db, filter, after, TRANSACTIONS_REPORT_PAGE_SIZE);
+      const [page, observedMaxMs] = await Promise.all([
+        pageLedger(db, filter, after, TRANSACTIONS_REPORT_PAGE_SIZE),
+        observedLedgerLagMs(db, new Date(Date.now() - LEDGER_LAG_WINDOW_MS)),
+      ]);
       return c.json(
         {
           from: range.fromIso,
           to: range.toIso,
           transactions: page.rows.map(toWalletTransaction),
           next_cursor: page.next ? encodeLedgerCursor(page.next) : null,
+          ledger_lag: { bound_ms: LEDGER_LAG_BOUND_MS, observed_max_ms: observedMaxMs },
         },
         200,
       );

@@ -6,7 +6,7 @@ import {
   WALLET_QR_TYP,
 } from "../auth/qr-token";
 import { getDb } from "../db/client";
-import { decodeLedgerCursor, encodeLedgerCursor, listWalletTransactions, readWallet } from "../db/wallet";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
@@ -21,7 +21,7 @@ import {
   problems,
 } from "../http/schemas";
 import { topupCheckoutExpiry } from "../services/hosted-checkout";
-import { flushWallet } from "../services/wallet-object";
+import { walletObject } from "../services/wallet-object";
 import { createTopup } from "../services/wallet-topups";
 import { LEDGER_DIRECTIONS, LEDGER_TYPES, TOPUP_STATUSES, type Topup } from "../types/domain";
 import { checkoutLinks } from "./checkout";
@@ -148,9 +148,9 @@ export const walletRoutes = createRouter()
       tags: ["Wallet"],
       summary: "The caller's credit balance",
       description:
-        "Read from the ledger's store (D1), like `GET /wallet/transactions`, after the wallet's decided POS " +
-        "deductions are flushed to it, so the two agree after every response: `balance_cents` is always the " +
-        "signed sum of the transactions. A new user has zeros.",
+        "Read from the wallet's owner (its Durable Object's journal), like `GET /wallet/transactions`, so " +
+        "the two agree after every response: `balance_cents` is always the signed sum of the transactions, " +
+        "and `held_cents` what pending orders set aside. A new user has zeros.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       responses: {
@@ -160,9 +160,8 @@ export const walletRoutes = createRouter()
     }),
     async (c) => {
       const userId = c.get("buyerId");
-      await flushWallet(c.env, userId);
-      const wallet = await readWallet(getDb(c.env.DB), userId, c.get("config").currency);
-      return c.json(wallet, 200, { "cache-control": "no-store" });
+      const { jtiSpent: _, ...wallet } = await walletObject(c.env.WALLETS, userId).view(userId);
+      return c.json({ ...wallet, currency: c.get("config").currency }, 200, { "cache-control": "no-store" });
     },
   )
   .openapi(
@@ -173,9 +172,8 @@ export const walletRoutes = createRouter()
       tags: ["Wallet"],
       summary: "The caller's ledger, newest first",
       description:
-        `Keyset-paged, ${WALLET_TRANSACTIONS_PAGE_SIZE} rows per page; follow \`next_cursor\`. The first page ` +
-        "flushes the wallet's decided POS deductions to the ledger first, so a deduction answered to a till " +
-        "is listed at once.",
+        `Keyset-paged, ${WALLET_TRANSACTIONS_PAGE_SIZE} rows per page; follow \`next_cursor\`. Read from the ` +
+        "wallet's owner, so a deduction answered to a till is listed at once.",
       security: [{ buyerToken: [] }],
       middleware: [requireBuyer] as const,
       request: {
@@ -199,9 +197,7 @@ export const walletRoutes = createRouter()
         });
       }
       const userId = c.get("buyerId");
-      if (!before) await flushWallet(c.env, userId);
-      const page = await listWalletTransactions(
-        getDb(c.env.DB),
+      const page = await walletObject(c.env.WALLETS, userId).transactions(
         userId,
         before,
         WALLET_TRANSACTIONS_PAGE_SIZE,

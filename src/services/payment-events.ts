@@ -11,8 +11,8 @@ import { settleTopupPayment } from "./wallet-topups";
 export interface PaymentContext {
   db: Db;
   events: Queue<EventMessage>;
-  /** The wallets, which post top-ups; only `top_` references need it. */
-  wallets?: DurableObjectNamespace<WalletObject>;
+  /** The wallets' objects: they post top-ups and own orders' credits. */
+  wallets: DurableObjectNamespace<WalletObject>;
 }
 
 export type PaymentReferenceHandler = (

@@ -18,8 +18,7 @@ import {
 import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "../db/outbox";
 import { holdPendingUnitsStatement, isPendingCapExceeded, pendingUnitsOf } from "../db/pending-units";
 import { issueTicketsStatements } from "../db/tickets";
-import { isWalletShort } from "../db/wallet";
-import { planOrderCredits } from "../domain/ledger";
+import { ledgerActors, planOrderCredits } from "../domain/ledger";
 import { orderTotalCents, type PricedLine, type RequestedItem } from "../domain/orders";
 import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
@@ -28,11 +27,7 @@ import type { WalletObject } from "../objects/wallet";
 import type { EventMessage } from "../queues/messages";
 import type { Order } from "../types/domain";
 import { productsForPricing } from "./catalog-cache";
-import {
-  holdOrderCreditsStatement,
-  ORDER_EXPIRY_EXTENSIONS,
-  payOrderWithCreditsStatement,
-} from "./wallet-holds";
+import { postOrderCredits, releaseOrderCredits } from "./order-credits";
 import { walletObject } from "./wallet-object";
 
 export interface ReserveOrderInput {
@@ -48,17 +43,11 @@ export interface ReserveOrderInput {
   claim: IdempotencyClaim;
   /** Where `order.paid` goes when credits pay the whole order at once. */
   events: Queue<EventMessage>;
-  /** The wallets' objects, which set credits aside before the order's batch writes them. */
+  /** The wallets' objects, which set the order's credits aside before its batch. */
   wallets: DurableObjectNamespace<WalletObject>;
   /** The address the buyer's token carried: remembered with the order, for its receipt. */
   buyerEmail?: string;
 }
-
-/**
- * A reservation outlives its order's hold by this much: the order's batch commits within moments of the
- * reservation or never, and a reservation nobody confirmed is dropped only after this.
- */
-const CREDIT_RESERVATION_MARGIN_MS = 60_000;
 
 /**
  * Lapsed orders (not yet swept) that one refused order may expire before its single retry: one expiry
@@ -74,11 +63,11 @@ const LAPSED_RELEASE_LIMIT = EXPIRY_SWEEP_BATCH;
  * answer, lapsed orders that hold the stock or count against the cap (the sweep has not reached them yet)
  * are expired and the batch is tried once more: a lapsed hold never keeps anyone from buying.
  *
- * With `creditsCents`, the same batch also holds that much of the wallet (partial payment) or deducts the
- * whole total, settles the order PAID and issues its tickets (full payment). The wallet's object, which
- * decides what the wallet can spend, reserves the credits first (more than available → `insufficient_funds`
- * with the balance, and nothing is written), and learns afterwards whether the batch committed. The
- * wallet's CHECKs in the batch stay the last guard.
+ * With `creditsCents`, the wallet's object first sets that much aside as a pending transfer keyed by the
+ * order (more than available → `insufficient_funds` with the balance, and nothing is written). Paid in
+ * part, the transfer waits for the card payment's settlement; paid in full, the batch also settles the
+ * order PAID and issues its tickets, and the transfer is posted right after. A batch that certainly rolled
+ * back voids it; one whose outcome is unknown leaves it to the transfer's timeout (./order-credits.ts).
  */
 export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Order> {
   const now = new Date();
@@ -134,9 +123,7 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     );
   }
   let paid: OutboxEntry | undefined;
-  if (credits.kind === "partial") {
-    statements.push(holdOrderCreditsStatement(db, row, now));
-  } else if (credits.kind === "full") {
+  if (credits.kind === "full") {
     paid = {
       id: `order.paid:${row.id}`,
       message: { type: "order.paid", order_id: row.id, user_id: row.userId, paid_at: now.toISOString() },
@@ -150,7 +137,6 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     statements.push(
       ...settleOrderStatements(db, row.id, "PAID", now),
       ...lines.map((line) => inventory.commit(db, line.product_id, line.quantity, now)),
-      payOrderWithCreditsStatement(db, row, now),
       ...tickets.statements,
       outboxStatement(db, paid, now),
     );
@@ -166,16 +152,21 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     })),
   );
 
-  const wallet = credits.kind === "none" ? undefined : walletObject(input.wallets, input.userId);
-  if (wallet) {
-    const reserved = await wallet.reserveOrderCredits({
+  if (credits.kind !== "none") {
+    const held = await walletObject(input.wallets, input.userId).holdOrderCredits({
       userId: input.userId,
       orderId: row.id,
-      kind: credits.kind === "partial" ? "hold" : "deduct",
       amountCents: credits.appliedCents,
-      expiresAtMs: Date.parse(created.row.expiresAt) + CREDIT_RESERVATION_MARGIN_MS,
+      currency: input.currency,
+      orderExpiresAt: created.row.expiresAt,
+      // Paid in full by credits, the buyer made the DEDUCT; in part, the card payment that posts it.
+      createdBy: credits.kind === "full" ? ledgerActors.user(input.userId) : ledgerActors.payments,
     });
-    if (!reserved.ok) throw insufficientFunds(reserved);
+    if (!held.ok) {
+      if (held.code !== "insufficient_funds")
+        throw new Error(`invariant: a new order's credits were ${held.code}`);
+      throw insufficientFunds(held);
+    }
   }
 
   try {
@@ -185,10 +176,8 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     await commitReleasingLapsed(db, batch, holders, now);
   } catch (error) {
     // A constraint failure rolled the batch back for certain: the credits are free again. Anything else
-    // (a lost answer) may have committed, so the reservation stays until it expires.
-    if (wallet && isConstraintError(error)) await settleReservation(wallet, input.userId, row.id, false);
-    // Before the inventory check: its pattern matches any CHECK, the wallet's included.
-    if (isWalletShort(error) && wallet) throw insufficientFunds(await wallet.sync(input.userId));
+    // (a lost answer) may have committed, so the transfer waits for its timeout to ask D1.
+    if (isConstraintError(error)) await releaseOrderCredits(input.wallets, created.row);
     if (isPendingCapExceeded(error))
       throw await tooManyPending(db, input.userId, units, input.maxPendingUnits);
     if (isInventoryExceeded(error)) throw await soldOutAfterRace(db, lines);
@@ -201,7 +190,7 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     }
     throw error;
   }
-  if (wallet) await settleReservation(wallet, input.userId, row.id, true);
+  if (credits.kind === "full") await postOrderCredits(input.wallets, created.row);
   // Issuance has committed; what follows it (the receipt) fans out through the queue.
   if (paid) await publishOutboxEntry(db, input.events, paid, now);
   return order;
@@ -223,13 +212,12 @@ async function commitReleasingLapsed(
     await atomically(db, batch);
     return;
   } catch (error) {
-    // The wallet's CHECKs match the inventory pattern too; a short wallet is not helped by expiries.
-    if (isWalletShort(error) || !(isPendingCapExceeded(error) || isInventoryExceeded(error))) throw error;
+    if (!(isPendingCapExceeded(error) || isInventoryExceeded(error))) throw error;
     const lapsed = await findLapsedOrderIds(db, holders, now, LAPSED_RELEASE_LIMIT);
     if (lapsed.length === 0) throw error;
     try {
       // Expired here or, having lost a race, by whoever settled them: either way they hold nothing now.
-      await expireOrders(db, lapsed, now, ORDER_EXPIRY_EXTENSIONS);
+      await expireOrders(db, lapsed, now);
     } catch (expiryError) {
       // The sweep will meet it too; this buyer gets the refusal the batch gave, not a 500.
       console.error(
@@ -239,30 +227,6 @@ async function commitReleasingLapsed(
     }
   }
   await atomically(db, batch);
-}
-
-/**
- * Tells the wallet's object how the order's batch went. Never fails the order: a reservation left
- * unconfirmed only keeps the credit aside until it expires.
- */
-async function settleReservation(
-  wallet: DurableObjectStub<WalletObject>,
-  userId: string,
-  orderId: string,
-  committed: boolean,
-): Promise<void> {
-  try {
-    await wallet.settleOrderCredits(userId, orderId, committed);
-  } catch (error) {
-    console.error(
-      JSON.stringify({
-        level: "warn",
-        msg: "order credit reservation not settled; it expires",
-        order_id: orderId,
-        error: String(error),
-      }),
-    );
-  }
 }
 
 function insufficientFunds(wallet: { balanceCents: number; availableCents: number }): ApiError {

@@ -19,12 +19,8 @@ import { issueTicketsStatements } from "../db/tickets";
 import { assertTransition, canTransition, isHoldExpired } from "../domain/orders";
 import { ApiError } from "../errors";
 import type { OrderStatus, WebhookOutcome } from "../types/domain";
+import { postOrderCredits, releaseOrderCredits } from "./order-credits";
 import type { PaymentContext } from "./payment-events";
-import {
-  ORDER_EXPIRY_EXTENSIONS,
-  postOrderCreditsStatements,
-  voidOrderCreditsStatements,
-} from "./wallet-holds";
 
 /**
  * Reads of the order before giving up. Every state but PENDING_PAYMENT is terminal, so one lost race
@@ -39,13 +35,16 @@ type OrderWithItems = NonNullable<Awaited<ReturnType<typeof findOrderWithItems>>
  * Applies a gateway event to an order, exactly once however many deliveries arrive, in parallel or not.
  *
  * - SUCCESS for a pending order → PAID, inventory committed, tickets issued, its units off the buyer's
- *   pending count, its credit hold (if any) posted as a DEDUCT: one atomic batch, together with the
- *   payment row whose unique keys make any other delivery of the payment roll back.
+ *   pending count: one atomic batch, together with the payment row whose unique keys make any other
+ *   delivery of the payment roll back. Then its credits (if any) are posted by the wallet's object.
  * - SUCCESS whose amount or currency differs from what is due → recorded for review, 422, nothing else.
  * - SUCCESS for an order that is no longer pending (expired, failed, paid by another payment) → recorded
  *   as needing a refund, `ignored`.
- * - FAILED for a pending order → PAYMENT_FAILED, the reservation, pending units and credit hold released;
- *   otherwise `ignored`.
+ * - FAILED for a pending order → PAYMENT_FAILED, the reservation and pending units released, then its
+ *   credits; otherwise `ignored`.
+ *
+ * Only the delivery whose batch settled the order resolves its credits. If it crashed before that call,
+ * the transfer's timeout finds the order settled in D1 and resolves them the same way.
  */
 export async function settleOrderPayment(
   context: PaymentContext,
@@ -77,7 +76,8 @@ export async function settleOrderPayment(
     if (!found) throw new Error(`order ${event.reference} disappeared`);
     if (isHoldExpired(toOrder(found.row, found.items), now)) {
       // The sweep has not reached it yet, but the hold has lapsed: the order is expired, not payable.
-      await expireOrder(db, found.row.id, found.items, now, ORDER_EXPIRY_EXTENSIONS);
+      await expireOrder(db, found.row.id, found.items, now);
+      await releaseOrderCredits(context.wallets, found.row);
       continue;
     }
     if (!canTransition(found.row.status, target)) return recordIgnoredPayment(context, delivery);
@@ -130,10 +130,10 @@ async function payOrder(context: PaymentContext, delivery: PaymentDelivery, foun
     ...settleOrderStatements(db, order.id, "PAID", now),
     ...items.map((item) => inventory.commit(db, item.productId, item.quantity, now)),
     releasePendingUnitsStatement(db, order.id, now),
-    ...postOrderCreditsStatements(db, order, now),
     ...tickets.statements,
     outboxStatement(db, paid, now),
   ]);
+  if (outcome === "processed") await postOrderCredits(context.wallets, order);
   // Issuance has committed; what follows it (the receipt) fans out through the queue.
   if (outcome === "processed") await publishOutboxEntry(db, context.events, paid, now);
   return outcome;
@@ -144,13 +144,14 @@ async function failOrder(context: PaymentContext, delivery: PaymentDelivery, fou
   const now = delivery.receivedAt;
   const { row: order, items } = found;
   assertTransition(order.status, "PAYMENT_FAILED");
-  return settle(context, [
+  const outcome = await settle(context, [
     recordPaymentStatement(db, delivery, "processed", false),
     ...settleOrderStatements(db, order.id, "PAYMENT_FAILED", now),
     ...items.map((item) => inventory.release(db, item.productId, item.quantity, now)),
     releasePendingUnitsStatement(db, order.id, now),
-    ...voidOrderCreditsStatements(db, order, now),
   ]);
+  if (outcome === "processed") await releaseOrderCredits(context.wallets, order);
+  return outcome;
 }
 
 /**

@@ -3,13 +3,14 @@ import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP 
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
 import { listTillSales, type TillSale } from "../db/receipts";
-import { findLedgerEntry, type LedgerCursor, type LedgerRow, lastPosReceipt } from "../db/wallet";
-import { ledgerKeys, receiptIdForTransaction, WALLET_FLUSH_WINDOW_MS } from "../domain/ledger";
+import { findLedgerEntry, type LedgerCursor, lastPosReceipt } from "../db/wallet";
+import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
 import { type Config, type Env, publicBaseUrl } from "../env";
 import { ApiError } from "../errors";
 import { REPLAYED_HEADER } from "../http/idempotency";
-import type { PosDeductionResult, RefundResult, WalletPosting } from "../objects/wallet";
+import { walletObjectIdOf } from "../ids";
+import type { PosDeductionResult, RefundResult, WalletObject, WalletPosting } from "../objects/wallet";
 import { requestAudit } from "../queues/messages";
 import type { PosReceipt, WalletTransaction } from "../types/domain";
 import { requireOpenSession } from "./validator-sessions";
@@ -101,7 +102,7 @@ export interface LastReceipt {
 /**
  * What a till may see of a wallet: an opaque reference, the balance and the last receipt at its own
  * event. Never the history, never the user id. Does not spend the token. Audited. The balance is the
- * wallet object's (what a deduction may take now), with every decided deduction flushed to D1 first.
+ * wallet object's journal: what a deduction may take now.
  * A token a deduction already spent is refused here (409 `token_replayed`, audited as rejected), so the
  * till learns it at the scan and not at the charge; the wallet's object is the one that knows.
  */
@@ -114,7 +115,7 @@ export async function lookupWallet(
   const token = await verifyWalletQrToken(config, qrToken);
   const userId = token.subject;
   const [wallet, receipt, ref] = await Promise.all([
-    walletObject(context.env.WALLETS, userId).sync(userId, token.jti),
+    walletObject(context.env.WALLETS, userId).view(userId, token.jti),
     lastPosReceipt(db, userId, session.eventId),
     walletRef(config, session.eventId, userId),
   ]);
@@ -137,8 +138,8 @@ export async function lookupWallet(
   }
   return {
     wallet_ref: ref,
-    balance_cents: wallet.balanceCents,
-    available_cents: wallet.availableCents,
+    balance_cents: wallet.balance_cents,
+    available_cents: wallet.available_cents,
     currency: config.currency,
     ...(receipt && {
       last_receipt: {
@@ -287,38 +288,51 @@ function deductionRefused(
   }
 }
 
-const isTransactionId = (id: string) => id.startsWith("txn_");
-
-/** How often a refund re-reads D1 for a deduction that its wallet's object may not have flushed yet. */
-const REFUND_LOOKUP_POLL_MS = 200;
-/** A decided deduction reaches D1 within one flush window and its round trip; this covers both. */
-const REFUND_LOOKUP_WAIT_MS = WALLET_FLUSH_WINDOW_MS + 1_000;
-
 /**
- * The deduction a caller may refund: a DEDUCT at one of the operator's events, or any DEDUCT for a
- * supervisor or an admin.
- * Anything else, including someone else's event, answers exactly like a missing transaction.
+ * The deduction a caller may refund, asked of its wallet's object: a DEDUCT at one of the operator's
+ * events, or any DEDUCT for a supervisor or an admin. Anything else, including someone else's event,
+ * answers exactly like a missing transaction.
  *
- * A deduction is decided by its wallet's object and reaches D1 with the object's next flush. A till
- * refunding a sale it made a moment ago may ask before that, so a miss is re-read for one flush window
- * before it becomes a 404: an unknown id costs its caller that wait, never a wrong answer.
+ * A transaction id names its wallet's object (ids.ts), so the owner answers at once, however recent the
+ * sale. Ids from before the wallet's journal are looked up in D1, which had every row of that time.
  */
 export async function findRefundableDeduction(
-  db: Db,
+  context: Pick<PosContext, "env" | "db">,
   operator: OperatorClaims,
   transactionId: string,
-): Promise<LedgerRow> {
-  const deadline = Date.now() + REFUND_LOOKUP_WAIT_MS;
-  let row = await findLedgerEntry(db, transactionId);
-  while (!row && isTransactionId(transactionId) && Date.now() < deadline) {
-    await scheduler.wait(REFUND_LOOKUP_POLL_MS);
-    row = await findLedgerEntry(db, transactionId);
-  }
+): Promise<RefundableDeduction> {
+  const owner = await ownerOf(context, transactionId);
+  const wallet = owner?.wallet;
+  const deduction = owner && (await owner.wallet.deduction(transactionId, owner.userId));
   const allowed =
-    row?.type === "DEDUCT" &&
-    (canApproveRefunds(operator.roles) || (row.eventId !== null && operator.eventIds.includes(row.eventId)));
-  if (!row || !allowed) throw new ApiError("not_found", "No such deduction");
-  return row;
+    deduction !== undefined &&
+    (canApproveRefunds(operator.roles) ||
+      (deduction.event_id !== null && operator.eventIds.includes(deduction.event_id)));
+  if (!wallet || !deduction || !allowed) throw new ApiError("not_found", "No such deduction");
+  return { wallet, deduction, userId: owner.userId };
+}
+
+export interface RefundableDeduction {
+  wallet: DurableObjectStub<WalletObject>;
+  deduction: WalletTransaction;
+  /** Known for ids from before the journal, whose wallet's object may not have opened yet. */
+  userId?: string;
+}
+
+async function ownerOf(
+  context: Pick<PosContext, "env" | "db">,
+  transactionId: string,
+): Promise<{ wallet: DurableObjectStub<WalletObject>; userId?: string } | undefined> {
+  const objectId = walletObjectIdOf(transactionId);
+  if (objectId !== undefined) {
+    try {
+      return { wallet: context.env.WALLETS.get(context.env.WALLETS.idFromString(objectId)) };
+    } catch {
+      return undefined; // not an id of this namespace
+    }
+  }
+  const row = transactionId.startsWith("txn_") ? await findLedgerEntry(context.db, transactionId) : undefined;
+  return row && { wallet: walletObject(context.env.WALLETS, row.userId), userId: row.userId };
 }
 
 export type PosRefund = Omit<WalletTransaction, "user_id"> & {
@@ -331,25 +345,23 @@ export type PosRefund = Omit<WalletTransaction, "user_id"> & {
 /** Refunds (part of) a deduction through the wallet's object; over the original → 409. Audited with the refund. */
 export async function refundDeduction(
   context: PosContext,
-  deduction: LedgerRow,
+  { wallet, deduction, userId: ownerUserId }: RefundableDeduction,
   session: PosSession,
   request: { amountCents?: number; reason: string; idempotencyKey: string },
 ): Promise<PosRefund> {
-  const { env, config, operator } = context;
-  const result: RefundResult = await walletObject(env.WALLETS, deduction.userId).refund({
-    userId: deduction.userId,
+  const { config, operator } = context;
+  const result: RefundResult = await wallet.refund({
+    userId: ownerUserId,
     deductionId: deduction.id,
     amountCents: request.amountCents,
     ledgerKey: ledgerKeys.posRefund(operator.operatorId, request.idempotencyKey),
-    currency: deduction.currency,
-    reference: deduction.reference,
-    eventId: deduction.eventId,
     operatorId: operator.operatorId,
     deviceId: session.deviceId,
     reason: request.reason,
   });
   if (!result.ok) {
     if (result.code === "idempotency_key_reused") throw new ApiError("idempotency_key_reused");
+    if (result.code === "not_found") throw new ApiError("not_found", "No such deduction");
     throw new ApiError("refund_exceeds_original", "Refunds of a deduction never add up to more than it", {
       refundable_cents: result.refundableCents,
     });
@@ -357,7 +369,7 @@ export async function refundDeduction(
   const { user_id: userId, ...row } = result.transaction;
   return {
     ...row,
-    wallet_ref: deduction.eventId === null ? null : await walletRef(config, deduction.eventId, userId),
+    wallet_ref: deduction.event_id === null ? null : await walletRef(config, deduction.event_id, userId),
     balance_cents: result.balanceCents,
     available_cents: result.availableCents,
   };

@@ -1,7 +1,8 @@
 import pMap from "p-map";
 import { getDb } from "../db/client";
 import { decodeCursor, encodeCursor } from "../db/cursor";
-import { ledgerSumCents, walletBalancesPage } from "../db/wallet";
+import { ledgerCopyTotals, walletBalancesPage } from "../db/wallet";
+import { LEDGER_LAG_BOUND_MS } from "../domain/ledger";
 import type { Env } from "../env";
 import { walletObject } from "./wallet-object";
 
@@ -13,8 +14,9 @@ const OBJECTS_AT_ONCE = 5;
 /**
  * - `balance_row_differs`: D1's `wallet_balances` row is not the signed sum of the wallet's ledger rows
  *   (the triggers that keep it are broken, or someone wrote it by hand).
- * - `object_differs`: the wallet's object, just refreshed and with nothing in flight, holds another
- *   balance than the ledger's sum (its snapshot bookkeeping is wrong).
+ * - `object_differs`: the wallet's journal (its object, the record) and D1's copy disagree, with nothing
+ *   in flight: another balance than the copy's sum, or another number of rows once the newest posting is
+ *   older than LEDGER_LAG_BOUND_MS (a row lost on the way, or one the journal never made).
  */
 export type MismatchReason = "balance_row_differs" | "object_differs";
 
@@ -23,14 +25,14 @@ export interface WalletMismatch {
   reason: MismatchReason;
   ledger_sum_cents: number;
   balance_row_cents: number;
-  /** null when the object was not compared (it had changes in flight). */
+  /** null when the object was not compared (its latest transfers may still be on their way to D1). */
   object_balance_cents: number | null;
 }
 
 export interface ReconciliationPage {
   /** Wallets compared on this page. */
   checked: number;
-  /** Of those, objects with a change in flight: compared in D1 only, and again on the next run. */
+  /** Of those, wallets whose copy may still lag: compared in D1 only, and again on the next run. */
   in_flight: number;
   mismatches: WalletMismatch[];
   /** Where the next page starts; null after the last wallet. */
@@ -47,8 +49,8 @@ export function decodeWalletCursor(text: string): string | undefined {
 
 /**
  * Checks one page of wallets, in user id order after `after`: the balance row against the signed sum of
- * the D1 ledger, and the wallet's object (refreshed first, so D1's lag is over for it) against the same
- * sum. Mismatches are returned and logged as errors; nothing is ever corrected here, since which side is
+ * the D1 ledger, and the wallet's journal (its object, the record) against the same sum once D1's lag is
+ * over for it. Mismatches are returned and logged as errors; nothing is ever corrected here, since which side is
  * right is a person's call. A change landing between the two reads can make a false difference, so a
  * difference is confirmed with a second read of the ledger's sum before it is reported.
  */
@@ -78,14 +80,17 @@ export async function reconcileWalletPage(
         });
       if (row.balanceCents !== row.ledgerSumCents) mismatch("balance_row_differs", null);
       const object = await walletObject(env.WALLETS, row.userId).reconciliationView(row.userId);
-      if (object.pendingChanges > 0) {
+      const differs = (copy: { sumCents: number; rows: number }) =>
+        object.balanceCents !== copy.sumCents || object.postedCount !== copy.rows;
+      if (!differs({ sumCents: row.ledgerSumCents, rows: row.ledgerRows })) return mismatches;
+      // The copy may only be behind: events not sent yet, or a posting too recent to have arrived.
+      const newestMs = object.newestPostedAt === null ? 0 : Date.parse(object.newestPostedAt);
+      if (object.unsent || Date.now() - newestMs < LEDGER_LAG_BOUND_MS) {
         inFlight += 1;
         return mismatches;
       }
-      if (object.balanceCents !== row.ledgerSumCents) {
-        const sumNow = await ledgerSumCents(db, row.userId);
-        if (object.balanceCents !== sumNow) mismatch("object_differs", object.balanceCents, sumNow);
-      }
+      const copyNow = await ledgerCopyTotals(db, row.userId);
+      if (differs(copyNow)) mismatch("object_differs", object.balanceCents, copyNow.sumCents);
       return mismatches;
     },
     { concurrency: OBJECTS_AT_ONCE },

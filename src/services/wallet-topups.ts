@@ -58,8 +58,10 @@ export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topu
 /**
  * Applies a gateway event to a top-up, exactly once however many deliveries arrive:
  *
- * - SUCCESS for a pending top-up → one PURCHASE row and the top-up PAID, posted through the user's wallet
- *   object in one batch with the payment row (whose unique keys turn any other delivery into `duplicate`).
+ * - SUCCESS for a pending top-up → the top-up PAID in one batch with the payment row (whose unique keys
+ *   turn any other delivery into `duplicate`), then its PURCHASE posted by the user's wallet object under
+ *   the top-up's key. A delivery that finds the top-up PAID posts it again, which the key makes a no-op:
+ *   so a crash between the batch and the posting is repaired by the gateway's next delivery.
  * - SUCCESS with another amount or currency → recorded for review, 422, nothing else.
  * - FAILED for a pending top-up → FAILED.
  * - Anything for a settled top-up → recorded and `ignored` (a SUCCESS flagged as needing a refund).
@@ -83,32 +85,34 @@ export async function settleTopupPayment(
       expected_currency: topup.currency,
     });
   }
+  const post = () =>
+    walletObject(context.wallets, topup.userId).postTopup({
+      userId: topup.userId,
+      topupId: topup.id,
+      amountCents: topup.amountCents,
+      currency: topup.currency,
+      postedAt: now.toISOString(),
+    });
+  if (topup.status === "PAID") await post();
   if (topup.status !== "PENDING_PAYMENT") return recordIgnoredPayment(db, delivery);
 
-  if (event.status === "FAILED") {
-    try {
-      await atomically(db, [
-        recordPaymentStatement(db, delivery, "processed", false),
-        settleTopupStatement(db, topup.id, "FAILED", now),
-      ]);
-      return "processed";
-    } catch (error) {
-      if (isDuplicatePayment(error)) return "duplicate";
-      if (isTopupAlreadySettled(error)) return recordIgnoredPayment(db, delivery);
-      throw error;
+  const status = event.status === "SUCCESS" ? "PAID" : "FAILED";
+  try {
+    await atomically(db, [
+      recordPaymentStatement(db, delivery, "processed", false),
+      settleTopupStatement(db, topup.id, status, now),
+    ]);
+  } catch (error) {
+    if (isDuplicatePayment(error) || isTopupAlreadySettled(error)) {
+      // Settled meanwhile, by this payment or another: post it if that made it PAID, and record this one.
+      const settled = await findTopup(db, topup.id);
+      if (settled?.status === "PAID") await post();
+      return isDuplicatePayment(error) ? "duplicate" : recordIgnoredPayment(db, delivery);
     }
+    throw error;
   }
-
-  if (!context.wallets) throw new Error("settleTopupPayment needs the WALLETS namespace");
-  const wallet = walletObject(context.wallets, topup.userId);
-  const outcome = await wallet.postTopup({
-    userId: topup.userId,
-    topupId: topup.id,
-    amountCents: topup.amountCents,
-    currency: topup.currency,
-    delivery,
-  });
-  return outcome === "already_settled" ? recordIgnoredPayment(db, delivery) : outcome;
+  if (status === "PAID") await post();
+  return "processed";
 }
 
 /** The top-up is already settled: keep the payment (deduplicated; money received is flagged for refund). */

@@ -2,7 +2,6 @@ import { describe, it } from "vitest";
 import {
   availableCents,
   directionOf,
-  holdIdForOrder,
   ledgerActors,
   ledgerBalanceCents,
   ledgerKeys,
@@ -170,14 +169,6 @@ describe("derived ids", () => {
     expect(receiptIdForTransaction("txn_txn_1")).toBe("rct_txn_1");
     expect(receiptIdForTransaction("abc_txn_1")).toBe("rct_abc_txn_1");
     expect(receiptIdForTransaction("01HZX3")).toBe("rct_01HZX3");
-  });
-
-  it("holdIdForOrder: hld_ plus the order's id without ord_, the same every time", ({ expect }) => {
-    expect(holdIdForOrder("ord_01HZX3")).toBe("hld_01HZX3");
-    expect(holdIdForOrder("ord_01HZX3")).toBe(holdIdForOrder("ord_01HZX3"));
-    expect(holdIdForOrder("ord_a")).not.toBe(holdIdForOrder("ord_b"));
-    expect(holdIdForOrder("ord_ord_1")).toBe("hld_ord_1");
-    expect(holdIdForOrder("xord_1")).toBe("hld_xord_1");
   });
 });
 

@@ -1,7 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
-import { emailMessages, outbox, refundReceipts } from "../../src/db/schema";
+import { emailMessages, refundReceipts, walletLedger } from "../../src/db/schema";
+import { toWalletTransaction } from "../../src/db/wallet";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
 import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
@@ -11,7 +12,7 @@ import { db } from "../support/fixtures";
 import { testEmailOf } from "../support/tokens";
 import { deduct, fundedWallet, posTill, refund, walletQr } from "../support/wallet";
 
-// A POS refund announces itself (`wallet.refunded`, an outbox row committed with the REFUND) and gets a
+// A POS refund announces itself (`wallet.refunded`, in the wallet object's outbox with the REFUND) and gets a
 // receipt of its own in refund_receipts, mailed like the others. End to end through the wallet's object,
 // the real queue and the Worker's consumer (the test environment's log mailer).
 
@@ -32,18 +33,19 @@ describe("POS refund receipts", () => {
     expect,
   }) => {
     const { buyer, till, saleId, refundId } = await refundedSale();
-    const [event] = await db()
-      .select()
-      .from(outbox)
-      .where(eq(outbox.id, `wallet.refunded:${refundId}`));
-    expect(JSON.parse(event?.payload ?? "{}")).toMatchObject({
-      type: "wallet.refunded",
-      transaction_id: refundId,
-      user_id: buyer.userId,
-      reversal_of: saleId,
-      amount_cents: 200,
-      event_id: till.eventId,
+    // The event carried the REFUND to D1's copy of the ledger, before its receipt.
+    const row = await eventually(
+      async () => (await db().select().from(walletLedger).where(eq(walletLedger.id, refundId)))[0],
+      (found) => found !== undefined,
+    );
+    expect(row).toMatchObject({
+      type: "REFUND",
+      userId: buyer.userId,
+      reversalOf: saleId,
+      amountCents: 200,
+      eventId: till.eventId,
     });
+    if (!row) throw new Error("no REFUND row");
 
     const receiptId = receiptIdForTransaction(refundId);
     const email = await eventually(
@@ -69,7 +71,18 @@ describe("POS refund receipts", () => {
         sent.push(message.id);
       },
     };
-    const message: WalletRefunded = JSON.parse(event?.payload ?? "{}");
+    const message: WalletRefunded = {
+      type: "wallet.refunded",
+      transaction_id: row.id,
+      user_id: row.userId,
+      reversal_of: saleId,
+      amount_cents: row.amountCents,
+      currency: row.currency,
+      reference: row.reference,
+      event_id: row.eventId,
+      created_at: row.createdAt,
+      ledger: toWalletTransaction(row),
+    };
     const batch = createMessageBatch("passes-events", [
       { id: `refund-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 2, body: message },
     ]);

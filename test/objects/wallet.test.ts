@@ -1,14 +1,36 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
 import { describe, it } from "vitest";
-import { appendLedgerRowsStatement, type LedgerRow } from "../../src/db/wallet";
-import { ObjectOutbox } from "../../src/objects/object-outbox";
-import type { PosDeductionRequest, WalletObject } from "../../src/objects/wallet";
-import { WalletState } from "../../src/objects/wallet-state";
-import { db } from "../support/fixtures";
-import { fundedWallet, storedWallet } from "../support/wallet";
+import { orders, walletBalances, walletHolds, walletLedger } from "../../src/db/schema";
+import { newId } from "../../src/ids";
+import type { OrderCreditsRequest, PosDeductionRequest, WalletObject } from "../../src/objects/wallet";
+import { type NewTransfer, WalletJournal } from "../../src/objects/wallet-journal";
+import { walletObject } from "../../src/services/wallet-object";
+import { eventually } from "../support/eventually";
+import { db, seedProduct } from "../support/fixtures";
+import { callJson } from "../support/http";
+import { buyerToken } from "../support/tokens";
+import {
+  allTransactions,
+  deduct,
+  fundedWallet,
+  posTill,
+  refund,
+  storedWallet,
+  walletOf,
+  walletQr,
+} from "../support/wallet";
+import { deliver, paymentFor } from "../support/webhooks";
 
-const stubFor = (userId: string) => env.WALLETS.get(env.WALLETS.idFromName(userId));
+const stubFor = (userId: string) => walletObject(env.WALLETS, userId);
+
+/** The 64 hex digits of the wallet object's id, as a transfer id made by that object names it. */
+const objectIdOf = (userId: string) => env.WALLETS.idFromName(userId).toString();
+
+/** A transfer id minted by the wallet object of `userId`: `txn_<object id>_<20 chars>`. */
+const transferIdOf = (userId: string) =>
+  new RegExp(`^txn_${objectIdOf(userId)}_[0-9abcdefghjkmnpqrstvwxyz]{20}$`);
 
 function request(userId: string, overrides: Partial<PosDeductionRequest> = {}): PosDeductionRequest {
   return {
@@ -28,323 +50,713 @@ function request(userId: string, overrides: Partial<PosDeductionRequest> = {}): 
   };
 }
 
-/** Rows of the object's own SQLite, for asserting what it keeps. */
-function objectRows<T>(userId: string, query: string): Promise<T[]> {
+function orderCredits(
+  userId: string,
+  orderId: string,
+  amountCents: number,
+  orderExpiresAt = new Date(Date.now() + 15 * 60_000).toISOString(),
+): OrderCreditsRequest {
+  return { userId, orderId, amountCents, currency: "EUR", orderExpiresAt, createdBy: "system:payments" };
+}
+
+/** Rows of the wallet object's own SQLite. */
+function objectRows<T>(userId: string, query: string, ...bindings: SqlStorageValue[]): Promise<T[]> {
   return runInDurableObject(stubFor(userId), (_instance: WalletObject, state) =>
-    state.storage.sql.exec(query).toArray(),
+    state.storage.sql.exec(query, ...bindings).toArray(),
   ) as Promise<T[]>;
 }
 
-const unflushedCount = async (userId: string) =>
-  (await objectRows<{ n: number }>(userId, "SELECT COUNT(*) AS n FROM pending WHERE kind = 'unflushed'"))[0]
-    ?.n ?? 0;
+/** A minimal D1 order of `userId` in `status`: all the timeout resolution reads of an order. */
+async function orderRow(
+  userId: string,
+  status: "PENDING_PAYMENT" | "PAID" | "PAYMENT_FAILED" | "EXPIRED",
+  expiresAt = new Date(Date.now() + 15 * 60_000),
+): Promise<string> {
+  const id = newId("ord");
+  const now = new Date().toISOString();
+  await db().insert(orders).values({
+    id,
+    userId,
+    status,
+    totalCents: 2_500,
+    creditsAppliedCents: 1_000,
+    amountDueCents: 1_500,
+    currency: "EUR",
+    createdAt: now,
+    expiresAt: expiresAt.toISOString(),
+    updatedAt: now,
+    idempotencyKey: crypto.randomUUID(),
+  });
+  return id;
+}
 
-describe("WalletObject.deduct", () => {
-  it("decides alone: the answer comes before D1 has the row, and the flush brings D1 to the same balance", async ({
+const d1Ledger = (userId: string) => db().select().from(walletLedger).where(eq(walletLedger.userId, userId));
+
+describe("POS deductions through the API", () => {
+  it("parallel deductions racing for the last cent: exactly the affordable ones succeed, the rest are 402", async ({
     expect,
   }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    // The first deduction after a quiet spell is flushed at once; keep the alarm from running here.
-    const answers = [];
-    for (let i = 0; i < 3; i++) answers.push(await stub.deduct(request(userId)));
-    expect(answers.map((a) => a.result)).toMatchObject([
-      { ok: true, balanceCents: 900 },
-      { ok: true, balanceCents: 800 },
-      { ok: true, balanceCents: 700 },
+    const { userId, token } = await fundedWallet(1_000);
+    const till = await posTill();
+    // Each deduction spends its token's jti: one fresh token per deduction.
+    const qrs = await Promise.all(Array.from({ length: 13 }, () => walletQr(token)));
+    const answers = await Promise.all(qrs.map((qr) => deduct(till, qr, 100)));
+
+    const accepted = answers.filter((answer) => answer.status === 201);
+    const refused = answers.filter((answer) => answer.status !== 201);
+    expect(accepted).toHaveLength(10);
+    expect(refused).toHaveLength(3);
+    for (const answer of refused) {
+      expect(answer.status).toBe(402);
+      // Refused only once nothing was left: every one of them saw the wallet empty.
+      expect(answer.body).toMatchObject({ code: "insufficient_funds", balance_cents: 0, available_cents: 0 });
+    }
+    // Each acceptance saw the one before it: the balances after them are 900, 800, …, 0, each once.
+    expect(accepted.map((answer) => answer.body.balance_cents).sort((a, b) => a - b)).toEqual([
+      0, 100, 200, 300, 400, 500, 600, 700, 800, 900,
     ]);
-    const before = await storedWallet(userId, { flush: false });
-    const inD1 = before.ledger.filter((row) => row.type === "DEDUCT").length;
-    expect(inD1 + (await unflushedCount(userId))).toBe(3);
-    await runDurableObjectAlarm(stub);
-    const after = await storedWallet(userId, { flush: false });
-    expect(after.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(3);
-    expect(after).toMatchObject({ balanceCents: 700, ledgerSumCents: 700 });
-    expect(await unflushedCount(userId)).toBe(0);
+    const ids = accepted.map((answer) => answer.body.transaction_id);
+    for (const id of ids) expect(id).toMatch(transferIdOf(userId));
+
+    const stored = await storedWallet(userId);
+    expect(stored).toMatchObject({
+      journalBalanceCents: 0,
+      balanceCents: 0,
+      ledgerSumCents: 0,
+      heldCents: 0,
+    });
+    const deducted = stored.ledger.filter((row) => row.type === "DEDUCT");
+    expect(deducted.map((row) => row.id).sort()).toEqual([...ids].sort());
+    expect(deducted.every((row) => row.projectedAt !== null)).toBe(true);
+
+    // The last cent is gone: even one more cent is refused.
+    const more = await deduct(till, await walletQr(token), 1);
+    expect(more).toMatchObject({ status: 402, body: { code: "insufficient_funds", balance_cents: 0 } });
   });
 
-  it("a retried RPC answers exactly the first time's result and posts once; another request under the key is refused", async ({
+  it("a replay with the same key and body answers the same deduction; another body under the key is 422", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(1_000);
+    const till = await posTill();
+    const qr = await walletQr(token);
+    const key = crypto.randomUUID();
+    const first = await deduct(till, qr, 300, { key, reference: "sale-1" });
+    expect(first.status).toBe(201);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    const again = await deduct(till, qr, 300, { key, reference: "sale-1" });
+    expect(again.status).toBe(201);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(first.body);
+
+    const other = await deduct(till, qr, 301, { key, reference: "sale-1" });
+    expect(other).toMatchObject({ status: 422, body: { code: "idempotency_key_reused" } });
+
+    const stored = await storedWallet(userId);
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT").map((row) => row.id)).toEqual([
+      first.body.transaction_id,
+    ]);
+    expect(stored).toMatchObject({ journalBalanceCents: 700, balanceCents: 700, ledgerSumCents: 700 });
+  });
+
+  it("a deduction is refunded at once, found through the owner its id names; forged or unknown ids are 404", async ({
+    expect,
+  }) => {
+    const { userId, token } = await fundedWallet(1_000);
+    const till = await posTill();
+    // Keep D1's copy from taking this wallet's rows while the refund is made: the refund cannot have
+    // found the deduction in D1. (The message names a "too early" row, so the consumer retries it soon.)
+    const trigger = `test_hold_back_${crypto.randomUUID().replaceAll("-", "")}`;
+    await env.DB.prepare(
+      `CREATE TRIGGER ${trigger} BEFORE INSERT ON wallet_ledger WHEN NEW.user_id = '${userId}'
+       BEGIN SELECT RAISE(ABORT, 'wallet_refund_target_invalid'); END`,
+    ).run();
+    let deduction: Awaited<ReturnType<typeof deduct>>;
+    try {
+      deduction = await deduct(till, await walletQr(token), 300);
+      expect(deduction.status).toBe(201);
+      const id = deduction.body.transaction_id;
+      expect(id).toMatch(transferIdOf(userId));
+
+      const refunded = await refund(till, id);
+      expect(refunded.status).toBe(201);
+      expect(refunded.body).toMatchObject({
+        type: "REFUND",
+        direction: "credit",
+        amount_cents: 300,
+        reversal_of: id,
+        balance_cents: 1_000,
+      });
+      expect((await d1Ledger(userId)).filter((row) => row.type !== "PURCHASE")).toEqual([]);
+      // Nothing is left to refund.
+      expect(await refund(till, id, { amount_cents: 1 })).toMatchObject({
+        status: 409,
+        body: { code: "refund_exceeds_original", refundable_cents: 0 },
+      });
+
+      const suffix = id.slice(-20);
+      const other = await fundedWallet(500);
+      await stubFor(other.userId).view(other.userId);
+      const forged = [
+        // Not an id of the wallets' namespace at all.
+        `txn_${"ab".repeat(32)}_${suffix}`,
+        // Another wallet's object: it has no such transfer.
+        `txn_${objectIdOf(other.userId)}_${suffix}`,
+        // The right object, a transfer it never made.
+        `txn_${objectIdOf(userId)}_${"a".repeat(20)}`,
+        // An id from before the journal that D1 does not have.
+        newId("txn"),
+      ];
+      for (const forgedId of forged) {
+        expect((await refund(till, forgedId)).status, forgedId).toBe(404);
+      }
+    } finally {
+      await env.DB.prepare(`DROP TRIGGER IF EXISTS ${trigger}`).run();
+    }
+    const stored = await storedWallet(userId);
+    expect(stored.ledger.map((row) => row.type).sort()).toEqual(["DEDUCT", "PURCHASE", "REFUND"]);
+    expect(stored).toMatchObject({ journalBalanceCents: 1_000, balanceCents: 1_000, ledgerSumCents: 1_000 });
+  });
+});
+
+describe("WalletObject.deduct", () => {
+  it("a retried RPC answers the first result and posts once; a key past retention answers from the journal", async ({
     expect,
   }) => {
     const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
     const once = request(userId);
     const first = await stub.deduct(once);
-    const again = await stub.deduct(once);
     expect(first).toMatchObject({ replayed: false, result: { ok: true, balanceCents: 900 } });
-    expect(again).toEqual({ ...first, replayed: true });
+    expect(await stub.deduct(once)).toEqual({ ...first, replayed: true });
     expect(await stub.deduct({ ...once, requestHash: "hash-2" })).toEqual({
       replayed: false,
       result: { ok: false, code: "idempotency_key_reused" },
     });
-    expect((await storedWallet(userId)).ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(1);
-  });
-
-  it("a key whose stored outcome is past retention is answered from the ledger, never posted twice", async ({
-    expect,
-  }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    const once = request(userId);
-    const first = await stub.deduct(once);
-    await storedWallet(userId); // flushed
+    // Past retention only the key, its hash and its transaction are kept.
     await runInDurableObject(stub, (_instance: WalletObject, state) => {
       state.storage.sql.exec("UPDATE pos_outcomes SET result = NULL");
     });
-    const again = await stub.deduct(once);
-    expect(again).toMatchObject({
+    const late = await stub.deduct(once);
+    expect(late).toMatchObject({
       replayed: true,
       result: {
         ok: true,
         transaction: { id: (first.result as { transaction: { id: string } }).transaction.id },
+        balanceCents: 900,
       },
     });
     expect(await storedWallet(userId)).toMatchObject({ balanceCents: 900, ledgerSumCents: 900 });
   });
 
-  it("a spent jti is refused under another key; an expired one is refused before the jti is looked at", async ({
+  it("a spent jti is refused under another key; an expired token is refused; refusals replay", async ({
     expect,
   }) => {
     const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
     const jti = crypto.randomUUID();
     expect((await stub.deduct(request(userId, { jti }))).result).toMatchObject({ ok: true });
+    expect((await stub.view(userId, jti)).jtiSpent).toBe(true);
+    expect((await stub.view(userId, crypto.randomUUID())).jtiSpent).toBe(false);
     expect((await stub.deduct(request(userId, { jti }))).result).toEqual({
       ok: false,
       code: "token_replayed",
     });
     const lapsed = request(userId, { tokenExpiresAt: Math.floor(Date.now() / 1000) - 1 });
     expect((await stub.deduct(lapsed)).result).toEqual({ ok: false, code: "token_expired" });
-    // The refusal is the key's outcome: a replay answers it again, even once the jti is forgotten.
     expect(await stub.deduct(lapsed)).toEqual({
       replayed: true,
       result: { ok: false, code: "token_expired" },
     });
+    expect((await stub.view(userId)).balance_cents).toBe(900);
   });
 
-  it("the alarm forgets jtis once their tokens have expired", async ({ expect }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    // At least a second ahead (Unix seconds round down), so a busy machine cannot expire it in flight.
-    const shortLived = request(userId, { tokenExpiresAt: Math.ceil(Date.now() / 1000) + 1 });
-    expect((await stub.deduct(shortLived)).result).toMatchObject({ ok: true });
-    const count = async () =>
-      (await objectRows<{ n: number }>(userId, "SELECT COUNT(*) AS n FROM spent_jtis"))[0]?.n;
-    expect(await count()).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, shortLived.tokenExpiresAt * 1000 - Date.now() + 100));
-    await runDurableObjectAlarm(stub);
-    expect(await count()).toBe(0);
-    // A replay of that token now fails on its expiry, never on a forgotten jti.
-    const other = { ...shortLived, ledgerKey: "pos.deduct:opr_test:other" };
-    expect((await stub.deduct(other)).result).toEqual({ ok: false, code: "token_expired" });
-  });
-
-  it("refuses what the view cannot cover only after one refresh: a top-up it had not seen is spendable", async ({
+  it("the journal outlives eviction: balance, spent jtis and stored outcomes are read back from storage", async ({
     expect,
   }) => {
-    const { userId } = await fundedWallet(500);
+    const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
-    expect((await stub.deduct(request(userId, { amountCents: 400 }))).result).toMatchObject({ ok: true });
-    // Credit D1 behind the object's back: its snapshot says 100 available, the truth is 600.
-    await env.DB.prepare(
-      `INSERT INTO wallet_ledger (id, user_id, type, direction, amount_cents, currency, reference,
-         idempotency_key, reversal_of, event_id, created_at, created_by)
-       VALUES (?, ?, 'ADJUSTMENT', 'credit', 500, 'EUR', NULL, ?, NULL, NULL, ?, 'operator:test')`,
-    )
-      .bind(`txn_${crypto.randomUUID()}`, userId, crypto.randomUUID(), new Date().toISOString())
-      .run();
-    expect((await stub.deduct(request(userId, { amountCents: 600 }))).result).toMatchObject({
-      ok: true,
-      balanceCents: 0,
+    const once = request(userId, { amountCents: 250 });
+    const first = await stub.deduct(once);
+    await evictDurableObject(stub);
+    expect(await stub.view(userId, once.jti)).toMatchObject({
+      balance_cents: 750,
+      available_cents: 750,
+      jtiSpent: true,
     });
-    expect((await stub.deduct(request(userId, { amountCents: 1 }))).result).toMatchObject({
-      ok: false,
-      code: "insufficient_funds",
-      balanceCents: 0,
-    });
-    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 0, ledgerSumCents: 0 });
+    expect(await stub.deduct(once)).toEqual({ ...first, replayed: true });
+    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 750, ledgerSumCents: 750 });
   });
 });
 
-describe("WalletObject flush", () => {
-  it("a flush whose D1 batch committed but whose answer was lost is repeated without doubling anything", async ({
+describe("WalletJournal account", () => {
+  it("the store's CHECKs refuse an overdraft or an over-hold written past the object's checks, leaving nothing", async ({
     expect,
   }) => {
     const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
-    await storedWallet(userId); // a snapshot exists, so the deductions below wait for the window
-    for (let i = 0; i < 3; i++) await stub.deduct(request(userId, { amountCents: 50 }));
-    // Write what the object has not flushed straight into D1, as a flush whose answer never came back would.
-    const rows = await objectRows<{ ledger_row: string }>(
-      userId,
-      "SELECT ledger_row FROM pending WHERE kind = 'unflushed'",
-    );
-    expect(rows.length).toBeGreaterThan(0);
-    // The flush's own statement, as the lost flush ran it.
-    const lost = rows.map(({ ledger_row }) => JSON.parse(ledger_row) as LedgerRow);
-    await db().batch([appendLedgerRowsStatement(db(), lost)]);
-    await runDurableObjectAlarm(stub);
-    const stored = await storedWallet(userId);
-    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(3);
-    expect(stored).toMatchObject({ balanceCents: 850, ledgerSumCents: 850 });
-    expect(await unflushedCount(userId)).toBe(0);
-  });
-
-  it("a backlog larger than one flush drains flush after flush, every row once", async ({ expect }) => {
-    const { userId } = await fundedWallet(2_000);
-    const stub = stubFor(userId);
-    await storedWallet(userId);
-    const DEDUCTIONS = 1_050; // more than one flush carries
-    for (let i = 0; i < DEDUCTIONS; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, () => stub.deduct(request(userId, { amountCents: 1 }))));
-    }
-    for (let run = 0; run < 3 && (await unflushedCount(userId)) > 0; run++) await runDurableObjectAlarm(stub);
-    expect(await unflushedCount(userId)).toBe(0);
-    const stored = await storedWallet(userId, { flush: false });
-    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toHaveLength(DEDUCTIONS);
-    expect(stored).toMatchObject({ balanceCents: 2_000 - DEDUCTIONS, ledgerSumCents: 2_000 - DEDUCTIONS });
-    expect(await stub.sync(userId)).toMatchObject({ balanceCents: 2_000 - DEDUCTIONS });
-  });
-
-  it("an object evicted with unflushed deductions flushes them when it wakes: nothing is lost", async ({
-    expect,
-  }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    await storedWallet(userId);
-    for (let i = 0; i < 4; i++) await stub.deduct(request(userId, { amountCents: 25 }));
-    // Eviction drops memory (the FIFO, the flags), never storage: a fresh instance sees the same rows.
-    await evictDurableObject(stub);
-    expect(await unflushedCount(userId)).toBeGreaterThan(0);
-    await runDurableObjectAlarm(stub);
-    expect(await storedWallet(userId, { flush: false })).toMatchObject({
-      balanceCents: 900,
-      ledgerSumCents: 900,
-    });
-  });
-
-  it("with D1 failing, the till is answered from the view; what the view cannot cover is an error, never a guess", async ({
-    expect,
-  }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    await storedWallet(userId);
-    await stub.deduct(request(userId, { amountCents: 300 }));
-    await env.DB.prepare(
-      "CREATE TRIGGER IF NOT EXISTS test_refuse_ledger BEFORE INSERT ON wallet_ledger BEGIN SELECT RAISE(ABORT, 'd1 unavailable'); END",
-    ).run();
-    try {
-      await runDurableObjectAlarm(stub);
-      expect(await unflushedCount(userId)).toBe(1);
-      // The view still counts the unflushed 300: the wallet is never spent twice while D1 is down.
-      expect((await stub.deduct(request(userId, { amountCents: 700 }))).result).toMatchObject({
-        ok: true,
-        balanceCents: 0,
+    await stub.view(userId);
+    const outcome = await runInDurableObject(stub, (_instance: WalletObject, state) => {
+      const journal = new WalletJournal(state.storage.sql);
+      const transfer = (key: string, amountCents: number): NewTransfer => ({
+        id: `txn_${state.id.toString()}_${newId("txn").slice(4)}`,
+        userId,
+        type: "DEDUCT",
+        direction: "debit",
+        amountCents,
+        currency: "EUR",
+        reference: null,
+        idempotencyKey: key,
+        createdBy: "device:dev-test",
+        createdAt: new Date().toISOString(),
       });
-      // Refusing needs a look at D1 first (money may have come free); with D1 down that is "try again",
-      // and nothing is stored under the key.
-      const unsure = request(userId, { amountCents: 1 });
-      expect(await stub.deduct(unsure)).toEqual({
-        replayed: false,
-        result: { ok: false, code: "unavailable" },
-      });
-      expect(
-        await objectRows(userId, `SELECT 1 FROM pos_outcomes WHERE ledger_key = '${unsure.ledgerKey}'`),
-      ).toEqual([]);
-    } finally {
-      await env.DB.prepare("DROP TRIGGER IF EXISTS test_refuse_ledger").run();
-    }
-    await runDurableObjectAlarm(stub);
-    expect(await unflushedCount(userId)).toBe(0);
-    expect(await storedWallet(userId, { flush: false })).toMatchObject({
-      balanceCents: 0,
-      ledgerSumCents: 0,
+      const attempt = (status: "posted" | "pending", amountCents: number) => {
+        const key = `test:${crypto.randomUUID()}`;
+        let error = "";
+        try {
+          state.storage.transactionSync(() =>
+            journal.record(
+              transfer(key, amountCents),
+              status,
+              status === "pending" ? Date.now() + 60_000 : null,
+            ),
+          );
+        } catch (thrown) {
+          error = String(thrown);
+        }
+        return { error, left: journal.byKey(key) ?? null, account: journal.account() };
+      };
+      const before = journal.account();
+      const overdraft = attempt("posted", 1_001);
+      const overHold = attempt("pending", 1_001);
+      // The same write within the balance goes through: the refusals above are the CHECKs' doing.
+      const fits = attempt("posted", 1_000);
+      return { before, overdraft, overHold, fits };
     });
+    expect(outcome.before).toMatchObject({ balanceCents: 1_000, heldCents: 0 });
+    for (const refused of [outcome.overdraft, outcome.overHold]) {
+      expect(refused.error).toMatch(/CHECK constraint failed/);
+      expect(refused.left).toBeNull();
+      expect(refused.account).toEqual(outcome.before);
+    }
+    expect(outcome.fits.error).toBe("");
+    expect(outcome.fits.left).toMatchObject({ status: "posted", amount_cents: 1_000 });
+    expect(outcome.fits.account).toMatchObject({ balanceCents: 0, heldCents: 0 });
   });
 });
 
 describe("WalletObject order credits", () => {
-  const hold = (userId: string, orderId: string, amountCents: number, expiresAtMs = Date.now() + 60_000) => ({
-    userId,
-    orderId,
-    kind: "hold" as const,
-    amountCents,
-    expiresAtMs,
-  });
-
-  it("a reservation is spent credit to every till until it is released", async ({ expect }) => {
+  it("two-phase: a hold sets credit aside, posting takes it once, voiding returns it; every call is idempotent", async ({
+    expect,
+  }) => {
     const { userId } = await fundedWallet(1_000);
     const stub = stubFor(userId);
-    expect(await stub.reserveOrderCredits(hold(userId, "ord_a", 800))).toEqual({ ok: true });
-    // Idempotent per order.
-    expect(await stub.reserveOrderCredits(hold(userId, "ord_a", 800))).toEqual({ ok: true });
-    expect((await stub.deduct(request(userId, { amountCents: 201 }))).result).toMatchObject({
+    const posted = newId("ord");
+    const voided = newId("ord");
+
+    expect(await stub.holdOrderCredits(orderCredits(userId, posted, 400))).toEqual({
+      ok: true,
+      status: "pending",
+    });
+    expect(await stub.holdOrderCredits(orderCredits(userId, posted, 400))).toEqual({
+      ok: true,
+      status: "pending",
+    });
+    expect(await stub.view(userId)).toMatchObject({
+      balance_cents: 1_000,
+      held_cents: 400,
+      available_cents: 600,
+    });
+    // Held credit is spent to every till and every other order.
+    expect((await stub.deduct(request(userId, { amountCents: 601 }))).result).toMatchObject({
       ok: false,
       code: "insufficient_funds",
-      availableCents: 200,
+      balanceCents: 1_000,
+      availableCents: 600,
     });
-    await stub.settleOrderCredits(userId, "ord_a", false);
-    expect((await stub.deduct(request(userId, { amountCents: 201 }))).result).toMatchObject({ ok: true });
-  });
+    expect(await stub.holdOrderCredits(orderCredits(userId, voided, 601))).toMatchObject({
+      ok: false,
+      code: "insufficient_funds",
+      availableCents: 600,
+    });
 
-  it("a deduction racing an order's reservation for the last credit: exactly one gets it", async ({
-    expect,
-  }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    await storedWallet(userId);
-    const [deduction, reservation] = await Promise.all([
-      stub.deduct(request(userId, { amountCents: 700 })),
-      stub.reserveOrderCredits(hold(userId, "ord_race", 700)),
-    ]);
-    expect([deduction.result.ok, reservation.ok].filter(Boolean)).toHaveLength(1);
-  });
-
-  it("a reservation whose confirmation never comes is dropped after it expires, once a snapshot shows the truth", async ({
-    expect,
-  }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    await stub.reserveOrderCredits(hold(userId, "ord_lost", 600, Date.now() + 200));
-    expect((await stub.deduct(request(userId, { amountCents: 500 }))).result).toMatchObject({ ok: false });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await runDurableObjectAlarm(stub);
-    expect((await stub.deduct(request(userId, { amountCents: 500 }))).result).toMatchObject({
+    expect(await stub.postOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect(await stub.view(userId)).toMatchObject({
+      balance_cents: 600,
+      held_cents: 0,
+      available_cents: 600,
+    });
+    expect(await stub.postOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect(await stub.holdOrderCredits(orderCredits(userId, posted, 400))).toEqual({
       ok: true,
-      balanceCents: 500,
+      status: "posted",
+    });
+    // Posted credits stay posted.
+    expect(await stub.voidOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect((await stub.view(userId)).balance_cents).toBe(600);
+
+    expect(await stub.holdOrderCredits(orderCredits(userId, voided, 250))).toEqual({
+      ok: true,
+      status: "pending",
+    });
+    expect(await stub.view(userId)).toMatchObject({
+      balance_cents: 600,
+      held_cents: 250,
+      available_cents: 350,
+    });
+    expect(await stub.voidOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
+    expect(await stub.view(userId)).toMatchObject({
+      balance_cents: 600,
+      held_cents: 0,
+      available_cents: 600,
+    });
+    expect(await stub.voidOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
+    expect(await stub.postOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
+    // The order's key made its transfer: a hold for the same order again is that transfer's answer.
+    expect(await stub.holdOrderCredits(orderCredits(userId, voided, 250))).toEqual({
+      ok: false,
+      code: "voided",
+    });
+    expect(await stub.view(userId)).toMatchObject({ balance_cents: 600, held_cents: 0 });
+    expect(await stub.postOrderCredits(userId, newId("ord"))).toEqual({ ok: false, code: "not_found" });
+
+    const stored = await storedWallet(userId);
+    const deducts = stored.ledger.filter((row) => row.type === "DEDUCT");
+    expect(deducts).toEqual([
+      expect.objectContaining({
+        idempotencyKey: `order:${posted}`,
+        reference: posted,
+        amountCents: 400,
+        direction: "debit",
+        createdBy: "system:payments",
+      }),
+    ]);
+    expect(deducts[0]?.id).toMatch(transferIdOf(userId));
+    expect(stored.ledger.some((row) => row.idempotencyKey === `order:${voided}`)).toBe(false);
+    expect(stored).toMatchObject({
+      journalBalanceCents: 600,
+      balanceCents: 600,
+      ledgerSumCents: 600,
+      heldCents: 0,
+    });
+  });
+
+  it("at its timeout a pending transfer follows its order in D1: PAID posts, EXPIRED and missing void, PENDING_PAYMENT waits", async ({
+    expect,
+  }) => {
+    const { userId } = await fundedWallet(1_000);
+    const stub = stubFor(userId);
+    const paid = await orderRow(userId, "PAID");
+    const expired = await orderRow(userId, "EXPIRED");
+    const missing = newId("ord"); // its batch never committed
+    const awaiting = await orderRow(userId, "PENDING_PAYMENT");
+    const amounts = { [paid]: 100, [expired]: 150, [missing]: 200, [awaiting]: 250 };
+    for (const [orderId, cents] of Object.entries(amounts)) {
+      expect(await stub.holdOrderCredits(orderCredits(userId, orderId, cents))).toEqual({
+        ok: true,
+        status: "pending",
+      });
+    }
+    expect(await stub.view(userId)).toMatchObject({ balance_cents: 1_000, held_cents: 700 });
+
+    // Nothing is due yet: the alarm (the outbox's, if any) resolves none of them.
+    await runDurableObjectAlarm(stub);
+    expect((await stub.view(userId)).held_cents).toBe(700);
+
+    await runInDurableObject(stub, (_instance: WalletObject, state) => {
+      state.storage.sql.exec(
+        "UPDATE transfers SET timeout_at_ms = ? WHERE status = 'pending'",
+        Date.now() - 1_000,
+      );
+    });
+    const alarmAtMs = Date.now();
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+
+    const rows = await objectRows<{ reference: string; status: string; timeout_at_ms: number | null }>(
+      userId,
+      "SELECT reference, status, timeout_at_ms FROM transfers WHERE idempotency_key LIKE 'order:%'",
+    );
+    const byOrder = new Map(rows.map((row) => [row.reference, row]));
+    expect(byOrder.get(paid)).toMatchObject({ status: "posted", timeout_at_ms: null });
+    expect(byOrder.get(expired)).toMatchObject({ status: "voided", timeout_at_ms: null });
+    expect(byOrder.get(missing)).toMatchObject({ status: "voided", timeout_at_ms: null });
+    expect(byOrder.get(awaiting)?.status).toBe("pending");
+    // Looked at again a minute later, not at once.
+    expect(byOrder.get(awaiting)?.timeout_at_ms).toBeGreaterThanOrEqual(alarmAtMs + 59_000);
+    expect(await stub.view(userId)).toMatchObject({
+      balance_cents: 900,
+      held_cents: 250,
+      available_cents: 650,
+    });
+
+    const stored = await storedWallet(userId);
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toEqual([
+      expect.objectContaining({ idempotencyKey: `order:${paid}`, amountCents: 100 }),
+    ]);
+    expect(stored).toMatchObject({
+      journalBalanceCents: 900,
+      balanceCents: 900,
+      ledgerSumCents: 900,
+      heldCents: 250,
+    });
+
+    // The order is paid meanwhile: at its next timeout the transfer is posted.
+    await db().update(orders).set({ status: "PAID" }).where(eq(orders.id, awaiting));
+    await runInDurableObject(stub, (_instance: WalletObject, state) => {
+      state.storage.sql.exec(
+        "UPDATE transfers SET timeout_at_ms = ? WHERE status = 'pending'",
+        Date.now() - 1,
+      );
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await storedWallet(userId)).toMatchObject({
+      journalBalanceCents: 650,
+      balanceCents: 650,
+      ledgerSumCents: 650,
+      heldCents: 0,
+    });
+  });
+
+  it("a real order awaiting its card payment keeps its credits held past its timeout; its payment posts them", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: 2_500, sellable: 5 });
+    const { userId, token } = await fundedWallet(3_000);
+    const stub = stubFor(userId);
+    const created = await callJson<{
+      order_id: string;
+      status: string;
+      amount_due_cents: number;
+      currency: string;
+      expires_at: string;
+    }>("POST", "/orders", {
+      token,
+      idempotencyKey: crypto.randomUUID(),
+      body: { items: [{ product_id: product.id, quantity: 1 }], credits_cents: 1_000 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: "PENDING_PAYMENT", amount_due_cents: 1_500 });
+    const orderId = created.body.order_id;
+    const [transfer] = await objectRows<{ status: string; timeout_at_ms: number }>(
+      userId,
+      "SELECT status, timeout_at_ms FROM transfers WHERE idempotency_key = ?",
+      `order:${orderId}`,
+    );
+    // Looked at a minute after the order's deadline.
+    expect(transfer).toEqual({
+      status: "pending",
+      timeout_at_ms: Date.parse(created.body.expires_at) + 60_000,
+    });
+    expect(await walletOf(token)).toMatchObject({
+      balance_cents: 3_000,
+      held_cents: 1_000,
+      available_cents: 2_000,
+    });
+
+    await runInDurableObject(stub, (_instance: WalletObject, state) => {
+      state.storage.sql.exec(
+        "UPDATE transfers SET timeout_at_ms = ? WHERE status = 'pending'",
+        Date.now() - 1,
+      );
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await walletOf(token)).toMatchObject({ balance_cents: 3_000, held_cents: 1_000 });
+
+    const paid = await deliver<{ outcome: string }>(paymentFor({ ...created.body, token }));
+    expect(paid.body.outcome).toBe("processed");
+    const stored = await storedWallet(userId);
+    expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toEqual([
+      expect.objectContaining({ idempotencyKey: `order:${orderId}`, amountCents: 1_000 }),
+    ]);
+    expect(stored).toMatchObject({
+      journalBalanceCents: 2_000,
+      balanceCents: 2_000,
+      ledgerSumCents: 2_000,
+      heldCents: 0,
     });
   });
 });
 
-describe("WalletObject slow operations", () => {
-  it("an admin debit whose earlier attempt stopped midway reuses its reservation: set aside once, posted once", async ({
+describe("opening the journal from D1's history", () => {
+  /**
+   * D1 as the layouts before the journal left it, for a user whose wallet object was never used: a
+   * top-up, a till's deduction partly refunded, and PENDING credit holds of two orders.
+   */
+  async function historyInD1(eventId: string) {
+    const userId = `wallet-${crypto.randomUUID()}`;
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    const purchase = newId("txn");
+    const deduction = newId("txn");
+    const partialRefund = newId("txn");
+    await db().batch([
+      db()
+        .insert(walletLedger)
+        .values({
+          id: purchase,
+          userId,
+          type: "PURCHASE",
+          direction: "credit",
+          amountCents: 2_000,
+          currency: "EUR",
+          reference: newId("top"),
+          idempotencyKey: `topup:${crypto.randomUUID()}`,
+          createdAt: at(30),
+          createdBy: "system:payments",
+        }),
+      db()
+        .insert(walletLedger)
+        .values({
+          id: deduction,
+          userId,
+          type: "DEDUCT",
+          direction: "debit",
+          amountCents: 500,
+          currency: "EUR",
+          reference: "till-1/sale-1",
+          idempotencyKey: `pos.deduct:opr_old:${crypto.randomUUID()}`,
+          eventId,
+          createdAt: at(20),
+          createdBy: "device:dev-old",
+        }),
+      db()
+        .insert(walletLedger)
+        .values({
+          id: partialRefund,
+          userId,
+          type: "REFUND",
+          direction: "credit",
+          amountCents: 200,
+          currency: "EUR",
+          reference: "till-1/sale-1",
+          idempotencyKey: `pos.refund:opr_old:${crypto.randomUUID()}`,
+          reversalOf: deduction,
+          eventId,
+          createdAt: at(10),
+          createdBy: "device:dev-old",
+        }),
+    ]);
+    const heldForPaid = await orderRow(userId, "PENDING_PAYMENT");
+    const heldForLapsed = await orderRow(userId, "PENDING_PAYMENT");
+    for (const [orderId, amountCents] of [
+      [heldForPaid, 300],
+      [heldForLapsed, 100],
+    ] as const) {
+      await db()
+        .insert(walletHolds)
+        .values({
+          id: `hld_${crypto.randomUUID()}`,
+          userId,
+          orderId,
+          amountCents,
+          currency: "EUR",
+          status: "PENDING",
+          createdAt: at(5),
+        });
+    }
+    return { userId, purchase, deduction, partialRefund, heldForPaid, heldForLapsed };
+  }
+
+  it("copies D1's rows and holds once: the balance, the history, refunds within what is left, no row twice", async ({
     expect,
   }) => {
-    const { userId } = await fundedWallet(1_000);
-    const stub = stubFor(userId);
-    await stub.sync(userId);
-    const ledgerKey = `adjust:opr_test:${crypto.randomUUID()}`;
-    // What an attempt evicted between its reservation and its D1 batch leaves behind.
-    await runInDurableObject(stub, (_instance: WalletObject, state) => {
-      new WalletState(state.storage.sql, new ObjectOutbox(state.storage.sql, env.EVENTS)).reserve(
-        ledgerKey,
-        { balanceDelta: -400, heldDelta: 0 },
-        Date.now() + 60_000,
-        new Date(),
+    const till = await posTill();
+    const history = await historyInD1(till.eventId);
+    const { userId } = history;
+    const [before] = await db().select().from(walletBalances).where(eq(walletBalances.userId, userId));
+    expect(before).toMatchObject({ balanceCents: 1_700, heldCents: 400 });
+
+    const token = await buyerToken(userId);
+    expect(await walletOf(token)).toMatchObject({
+      balance_cents: 1_700,
+      held_cents: 400,
+      available_cents: 1_300,
+    });
+    const listed = await allTransactions(token);
+    expect(listed.map((row) => row.id)).toEqual([history.partialRefund, history.deduction, history.purchase]);
+
+    // A till can spend only what is not held.
+    expect(await deduct(till, await walletQr(token), 1_301)).toMatchObject({
+      status: 402,
+      body: { code: "insufficient_funds", available_cents: 1_300 },
+    });
+
+    // The imported REFUND counts against the imported DEDUCT: 300 of its 500 are left to refund.
+    expect(await refund(till, history.deduction, { amount_cents: 301 })).toMatchObject({
+      status: 409,
+      body: { code: "refund_exceeds_original", refundable_cents: 300 },
+    });
+    const rest = await refund(till, history.deduction);
+    expect(rest).toMatchObject({
+      status: 201,
+      body: { type: "REFUND", amount_cents: 300, reversal_of: history.deduction, balance_cents: 2_000 },
+    });
+    expect(rest.body.id).toMatch(transferIdOf(userId));
+
+    // The holds' orders end: one is paid (its settlement's call was lost), the other lapses.
+    await db().update(orders).set({ status: "PAID" }).where(eq(orders.id, history.heldForPaid));
+    await db().update(orders).set({ status: "EXPIRED" }).where(eq(orders.id, history.heldForLapsed));
+    await runInDurableObject(stubFor(userId), (_instance: WalletObject, state) => {
+      state.storage.sql.exec(
+        "UPDATE transfers SET timeout_at_ms = ? WHERE status = 'pending'",
+        Date.now() - 1,
       );
     });
-    const debit = {
-      userId,
-      ledgerKey,
-      direction: "debit" as const,
-      amountCents: 400,
-      currency: "EUR",
-      operatorId: "opr_test",
-      reason: "retried correction",
-    };
-    expect(await stub.adjust(debit)).toMatchObject({ ok: true, balanceCents: 600, availableCents: 600 });
-    expect(await stub.adjust(debit)).toMatchObject({ ok: true, balanceCents: 600 });
-    expect(await stub.sync(userId)).toMatchObject({ balanceCents: 600, availableCents: 600 });
-    expect(await storedWallet(userId)).toMatchObject({ balanceCents: 600, ledgerSumCents: 600 });
+    expect(await runDurableObjectAlarm(stubFor(userId))).toBe(true);
+
+    const stored = await storedWallet(userId);
+    expect(stored).toMatchObject({
+      journalBalanceCents: 1_700,
+      balanceCents: 1_700,
+      ledgerSumCents: 1_700,
+      heldCents: 0,
+    });
+    const ids = stored.ledger.map((row) => row.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(stored.ledger.map((row) => [row.type, row.amountCents])).toEqual([
+      ["PURCHASE", 2_000],
+      ["DEDUCT", 500],
+      ["REFUND", 200],
+      ["REFUND", 300],
+      // The paid order's hold, posted at its timeout (after the refund).
+      ["DEDUCT", 300],
+    ]);
+    expect(
+      stored.ledger.find((row) => row.type === "DEDUCT" && row.amountCents === 300)?.idempotencyKey,
+    ).toBe(`order:${history.heldForPaid}`);
+    // D1's holds are resolved as the journal resolved them, and D1 holds nothing any more.
+    const holds = await eventually(
+      () => db().select().from(walletHolds).where(eq(walletHolds.userId, userId)),
+      (rows) => rows.every((row) => row.status !== "PENDING"),
+    );
+    expect(new Map(holds.map((hold) => [hold.orderId, hold.status]))).toEqual(
+      new Map([
+        [history.heldForPaid, "POSTED"],
+        [history.heldForLapsed, "VOIDED"],
+      ]),
+    );
+    const [after] = await db().select().from(walletBalances).where(eq(walletBalances.userId, userId));
+    expect(after).toMatchObject({ balanceCents: 1_700, heldCents: 0 });
+    // Opening wrote nothing to D1 of what it had read: the imported rows were never appended again.
+    const imported = await db()
+      .select()
+      .from(walletLedger)
+      .where(and(eq(walletLedger.userId, userId), eq(walletLedger.id, history.deduction)));
+    expect(imported).toEqual([expect.objectContaining({ projectedAt: null })]);
+  });
+
+  it("a refund of an imported deduction works as the very first use of the wallet's object", async ({
+    expect,
+  }) => {
+    const till = await posTill();
+    const history = await historyInD1(till.eventId);
+    // An id from before the journal names no object: the route finds the wallet's user in D1, and the
+    // object, never bound to a user yet, has to open its journal for that user to find the deduction.
+    const rest = await refund(till, history.deduction);
+    expect(rest).toMatchObject({
+      status: 201,
+      body: { type: "REFUND", amount_cents: 300, reversal_of: history.deduction, balance_cents: 2_000 },
+    });
+    const stored = await storedWallet(history.userId);
+    expect(stored).toMatchObject({ journalBalanceCents: 2_000, balanceCents: 2_000, ledgerSumCents: 2_000 });
   });
 });

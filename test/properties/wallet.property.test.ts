@@ -248,7 +248,7 @@ describe("wallet invariants under concurrent random programs", () => {
         expect(stored.balanceCents).toBeGreaterThanOrEqual(0);
         expect(stored.heldCents).toBeGreaterThanOrEqual(0);
         expect(stored.heldCents).toBeLessThanOrEqual(stored.balanceCents);
-        expect(stored.heldCents).toBe(stored.pendingHoldCents);
+        expect(stored.journalBalanceCents).toBe(stored.balanceCents);
         const keys = stored.ledger.map((row) => row.idempotencyKey);
         expect(new Set(keys).size).toBe(keys.length);
 

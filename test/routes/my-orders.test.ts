@@ -1,12 +1,11 @@
 import { eq, inArray } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { EXPIRY_SWEEP_BATCH, findOrderWithItems, sweepExpiredOrders } from "../../src/db/orders";
-import { buyerPendingUnits, orders, payments, products, tickets, walletHolds } from "../../src/db/schema";
-import { ORDER_EXPIRY_EXTENSIONS } from "../../src/services/wallet-holds";
+import { buyerPendingUnits, orders, payments, products, tickets } from "../../src/db/schema";
 import { db, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { buyerToken, uniqueUser } from "../support/tokens";
-import { deduct, fundedWallet, posTill, storedWallet, walletQr } from "../support/wallet";
+import { deduct, fundedWallet, orderCreditsOf, posTill, storedWallet, walletQr } from "../support/wallet";
 import { deliver, type PendingOrder, paymentFor } from "../support/webhooks";
 
 // GET /my/orders and POST /orders/{id}/cancel ("let go"): a cancel is the expiry path run early, so
@@ -79,9 +78,7 @@ async function ticketCount(orderId: string) {
   return (await db().select().from(tickets).where(eq(tickets.orderId, orderId))).length;
 }
 
-async function holdOf(orderId: string) {
-  return db().query.walletHolds.findFirst({ where: eq(walletHolds.orderId, orderId) });
-}
+const holdOf = orderCreditsOf;
 
 /** Moves these orders' deadlines into the past, as if their hold had run out unswept. */
 async function lapse(orderIds: string[]) {
@@ -127,7 +124,7 @@ describe("POST /orders/{id}/cancel: letting go of a pending order", () => {
 
     // The sweep, later, finds nothing more to do for it.
     const later = new Date(Date.parse(order.expires_at) + 1_000);
-    await sweepExpiredOrders(db(), later, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS);
+    await sweepExpiredOrders(db(), later, EXPIRY_SWEEP_BATCH);
     expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
     expect(await pendingUnits(userId)).toBe(0);
   });
@@ -156,7 +153,7 @@ describe("POST /orders/{id}/cancel: letting go of a pending order", () => {
       await lapse([order.order_id]);
       const [cancelled] = await Promise.all([
         cancel(token, order.order_id),
-        sweepExpiredOrders(db(), new Date(), EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS),
+        sweepExpiredOrders(db(), new Date(), EXPIRY_SWEEP_BATCH),
         cancel(token, order.order_id),
       ]);
       expect(cancelled.body.status).toBe("EXPIRED");
@@ -180,7 +177,6 @@ describe("POST /orders/{id}/cancel: letting go of a pending order", () => {
     expect(await storedWallet(userId)).toMatchObject({
       balanceCents: 3_000,
       heldCents: 0,
-      pendingHoldCents: 0,
     });
     const till = await posTill();
     const charged = await deduct(till, await walletQr(token), 3_000);

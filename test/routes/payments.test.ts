@@ -340,7 +340,7 @@ describe("POST /payments/webhook: outcomes", () => {
     const event = paymentFor(order);
     // The route uses the wall clock; the service takes the delivery's time, so the lapse is injected here.
     const outcome = await settleOrderPayment(
-      { db: db(), events: env.EVENTS },
+      { db: db(), events: env.EVENTS, wallets: env.WALLETS },
       { webhookId: newMessageId(), event, receivedAt: new Date(Date.parse(order.expires_at) + 1_000) },
     );
     expect(outcome).toBe("ignored");
@@ -386,7 +386,7 @@ describe("outbox: events survive a failed send", () => {
     } as unknown as Queue<EventMessage>;
     const paidAt = new Date();
     const outcome = await settleOrderPayment(
-      { db: db(), events: downQueue },
+      { db: db(), events: downQueue, wallets: env.WALLETS },
       { webhookId: newMessageId(), event: paymentFor(order), receivedAt: paidAt },
     );
     expect(outcome).toBe("processed");

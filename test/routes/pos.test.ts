@@ -401,13 +401,13 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
     // the window, which is longer than everything below until the refund.
     const first = await deduct(till, await walletQr(token), 100);
     const flushed = await eventually(async () => {
-      const ids = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
+      const ids = (await storedWallet(userId, { waitForCopy: false })).ledger.map((row) => row.id);
       return ids.includes(first.body.transaction_id) || undefined;
     });
     expect(flushed).toBe(true);
     const sale = await deduct(till, await walletQr(token), 400);
     expect(sale.status).toBe(201);
-    const inD1 = (await storedWallet(userId, { flush: false })).ledger.map((row) => row.id);
+    const inD1 = (await storedWallet(userId, { waitForCopy: false })).ledger.map((row) => row.id);
     expect(inD1).not.toContain(sale.body.transaction_id);
     const refunded = await refund(till, sale.body.transaction_id, { amount_cents: 400 });
     expect(refunded).toMatchObject({ status: 201, body: { reversal_of: sale.body.transaction_id } });

@@ -3,12 +3,21 @@ import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { CRON_EVERY_MINUTE } from "../../src/cron";
 import { EXPIRY_SWEEP_BATCH, findOrderWithItems, sweepExpiredOrders } from "../../src/db/orders";
-import { outbox, payments, products, walletHolds } from "../../src/db/schema";
+import { outbox, payments, products } from "../../src/db/schema";
 import { settleOrderPayment } from "../../src/services/settle-order-payment";
-import { ORDER_EXPIRY_EXTENSIONS } from "../../src/services/wallet-holds";
 import { db, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
-import { deduct, fundedWallet, posTill, storedWallet, topUp, walletOf, walletQr } from "../support/wallet";
+import {
+  deduct,
+  fundedWallet,
+  orderCreditsOf,
+  posTill,
+  storedWallet,
+  timeOutOrderCredits,
+  topUp,
+  walletOf,
+  walletQr,
+} from "../support/wallet";
 import { deliver, newMessageId, type PendingOrder, paymentFor } from "../support/webhooks";
 import { runCron } from "../support/worker";
 
@@ -36,9 +45,7 @@ async function creditOrder(
   return { ...response, body: { ...response.body, token } };
 }
 
-async function holdOf(orderId: string) {
-  return db().query.walletHolds.findFirst({ where: eq(walletHolds.orderId, orderId) });
-}
+const holdOf = orderCreditsOf;
 
 async function orderStatus(orderId: string) {
   return (await findOrderWithItems(db(), orderId))?.row.status;
@@ -51,7 +58,7 @@ async function inventoryOf(productId: string) {
 
 /** Runs the sweep until it finds nothing more to expire at `now` (other tests' lapsed orders included). */
 async function sweepAt(now: Date) {
-  while ((await sweepExpiredOrders(db(), now, EXPIRY_SWEEP_BATCH, ORDER_EXPIRY_EXTENSIONS)) > 0);
+  while ((await sweepExpiredOrders(db(), now, EXPIRY_SWEEP_BATCH)) > 0);
 }
 
 const later = (order: { expires_at: string }) => new Date(Date.parse(order.expires_at) + 60_000);
@@ -110,7 +117,7 @@ describe("POST /orders with credits covering the whole total", () => {
     expect(retried.status).toBe(402);
     expect(retried.headers.get("idempotent-replayed")).toBe("true");
     expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
-    expect((await storedWallet(userId)).holds).toEqual([]);
+    expect((await storedWallet(userId)).heldCents).toBe(0);
 
     const tooMuch = await creditOrder(token, product.id, PRICE_CENTS + 1);
     expect(tooMuch).toMatchObject({ status: 400, body: { code: "validation_failed" } });
@@ -152,7 +159,6 @@ describe("POST /orders with credits covering part of the total", () => {
       balanceCents: 500,
       heldCents: 0,
       ledgerSumCents: 500,
-      pendingHoldCents: 0,
     });
     expect(stored.ledger.filter((row) => row.type === "DEDUCT")).toEqual([
       expect.objectContaining({
@@ -182,7 +188,7 @@ describe("POST /orders with credits covering part of the total", () => {
     expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
   });
 
-  it("expiry voids the hold: through the sweep, the cron, and a payment arriving after the lapse", async ({
+  it("expiry voids the hold: at the transfer's timeout after the sweep or the cron, at once after a late payment", async ({
     expect,
   }) => {
     const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 10 });
@@ -195,6 +201,9 @@ describe("POST /orders with credits covering part of the total", () => {
     expect((await storedWallet(userId)).heldCents).toBe(2_700);
 
     await sweepAt(later(swept[2]?.body ?? { expires_at: "" }));
+    // The sweep writes D1 only; the wallet's object voids each at its timeout, once D1 says EXPIRED.
+    for (const order of swept) expect((await holdOf(order.body.order_id))?.status).toBe("PENDING");
+    await timeOutOrderCredits(userId);
     for (const order of swept) {
       expect(await orderStatus(order.body.order_id)).toBe("EXPIRED");
       expect((await holdOf(order.body.order_id))?.status).toBe("VOIDED");
@@ -203,11 +212,12 @@ describe("POST /orders with credits covering part of the total", () => {
 
     const viaCron = await creditOrder(token, product.id, 1_000);
     await runCron(CRON_EVERY_MINUTE, later(viaCron.body).getTime());
+    await timeOutOrderCredits(userId);
     expect((await holdOf(viaCron.body.order_id))?.status).toBe("VOIDED");
 
     const viaWebhook = await creditOrder(token, product.id, 1_000);
     const outcome = await settleOrderPayment(
-      { db: db(), events: env.EVENTS },
+      { db: db(), events: env.EVENTS, wallets: env.WALLETS },
       { webhookId: newMessageId(), event: paymentFor(viaWebhook.body), receivedAt: later(viaWebhook.body) },
     );
     expect(outcome).toBe("ignored");
@@ -230,7 +240,6 @@ describe("POST /orders with credits covering part of the total", () => {
     expect(await storedWallet(userId)).toMatchObject({
       balanceCents: 1_000,
       heldCents: 900,
-      pendingHoldCents: 900,
     });
     expect(await inventoryOf(product.id)).toEqual({ reserved: 3, sold: 0 });
     // Held credit is not spendable at a till either.

@@ -23,7 +23,10 @@ import {
 import { deliver, newMessageId, newPaymentId } from "../support/webhooks";
 import { runCron } from "../support/worker";
 
+/** PURCHASE rows for the top-up in D1's copy, once the copy has caught up with the wallet's journal. */
 async function purchasesFor(topupId: string) {
+  const topup = await db().query.walletTopups.findFirst({ where: eq(walletTopups.id, topupId) });
+  if (topup) await storedWallet(topup.userId);
   const [row] = await db()
     .select({ n: count() })
     .from(walletLedger)
@@ -353,6 +356,8 @@ describe("GET /reports/transactions and the daily export", () => {
     const user = uniqueUser();
     for (let i = 0; i < 3; i++) await adjust(admin.token, user, "credit", 100 + i);
     await fundedWallet(600, user);
+    // Reports read D1's copy of the ledger, which trails the wallet's journal by a moment.
+    await storedWallet(user);
     const today = new Date().toISOString().slice(0, 10);
     const report = await callJson<{
       transactions: { user_id: string; type: string }[];

@@ -1,11 +1,11 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { asc, eq } from "drizzle-orm";
-import { atomically } from "../../src/db/client";
-import { walletBalances, walletHolds, walletLedger } from "../../src/db/schema";
-import { ledgerEntry } from "../../src/db/wallet";
+import { orders, walletBalances, walletLedger } from "../../src/db/schema";
 import { ledgerBalanceCents } from "../../src/domain/ledger";
 import type { WalletTransactionPosted } from "../../src/queues/messages";
-import { flushWallet } from "../../src/services/wallet-object";
+import { walletObject } from "../../src/services/wallet-object";
+import { eventually } from "./eventually";
 import { db, operatorToken } from "./fixtures";
 import { callJson } from "./http";
 import { openSession, registeredDevice } from "./staff";
@@ -212,61 +212,109 @@ export async function allTransactions(buyer: string): Promise<LedgerRowBody[]> {
 }
 
 /**
- * What D1 holds for one wallet: its balance row, ledger and holds, after the wallet's object flushed the
- * deductions it decided (they otherwise reach D1 within a flush window). `flush: false` reads D1 as is.
+ * The wallet as D1's copy holds it (balance row, ledger rows and their signed sum) next to its journal
+ * (the object's balance and held amount), once the copy has caught up with the journal: the object's
+ * alarm is run now instead of after its gathering window, and the consumer's appends are waited for.
+ * `waitForCopy: false` reads D1 as it is.
  */
-export async function storedWallet(userId: string, { flush = true }: { flush?: boolean } = {}) {
-  if (flush) await flushWallet(env, userId);
-  const [balance] = await db().select().from(walletBalances).where(eq(walletBalances.userId, userId));
-  const ledger = await db()
-    .select()
-    .from(walletLedger)
-    .where(eq(walletLedger.userId, userId))
-    .orderBy(asc(walletLedger.createdAt), asc(walletLedger.id));
-  const holds = await db().select().from(walletHolds).where(eq(walletHolds.userId, userId));
+export async function storedWallet(userId: string, { waitForCopy = true }: { waitForCopy?: boolean } = {}) {
+  const stub = walletObject(env.WALLETS, userId);
+  const d1 = async () => {
+    const [balance] = await db().select().from(walletBalances).where(eq(walletBalances.userId, userId));
+    const ledger = await db()
+      .select()
+      .from(walletLedger)
+      .where(eq(walletLedger.userId, userId))
+      .orderBy(asc(walletLedger.createdAt), asc(walletLedger.id));
+    return { balance, ledger };
+  };
+  let copy = await d1();
+  if (waitForCopy) {
+    await runDurableObjectAlarm(stub);
+    const journal = await stub.reconciliationView(userId);
+    copy = await eventually(d1, (read) => read.ledger.length >= journal.postedCount);
+    if (copy.ledger.length !== journal.postedCount) {
+      throw new Error(`D1's copy has ${copy.ledger.length} rows, the journal ${journal.postedCount}`);
+    }
+  }
+  const journal = await stub.view(userId);
   return {
-    balanceCents: balance?.balanceCents ?? 0,
-    heldCents: balance?.heldCents ?? 0,
-    ledger,
-    holds,
+    balanceCents: copy.balance?.balanceCents ?? 0,
+    ledger: copy.ledger,
     ledgerSumCents: ledgerBalanceCents(
-      ledger.map((row) => ({ direction: row.direction, amount_cents: row.amountCents })),
+      copy.ledger.map((row) => ({ direction: row.direction, amount_cents: row.amountCents })),
     ),
-    pendingHoldCents: holds
-      .filter((hold) => hold.status === "PENDING")
-      .reduce((sum, hold) => sum + hold.amountCents, 0),
+    journalBalanceCents: journal.balance_cents,
+    heldCents: journal.held_cents,
   };
 }
 
 /**
- * A top-up's PURCHASE written straight to the ledger, and the `wallet.topped_up` event that announces it:
- * what the consumer receives, without the webhook and the wallet's object in between.
+ * An order's credits as the wallet's journal holds them: the pending transfer keyed by the order, and
+ * where it stands (PENDING, POSTED or VOIDED, as the D1 holds of earlier layouts said); undefined when the
+ * order set no credits aside.
  */
-export async function toppedUpEvent(
+export async function orderCreditsOf(orderId: string) {
+  const order = await db().query.orders.findFirst({ where: eq(orders.id, orderId) });
+  if (!order) return undefined;
+  return runInDurableObject(walletObject(env.WALLETS, order.userId), (_instance, state) => {
+    const row = state.storage.sql
+      .exec<{ status: string; amount_cents: number }>(
+        "SELECT status, amount_cents FROM transfers WHERE idempotency_key = ?",
+        `order:${orderId}`,
+      )
+      .toArray()[0];
+    return row && { status: row.status.toUpperCase(), amountCents: row.amount_cents };
+  });
+}
+
+/**
+ * Brings the timeout of every pending transfer of the wallet forward to now and runs the object's alarm:
+ * what happens at an order's deadline plus the margin, without waiting for it. The object then asks D1
+ * how each order ended.
+ */
+export async function timeOutOrderCredits(userId: string): Promise<void> {
+  const stub = walletObject(env.WALLETS, userId);
+  await runInDurableObject(stub, (_instance, state) => {
+    state.storage.sql.exec("UPDATE transfers SET timeout_at_ms = ? WHERE status = 'pending'", Date.now() - 1);
+  });
+  await runDurableObjectAlarm(stub);
+}
+
+/**
+ * A top-up's `wallet.topped_up` event as a wallet's journal sends it, carrying its ledger row: what the
+ * consumer receives, without the webhook and the wallet's object in between.
+ */
+export function toppedUpEvent(
   userId: string,
   amountCents: number,
   reference = "top_test",
-): Promise<WalletTransactionPosted> {
-  const { row, statement } = ledgerEntry(db(), {
-    userId,
-    type: "PURCHASE",
-    amountCents,
-    currency: "EUR",
-    reference,
-    idempotencyKey: `topup:${crypto.randomUUID()}`,
-    createdBy: "system:payments",
-    now: new Date(),
-  });
-  await atomically(db(), [statement]);
+): WalletTransactionPosted {
+  const createdAt = new Date().toISOString();
+  const id = `txn_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
   return {
     type: "wallet.topped_up",
-    transaction_id: row.id,
+    transaction_id: id,
     user_id: userId,
-    amount_cents: row.amountCents,
-    currency: row.currency,
-    reference: row.reference,
+    amount_cents: amountCents,
+    currency: "EUR",
+    reference,
     event_id: null,
     device_id: null,
-    created_at: row.createdAt,
+    created_at: createdAt,
+    ledger: {
+      id,
+      user_id: userId,
+      type: "PURCHASE",
+      direction: "credit",
+      amount_cents: amountCents,
+      currency: "EUR",
+      reference,
+      reversal_of: null,
+      event_id: null,
+      idempotency_key: `topup:${crypto.randomUUID()}`,
+      created_at: createdAt,
+      created_by: "system:payments",
+    },
   };
 }

@@ -37,7 +37,7 @@ const refunds = setupRefunds({
   currency: () => customer.currencyCode(),
   onRefunded: (refund, sale) => {
     customer.refunded(refund, customer.currencyCode(), sale.receiptId);
-    void sales.refresh();
+    sales.addRefund(refund);
   },
 });
 const sales = setupSales({

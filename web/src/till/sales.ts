@@ -4,12 +4,12 @@ import { describeError, money, timeOfDay } from "../lib/format";
 import type { Staff } from "../lib/staff";
 import type { RefundableSale } from "./refund";
 import { readJson, writeJson } from "./store";
-import type { Deduction, TillSale, TillSales } from "./types";
+import type { Deduction, Refund, TillSale, TillSales } from "./types";
 
 // This till's sales in the current shift (GET /pos/sessions/{id}/sales): its own receipts only, never a
-// customer's history. The server lists a charge a few seconds after it was made (the wallet flushes it and
-// the receipt is written), so a charge this page just made is shown at once as "syncing" and counted in
-// the total, until the server's list has it.
+// customer's history. The server lists a charge or a refund a few seconds after it was made (the wallet's
+// journal sends it to the reports' copy and the receipt is written), so one this page just made is shown
+// at once as "syncing" and counted in the totals, until the server's list has it.
 
 const PENDING_KEY = "passes.pos.pending-sales";
 /** How often, and how many times, the list is read again while a charge waits to appear in it. */
@@ -67,14 +67,20 @@ export function setupSales({ staff, currency, onRefund }: SalesOptions) {
     if (!server) return;
     const unsynced = waiting();
     const entries = [...unsynced, ...server.entries];
-    const pendingCents = unsynced.reduce((sum, sale) => sum + sale.amount_cents, 0);
+    const unsyncedSales = unsynced.filter((sale) => sale.type === "DEDUCT");
+    const unsyncedRefunds = unsynced.filter((sale) => sale.type === "REFUND");
+    const sum = (sales: TillSale[]) => sales.reduce((cents, sale) => cents + sale.amount_cents, 0);
     const { totals } = server;
     const code = currency();
-    byId("shift-total").textContent = money(totals.net_cents + pendingCents, code);
-    const sales = totals.sales + unsynced.length;
+    byId("shift-total").textContent = money(
+      totals.net_cents + sum(unsyncedSales) - sum(unsyncedRefunds),
+      code,
+    );
+    const sales = totals.sales + unsyncedSales.length;
+    const refunds = totals.refunds + unsyncedRefunds.length;
     byId("shift-summary").textContent = [
-      `${sales} sale${sales === 1 ? "" : "s"} ${money(totals.sales_cents + pendingCents, code)}`,
-      `${totals.refunds} refund${totals.refunds === 1 ? "" : "s"} −${money(totals.refunds_cents, code)}`,
+      `${sales} sale${sales === 1 ? "" : "s"} ${money(totals.sales_cents + sum(unsyncedSales), code)}`,
+      `${refunds} refund${refunds === 1 ? "" : "s"} −${money(totals.refunds_cents + sum(unsyncedRefunds), code)}`,
       `since ${timeOfDay(server.from)}`,
     ].join(" · ");
     const refunded = new Map<string, number>();
@@ -159,6 +165,13 @@ export function setupSales({ staff, currency, onRefund }: SalesOptions) {
     pollTimer = setTimeout(poll, SALES_SYNC_POLL_MS);
   }
 
+  function addPending(sale: TillSale): void {
+    const sessionId = staff.session().session_id;
+    savePending([{ sessionId, sale, addedAtMs: Date.now() }, ...pending]);
+    draw();
+    syncSoon();
+  }
+
   moreButton.addEventListener("click", () => {
     const cursor = server?.next_cursor;
     if (cursor) void busy(moreButton, () => load(cursor));
@@ -179,7 +192,7 @@ export function setupSales({ staff, currency, onRefund }: SalesOptions) {
       render(list);
     },
     addCharge(deduction: Deduction): void {
-      const sale: TillSale = {
+      addPending({
         type: "DEDUCT",
         transaction_id: deduction.transaction_id,
         receipt_id: deduction.receipt.id,
@@ -187,13 +200,19 @@ export function setupSales({ staff, currency, onRefund }: SalesOptions) {
         amount_cents: deduction.amount_cents,
         reference: null,
         created_at: deduction.receipt.created_at,
-      };
-      const sessionId = staff.session().session_id;
-      savePending([{ sessionId, sale, addedAtMs: Date.now() }, ...pending]);
-      draw();
-      syncSoon();
+      });
     },
-    /** A refund is in the server's list at once (it is written synchronously): read it again. */
-    refresh: () => load(),
+    addRefund(refund: Refund): void {
+      addPending({
+        type: "REFUND",
+        transaction_id: refund.id,
+        // The receipt's id is the transaction's with the receipt prefix (receiptIdForTransaction).
+        receipt_id: refund.id.replace(/^txn_/, "rct_"),
+        reversal_of: refund.reversal_of,
+        amount_cents: refund.amount_cents,
+        reference: null,
+        created_at: refund.created_at,
+      });
+    },
   };
 }
