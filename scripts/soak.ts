@@ -331,26 +331,45 @@ for (const [userId, { token, cents }] of walletExpected) {
   if (wallet.body.balance_cents < 0) violations.push(`${userId}: negative balance`);
 }
 
-// Every wallet of the instance, against its D1 ledger (the same check the daily cron runs).
+// Every wallet of the instance: its journal against D1's copy of its ledger (the same check the daily cron
+// runs). A wallet whose copy may still be behind is counted in flight and compared again, until none is
+// left or the copy had twice its 10 s bound to catch up; one still in flight then is a violation too.
+const RECONCILE_DEADLINE_MS = 20_000;
 let reconciled = 0;
-let reconcileCursor: string | undefined;
-do {
-  const page = await api<{
-    checked: number;
-    mismatches: { user_id: string; reason: string }[];
-    next_cursor: string | null;
-  }>("POST", "/admin/wallets/reconciliation", {
-    token: admin,
-    body: reconcileCursor === undefined ? {} : { cursor: reconcileCursor },
-  });
-  if (page.status !== 200) {
-    violations.push(`reconciliation answered ${page.status}`);
+let inFlight = 0;
+const reconcileDeadline = Date.now() + RECONCILE_DEADLINE_MS;
+for (;;) {
+  reconciled = 0;
+  inFlight = 0;
+  const mismatches: string[] = [];
+  let reconcileCursor: string | undefined;
+  do {
+    const page = await api<{
+      checked: number;
+      in_flight: number;
+      mismatches: { user_id: string; reason: string }[];
+      next_cursor: string | null;
+    }>("POST", "/admin/wallets/reconciliation", {
+      token: admin,
+      body: reconcileCursor === undefined ? {} : { cursor: reconcileCursor },
+    });
+    if (page.status !== 200) {
+      mismatches.push(`reconciliation answered ${page.status}`);
+      break;
+    }
+    reconciled += page.body.checked;
+    inFlight += page.body.in_flight;
+    for (const mismatch of page.body.mismatches) mismatches.push(`${mismatch.user_id}: ${mismatch.reason}`);
+    reconcileCursor = page.body.next_cursor ?? undefined;
+  } while (reconcileCursor !== undefined);
+  if (mismatches.length > 0 || inFlight === 0 || Date.now() > reconcileDeadline) {
+    violations.push(...mismatches);
+    if (inFlight > 0)
+      violations.push(`${inFlight} wallets still in flight after ${RECONCILE_DEADLINE_MS / 1000}s`);
     break;
   }
-  reconciled += page.body.checked;
-  for (const mismatch of page.body.mismatches) violations.push(`${mismatch.user_id}: ${mismatch.reason}`);
-  reconcileCursor = page.body.next_cursor ?? undefined;
-} while (reconcileCursor !== undefined);
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+}
 
 const today = new Date().toISOString().slice(0, 10);
 const reportDeadline = Date.now() + REPORT_VISIBILITY_MS;
