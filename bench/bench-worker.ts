@@ -6,6 +6,7 @@ import { TICKET_QR_AUDIENCE, TICKET_QR_TYP, verifyQrToken } from "../src/auth/qr
 import { type Env, loadConfig } from "../src/env";
 import { requireOperator } from "../src/http/auth";
 import type { AppEnv } from "../src/http/context";
+import { qrTokenRefused } from "../src/http/refusals";
 import product from "../src/index";
 
 export { TicketObject, WalletObject } from "../src/index";
@@ -66,11 +67,12 @@ skeleton.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
-    const token = await verifyQrToken(c.get("config"), body.qr_token, {
+    const verified = await verifyQrToken(c.get("config"), body.qr_token, {
       typ: TICKET_QR_TYP,
       audience: TICKET_QR_AUDIENCE,
     });
-    const floor = c.env.BENCH_FLOOR.get(c.env.BENCH_FLOOR.idFromName(`skeleton-${token.subject}`));
+    if (!verified.ok) throw qrTokenRefused(verified);
+    const floor = c.env.BENCH_FLOOR.get(c.env.BENCH_FLOOR.idFromName(`skeleton-${verified.token.subject}`));
     return c.json({ written: await floor.write() }, 200);
   },
 );

@@ -2,7 +2,7 @@
 // that `wrangler d1 execute` runs against the local or the remote D1. Pure (no Node APIs), so the workerd
 // test suite runs the very same statements against the app's schema and triggers.
 //
-// The audit entry is chained exactly as src/db/audit.ts chains one (same hash, same details as
+// The audit entry is chained exactly as src/queues/audit-chain.ts chains one (same hash, same details as
 // createOperator writes), onto the tail read just before. Both inserts are guarded so that, whichever of
 // them runs or fails, there is never an operator without its entry nor an entry without its operator:
 //   1. the entry goes in only if no operator has the username yet; the append trigger refuses it (and

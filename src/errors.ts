@@ -1,7 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { AuditLogBusy } from "./db/audit";
 
 /**
  * Every error code the API can return, with its HTTP status and a stable title.
@@ -122,9 +121,6 @@ export function problemResponse(error: ApiError): Response {
  */
 export function toApiError(error: unknown, c?: Context): ApiError {
   if (error instanceof ApiError) return error;
-  if (error instanceof AuditLogBusy) {
-    return new ApiError("service_unavailable", error.message, {}, { "retry-after": "1" });
-  }
   if (error instanceof HTTPException) {
     if (error.status === 413) return new ApiError("payload_too_large", "Request body exceeds 64 KiB");
     if (error.status === 400 && /json/i.test(error.message)) return new ApiError("invalid_json");

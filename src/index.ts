@@ -6,7 +6,7 @@ import { pruneDeviceProofs } from "./db/devices";
 import { pruneSentEmails } from "./db/email-messages";
 import { forgetQuietLoginStreaks } from "./db/login-throttle";
 import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
-import { drainOutbox } from "./db/outbox";
+import { drainOutboxBacklog, pruneSentOutbox } from "./db/outbox";
 import { previousUtcDay } from "./domain/report-range";
 import { type Config, ConfigurationError, type Env, loadConfig } from "./env";
 import { purgeIdempotencyRecords } from "./http/idempotency";
@@ -72,7 +72,8 @@ export default {
         ["prune device proofs", () => pruneDeviceProofs(db, now)],
         ["forget quiet login streaks", () => forgetQuietLoginStreaks(db, now)],
         // Events whose send failed after their batch committed.
-        ["drain the outbox", () => drainOutbox(db, env.EVENTS, now)],
+        ["drain the outbox", () => drainOutboxBacklog(db, env.EVENTS, now)],
+        ["prune sent outbox rows", () => pruneSentOutbox(db, now)],
         // After the sweep, so the orders it just expired lose their payment pages in the same minute.
         ["close lapsed checkout pages", () => closeCheckoutPages(env, db, now)],
       ]);

@@ -1,7 +1,6 @@
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { z } from "zod";
 import type { Config } from "../env";
-import { ApiError } from "../errors";
 import { VerifiedTokens } from "./verified-tokens";
 
 /** Algorithms accepted from an external identity provider's JWKS. `none` and HMAC are never among them. */
@@ -47,6 +46,14 @@ export interface VerifiedBuyer {
 const verified = new VerifiedTokens<VerifiedBuyer>();
 
 /**
+ * Why a token was refused: `token_invalid` when the signature, issuer, audience, algorithm or expiry
+ * fails; `subject_invalid` when a well-signed token names no usable user.
+ */
+export type BuyerTokenVerification =
+  | { ok: true; buyer: VerifiedBuyer }
+  | { ok: false; code: "token_invalid" | "subject_invalid" };
+
+/**
  * The address receipts may go to. The claim is optional (an access token often lacks it); a malformed
  * one is ignored rather than refusing the token, and one the provider says is unverified
  * (`email_verified: false`) is ignored too: a receipt must not go to an address nobody proved is theirs.
@@ -58,21 +65,20 @@ function emailClaim(payload: JWTPayload): string | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** Verifies a buyer's bearer token and returns the user id (`sub`); see verifyBuyer. */
-export async function verifyBuyerToken(config: Config, token: string, now = new Date()): Promise<string> {
-  return (await verifyBuyer(config, token, now)).userId;
-}
-
 /**
  * Verifies a buyer's bearer token and returns its user id (`sub`) and address. Issuer, audience, expiry
- * and the algorithm are all pinned; any failure is a 401 without saying which check failed. A token this
- * isolate verified recently is accepted again without the signature check, until its `exp` plus the
+ * and the algorithm are all pinned; any failure is a 401 without saying which of them failed. A token
+ * this isolate verified recently is accepted again without the signature check, until its `exp` plus the
  * tolerance.
  */
-export async function verifyBuyer(config: Config, token: string, now = new Date()): Promise<VerifiedBuyer> {
+export async function verifyBuyer(
+  config: Config,
+  token: string,
+  now = new Date(),
+): Promise<BuyerTokenVerification> {
   const nowMs = now.getTime();
   const known = verified.get(config, token, nowMs);
-  if (known) return known;
+  if (known) return { ok: true, buyer: known };
   const options = {
     issuer: config.buyerJwtIssuer,
     audience: config.buyerJwtAudience,
@@ -88,17 +94,16 @@ export async function verifyBuyer(config: Config, token: string, now = new Date(
           algorithms: SECRET_ALGORITHMS,
         });
     if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 255) {
-      throw new ApiError("unauthenticated", "Token subject is missing or invalid");
+      return { ok: false, code: "subject_invalid" };
     }
     // jose refuses the token once `exp` is CLOCK_TOLERANCE_SECONDS behind the clock; so does the cache.
     const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
     const email = emailClaim(payload);
     const buyer: VerifiedBuyer = email ? { userId: payload.sub, email } : { userId: payload.sub };
     verified.remember(config, token, buyer, expiresAtMs, nowMs);
-    return buyer;
+    return { ok: true, buyer };
   } catch (error) {
-    if (error instanceof ApiError) throw error;
-    if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");
+    if (error instanceof errors.JOSEError) return { ok: false, code: "token_invalid" };
     throw error;
   }
 }

@@ -1,6 +1,5 @@
 import { errors, jwtVerify, SignJWT } from "jose";
 import type { Config } from "../env";
-import { ApiError } from "../errors";
 import { OPERATOR_ROLES, type OperatorRole } from "../types/domain";
 import { VerifiedTokens } from "./verified-tokens";
 
@@ -65,18 +64,26 @@ function isRole(value: unknown): value is OperatorRole {
 const verified = new VerifiedTokens<OperatorTokenClaims>();
 
 /**
- * The claims of a validly signed, unexpired token (else 401 `unauthenticated`). A token this isolate
- * verified recently is accepted again without the signature check, until its `exp` (see
- * verified-tokens.ts). Whether the operator may still use it is the operator record's to say.
+ * Why a token was refused: `token_invalid` when the signature, a pinned header or claim, or the expiry
+ * fails; `claims_invalid` when a well-signed token carries claims of the wrong shape.
+ */
+export type OperatorTokenVerification =
+  | { ok: true; claims: OperatorTokenClaims }
+  | { ok: false; code: "token_invalid" | "claims_invalid" };
+
+/**
+ * The claims of a validly signed, unexpired token, or why not (the routes answer 401 `unauthenticated`).
+ * A token this isolate verified recently is accepted again without the signature check, until its `exp`
+ * (see verified-tokens.ts). Whether the operator may still use it is the operator record's to say.
  */
 export async function verifyOperatorToken(
   config: Config,
   token: string,
   now = new Date(),
-): Promise<OperatorTokenClaims> {
+): Promise<OperatorTokenVerification> {
   const nowMs = now.getTime();
   const known = verified.get(config, token, nowMs);
-  if (known) return known;
+  if (known) return { ok: true, claims: known };
   try {
     const { payload } = await jwtVerify(token, operatorKey(config.operatorJwtSecret), {
       algorithms: ["HS256"],
@@ -90,10 +97,10 @@ export async function verifyOperatorToken(
     const eventIds = Array.isArray(payload.event_ids)
       ? payload.event_ids.filter((id): id is string => typeof id === "string")
       : [];
-    if (typeof payload.operator_id !== "string") throw new ApiError("unauthenticated");
+    if (typeof payload.operator_id !== "string") return { ok: false, code: "claims_invalid" };
     // Tokens signed before credential versions existed carry none: they were issued under the first one.
     const credentialVersion = payload.cv === undefined ? 1 : payload.cv;
-    if (!Number.isSafeInteger(credentialVersion)) throw new ApiError("unauthenticated");
+    if (!Number.isSafeInteger(credentialVersion)) return { ok: false, code: "claims_invalid" };
     const claims = {
       operatorId: payload.operator_id,
       roles,
@@ -102,10 +109,9 @@ export async function verifyOperatorToken(
     };
     // `exp` is required above; jose refuses the token from the second `exp` on (no clock tolerance here).
     verified.remember(config, token, claims, (payload.exp ?? 0) * 1000, nowMs);
-    return claims;
+    return { ok: true, claims };
   } catch (error) {
-    if (error instanceof ApiError) throw error;
-    if (error instanceof errors.JOSEError) throw new ApiError("unauthenticated", "Bearer token is not valid");
+    if (error instanceof errors.JOSEError) return { ok: false, code: "token_invalid" };
     throw error;
   }
 }

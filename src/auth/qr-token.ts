@@ -1,7 +1,6 @@
 import { errors, importJWK, type JWK, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import type { DoLocationHint } from "../domain/placement";
 import type { Config } from "../env";
-import { ApiError } from "../errors";
 import {
   MAX_QR_TOKEN_LENGTH,
   QR_ALGORITHM,
@@ -132,13 +131,19 @@ export interface QrTokenRequest {
   notBefore?: Date;
 }
 
+/** A configuration with a QR signing key: callers ask `canSignQrTokens` (and answer 503 without one). */
+export type QrSigningConfig = Config & { qrSigningJwk: string };
+
+export function canSignQrTokens(config: Config): config is QrSigningConfig {
+  return config.qrSigningJwk !== undefined;
+}
+
 /** Signs a QR token with the current key; every token gets a fresh random `jti`. */
 export async function signQrToken(
-  config: Config,
+  config: QrSigningConfig,
   request: QrTokenRequest,
   now: Date,
 ): Promise<{ token: string; expires_in: number }> {
-  if (!config.qrSigningJwk) throw new ApiError("service_unavailable", "QR signing is not configured");
   if (request.ttlSeconds > maxAgeSeconds(request.typ)) {
     throw new Error(`invariant: a ${request.typ} lives at most ${maxAgeSeconds(request.typ)} s`);
   }
@@ -172,7 +177,7 @@ export interface TicketForQr {
  * used up, so a gate without a network knows what the ticket may open (src/domain/offline-rule.ts), and
  * `reg` its venue's region when it has one.
  */
-export function signTicketQrToken(config: Config, ticket: TicketForQr, now: Date, notBefore?: Date) {
+export function signTicketQrToken(config: QrSigningConfig, ticket: TicketForQr, now: Date, notBefore?: Date) {
   return signQrToken(
     config,
     {
@@ -199,7 +204,7 @@ export const OFFLINE_QR_SUPPLY_SECONDS = 10 * 60;
  * each with its own jti and `nbf`: a phone without signal still shows a valid code that changes.
  */
 export async function signTicketQrSupply(
-  config: Config,
+  config: QrSigningConfig,
   ticket: TicketForQr,
   now: Date,
 ): Promise<{ token: string; not_before: string; expires_at: string }[]> {
@@ -219,7 +224,7 @@ export async function signTicketQrSupply(
 }
 
 /** A QR token for the caller's wallet, for a POS till: `sub` is the user id, plus a random `nonce`. */
-export function signWalletQrToken(config: Config, userId: string, now: Date) {
+export function signWalletQrToken(config: QrSigningConfig, userId: string, now: Date) {
   const nonce = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
     .replaceAll("+", "-")
     .replaceAll("/", "_")
@@ -249,6 +254,15 @@ export interface VerifiedQrToken {
   payload: JWTPayload;
 }
 
+/** Why a QR token was refused; `detail` says which check failed when that helps its holder. */
+export interface QrTokenRefusal {
+  ok: false;
+  code: "token_invalid" | "token_expired";
+  detail?: string;
+}
+
+export type QrTokenVerification = { ok: true; token: VerifiedQrToken } | QrTokenRefusal;
+
 /**
  * Verifies a QR token of one kind: the algorithm, issuer, audience and `typ` are all pinned, so a wallet
  * token never passes for a ticket token or the reverse. The key is chosen by `kid` among the current and
@@ -265,8 +279,9 @@ export async function verifyQrToken(
   config: Config,
   token: string,
   expected: { typ: string; audience: string; acceptExpired?: boolean },
-): Promise<VerifiedQrToken> {
-  if (token.length > MAX_QR_TOKEN_LENGTH) throw new ApiError("token_invalid", "Token is too long");
+): Promise<QrTokenVerification> {
+  if (token.length > MAX_QR_TOKEN_LENGTH)
+    return { ok: false, code: "token_invalid", detail: "Token is too long" };
   const maxAge = maxAgeSeconds(expected.typ);
   const keys = await configuredKeys(config);
   try {
@@ -289,23 +304,23 @@ export async function verifyQrToken(
     );
     return verifiedClaims(payload, maxAge);
   } catch (error) {
-    if (error instanceof ApiError) throw error;
     // jose throws JWTExpired for an `exp` in the past (claim "exp") and for an `iat` older than
     // maxTokenAge (claim "iat"); an `iat` in the future is a JWTClaimValidationFailed: token_invalid.
     if (error instanceof errors.JWTExpired) {
       const timeIsUp = error.claim === "exp" || error.claim === "iat";
       if (expected.acceptExpired && timeIsUp) return verifiedClaims(error.payload, maxAge);
-      throw new ApiError("token_expired");
+      return { ok: false, code: "token_expired" };
     }
-    if (error instanceof errors.JOSEError) throw new ApiError("token_invalid");
+    if (error instanceof errors.JOSEError) return { ok: false, code: "token_invalid" };
     throw error;
   }
 }
 
-function verifiedClaims(payload: JWTPayload, maxAge: number): VerifiedQrToken {
+function verifiedClaims(payload: JWTPayload, maxAge: number): QrTokenVerification {
   const { sub, jti, iat, exp } = payload;
   if (typeof sub !== "string" || typeof jti !== "string" || iat === undefined || exp === undefined) {
-    throw new ApiError("token_invalid", "Token claims are incomplete");
+    return { ok: false, code: "token_invalid", detail: "Token claims are incomplete" };
   }
-  return { subject: sub, jti, issuedAt: iat, expiresAt: Math.min(exp, iat + maxAge), payload };
+  const token = { subject: sub, jti, issuedAt: iat, expiresAt: Math.min(exp, iat + maxAge), payload };
+  return { ok: true, token };
 }

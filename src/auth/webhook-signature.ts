@@ -1,5 +1,3 @@
-import { ApiError } from "../errors";
-
 // Standard Webhooks (https://www.standardwebhooks.com): HMAC-SHA256 over `${id}.${timestamp}.${body}`,
 // keyed with the base64 part of a `whsec_…` secret, sent as space-separated `v1,<base64>` entries.
 
@@ -44,8 +42,11 @@ function hmacKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-function invalid(detail: string): ApiError {
-  return new ApiError("signature_invalid", detail);
+/** A delivery's signature checked: its webhook id, or which check failed (never anything about the secret). */
+export type WebhookSignatureVerification = { ok: true; webhookId: string } | { ok: false; detail: string };
+
+function invalid(detail: string): WebhookSignatureVerification {
+  return { ok: false, detail };
 }
 
 /** The `v1` signatures in a `webhook-signature` header, decoded; entries of other versions are skipped. */
@@ -64,23 +65,23 @@ function v1Signatures(header: string): Uint8Array[] {
 /**
  * Verifies a delivery against the raw request bytes, before anything parses them. Any one matching `v1`
  * signature suffices (the sender signs with old and new secrets during a rotation). Every failure is the
- * same 401 `signature_invalid`; the detail says which check failed, never anything about the secret.
- * Returns the verified webhook id, the delivery's deduplication key.
+ * same refusal (the route answers 401 `signature_invalid`); its detail says which check failed, never
+ * anything about the secret. Verified, the answer is the webhook id, the delivery's deduplication key.
  */
 export async function verifyWebhookSignature(
   secret: string,
   headers: WebhookHeaders,
   body: Uint8Array,
   now: Date,
-): Promise<string> {
+): Promise<WebhookSignatureVerification> {
   const { id, timestamp, signature } = headers;
   if (!id || !timestamp || !signature)
-    throw invalid("webhook-id, webhook-timestamp and webhook-signature are required");
-  if (id.length > MAX_WEBHOOK_ID_LENGTH) throw invalid("webhook-id is too long");
-  if (!TIMESTAMP_PATTERN.test(timestamp)) throw invalid("webhook-timestamp must be Unix seconds");
+    return invalid("webhook-id, webhook-timestamp and webhook-signature are required");
+  if (id.length > MAX_WEBHOOK_ID_LENGTH) return invalid("webhook-id is too long");
+  if (!TIMESTAMP_PATTERN.test(timestamp)) return invalid("webhook-timestamp must be Unix seconds");
   const skewSeconds = Math.floor(now.getTime() / 1000) - Number(timestamp);
   if (Math.abs(skewSeconds) > WEBHOOK_TOLERANCE_SECONDS) {
-    throw invalid(`webhook-timestamp is more than ${WEBHOOK_TOLERANCE_SECONDS} s from now`);
+    return invalid(`webhook-timestamp is more than ${WEBHOOK_TOLERANCE_SECONDS} s from now`);
   }
 
   const key = await hmacKey(secret);
@@ -90,7 +91,7 @@ export async function verifyWebhookSignature(
   signed.set(body, prefix.length);
   for (const candidate of v1Signatures(signature)) {
     // crypto.subtle.verify compares in constant time; a sign-and-=== comparison would leak timing.
-    if (await crypto.subtle.verify("HMAC", key, candidate, signed)) return id;
+    if (await crypto.subtle.verify("HMAC", key, candidate, signed)) return { ok: true, webhookId: id };
   }
-  throw invalid("No matching v1 signature");
+  return invalid("No matching v1 signature");
 }

@@ -1,34 +1,22 @@
-import { and, asc, desc, eq, gt, gte, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, gte, lt, sql } from "drizzle-orm";
 import { sha256Hex } from "../auth/sha256";
 import { newId } from "../ids";
+import type { EventMessage } from "../queues/messages";
 import type { AuditEntry } from "../types/domain";
-import { atomically, type Db, type Statement, selectJsonRows } from "./client";
+import { atomically, type Db, type Statement } from "./client";
 import { decodeCursor, encodeCursor } from "./cursor";
+import { type OutboxEntry, outboxStatement, publishOutboxEntry } from "./outbox";
 import { auditLog } from "./schema";
+
+// The audit log: one hash chain in D1. Every audited effect commits a request for its entry with itself
+// (commitAudited: the effect and an `audit.requested` outbox row in one batch), and only the queue
+// consumer appends to the chain (src/queues/audit-chain.ts), so entries appear within seconds of their
+// effect, exactly once, and no request ever waits on the chain's tail.
 
 type AuditRow = typeof auditLog.$inferSelect;
 
-/**
- * Every attempt to append lost the race for the chain's tail: the change was not made. A request answers
- * 503 with `retry-after` (see toApiError); the queue consumer retries the message.
- */
-export class AuditLogBusy extends Error {
-  constructor() {
-    super("The audit log is busy; retry shortly");
-    this.name = "AuditLogBusy";
-  }
-}
-
 /** The prev_hash of the first entry. The append trigger in migrations/0003 carries the same value. */
 export const AUDIT_GENESIS_HASH = "0".repeat(64);
-/**
- * Concurrent appends race for the tail; each round has one winner, so a burst of N writers needs up to
- * N attempts for the last one. Beyond this the log is too contended and the caller gets a 503.
- */
-export const AUDIT_APPEND_MAX_ATTEMPTS = 32;
-/** Random back-off between attempts grows by this per attempt (capped), so losers spread out. */
-const AUDIT_RETRY_JITTER_STEP_MS = 3;
-const AUDIT_RETRY_JITTER_MAX_MS = 50;
 /** Details are produced by our own code from validated input; anything larger is a bug, not data. */
 export const MAX_AUDIT_DETAILS_CHARS = 8_192;
 /** Rows read per query while verifying, so verification never holds the whole log in memory. */
@@ -36,8 +24,9 @@ export const AUDIT_VERIFY_PAGE_SIZE = 500;
 
 export interface AuditRecord {
   /**
-   * A deterministic id for entries written from at-least-once deliveries (e.g. `aud_<redemption id>`):
-   * a redelivery then finds the entry already there and appends nothing.
+   * A deterministic id for an entry that more than one delivery or request may ask for (e.g.
+   * `aud_<redemption id>`): the consumer then finds it already there and appends nothing. Without one, a
+   * fresh id is fixed when the entry is requested.
    */
   id?: string;
   actor: string;
@@ -103,114 +92,56 @@ export function errorMatches(error: unknown, pattern: RegExp): boolean {
   return false;
 }
 
-/** Another writer took the tail first: the append trigger or a UNIQUE on seq / prev_hash refused ours. */
-const isChainConflict = (error: unknown) =>
-  errorMatches(error, /audit_log_chain_conflict|UNIQUE constraint failed: audit_log\.(seq|prev_hash)/);
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** One outbox row per requested entry: asking for the same entry again (a racing replay) adds nothing. */
+const auditOutboxId = (auditId: string) => `audit.requested:${auditId}`;
 
 /**
- * The chained rows in one statement whatever their number (one JSON parameter: D1 allows 100 bound
- * parameters per statement, nine per row would stop at eleven). Rows go in array order, and the append
- * trigger checks each against the row inserted just before it.
+ * The outbox entry asking the queue consumer to chain `record`, dated `now`. The entry's id is fixed here,
+ * in the stored message, so every delivery of it (the publish, the cron's drain, a queue retry) names the
+ * same entry and the consumer appends it once. Details are checked against the limit now, before the
+ * effect commits, rather than failing in the consumer after it has.
  */
-function insertAuditRowsStatement(db: Db, rows: AuditRow[]): Statement {
-  const [only] = rows;
-  if (rows.length === 1 && only) return db.insert(auditLog).values(only);
-  return db
-    .insert(auditLog)
-    .select(
-      selectJsonRows(rows, [
-        "seq",
-        "id",
-        "ts",
-        "actor",
-        "action",
-        "target",
-        "details",
-        "prevHash",
-        "hash",
-      ] satisfies (keyof AuditRow)[]),
-    );
-}
-
-/**
- * Appends one entry to the hash chain: one read of the tail, one insert. When `alongside` is given, those
- * statements commit in the same batch as the entry, so an effect and its audit record exist together or
- * not at all. A writer that loses the race for the tail re-reads it and tries again (the whole batch
- * rolled back, so retrying `alongside` is safe).
- *
- * `ts` is `now`, or the tail's ts if that is later, so timestamps never go backwards along the chain.
- */
-export async function appendAudit(
-  db: Db,
-  record: AuditRecord,
-  now: Date,
-  alongside: Statement[] = [],
-): Promise<AuditEntry> {
-  const [entry] = await appendAuditEntries(db, [{ record, now }], alongside);
-  if (!entry) throw new Error("invariant: one record appends one entry");
-  return entry;
-}
-
-/**
- * Appends several entries, chained to each other in order, with one tail read and one batch: what a queue
- * consumer uses to record a whole batch of scans without racing itself for the tail once per scan. A
- * deterministic `id` already in the log (a redelivery) fails the whole batch; for a single record that
- * is answered with the stored entry, and callers with several retry them one by one.
- */
-export async function appendAuditEntries(
-  db: Db,
-  records: { record: AuditRecord; now: Date }[],
-  alongside: Statement[] = [],
-): Promise<AuditEntry[]> {
-  const prepared = records.map(({ record, now }) => {
-    const details = canonicalJson(record.details ?? {});
-    if (details.length > MAX_AUDIT_DETAILS_CHARS) {
-      throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
-    }
-    return { record, details, nowIso: now.toISOString(), id: record.id ?? newId("aud") };
-  });
-  for (let attempt = 1; ; attempt++) {
-    const [tail] = await db
-      .select({ seq: auditLog.seq, ts: auditLog.ts, hash: auditLog.hash })
-      .from(auditLog)
-      .orderBy(desc(auditLog.seq))
-      .limit(1);
-    const rows: AuditRow[] = [];
-    let previous = { seq: tail?.seq ?? 0, ts: tail?.ts ?? "", hash: tail?.hash ?? AUDIT_GENESIS_HASH };
-    for (const { record, details, nowIso, id } of prepared) {
-      const unhashed = {
-        seq: previous.seq + 1,
+function auditOutboxEntry(record: AuditRecord, now: Date): OutboxEntry {
+  const details = canonicalJson(record.details ?? {});
+  if (details.length > MAX_AUDIT_DETAILS_CHARS) {
+    throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
+  }
+  const id = record.id ?? newId("aud");
+  return {
+    id: auditOutboxId(id),
+    message: {
+      type: "audit.requested",
+      audit: {
         id,
-        // Never step back in time along the chain, even when this isolate's clock trails the last writer's.
-        ts: previous.ts && Date.parse(previous.ts) > Date.parse(nowIso) ? previous.ts : nowIso,
         actor: record.actor,
         action: record.action,
         target: record.target ?? null,
-        details,
-        prevHash: previous.hash,
-      };
-      const row: AuditRow = { ...unhashed, hash: await auditEntryHash(unhashed) };
-      rows.push(row);
-      previous = row;
-    }
-    try {
-      await atomically(db, [...alongside, insertAuditRowsStatement(db, rows)]);
-      return rows.map(toAuditEntry);
-    } catch (error) {
-      const single = prepared.length === 1 ? prepared[0] : undefined;
-      if (single?.record.id !== undefined && errorMatches(error, /UNIQUE constraint failed: audit_log\.id/)) {
-        const [existing] = await db.select().from(auditLog).where(eq(auditLog.id, single.id)).limit(1);
-        if (existing) return [toAuditEntry(existing)];
-      }
-      if (!isChainConflict(error)) throw error;
-      if (attempt >= AUDIT_APPEND_MAX_ATTEMPTS) {
-        throw new AuditLogBusy();
-      }
-      await sleep(Math.random() * Math.min(attempt * AUDIT_RETRY_JITTER_STEP_MS, AUDIT_RETRY_JITTER_MAX_MS));
-    }
-  }
+        // As the chain will store them: what is sent now and what the drain may send later are equal.
+        details: JSON.parse(details) as Record<string, unknown>,
+        ts: now.toISOString(),
+      },
+    },
+  };
+}
+
+/**
+ * Commits `effect` and the request for its audit entry in one D1 batch (both or neither), then sends the
+ * request to the queue, whose consumer appends it to the hash chain within seconds. Request paths never
+ * append to the chain themselves, so none of them races another for its tail or waits on it.
+ *
+ * Throws what the batch throws: then nothing was committed and no entry will appear. A failed send is
+ * not an error (the cron's drain sends the row later).
+ */
+export async function commitAudited(
+  db: Db,
+  events: Queue<EventMessage>,
+  record: AuditRecord,
+  now: Date,
+  effect: Statement[] = [],
+): Promise<void> {
+  const entry = auditOutboxEntry(record, now);
+  await atomically(db, [...effect, outboxStatement(db, entry, now, { repeatable: true })]);
+  await publishOutboxEntry(db, events, entry, now);
 }
 
 export type AuditVerification =

@@ -1,8 +1,9 @@
 import { asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { DoLocationHint } from "../domain/placement";
 import { newId } from "../ids";
+import type { EventMessage } from "../queues/messages";
 import type { AdminProduct, Product, ProductFunction } from "../types/domain";
-import { appendAudit } from "./audit";
+import { commitAudited } from "./audit";
 import { type Db, isConstraintError } from "./client";
 import { products } from "./schema";
 
@@ -88,9 +89,10 @@ export interface NewProduct {
 /** The actor recorded for products created outside a request (test and demo seeds). */
 export const SEED_ACTOR = "system:seed";
 
-/** Creates a product; its `product.create` audit entry commits in the same batch. */
+/** Creates a product; the request for its `product.create` audit entry commits in the same batch. */
 export async function createProduct(
   db: Db,
+  events: Queue<EventMessage>,
   input: NewProduct,
   currency: string,
   now: Date,
@@ -112,9 +114,13 @@ export async function createProduct(
     updatedAt: timestamp,
     venueRegion: input.venue_region ?? null,
   };
-  await appendAudit(db, { actor, action: "product.create", target: row.id, details: { ...input } }, now, [
-    db.insert(products).values(row),
-  ]);
+  await commitAudited(
+    db,
+    events,
+    { actor, action: "product.create", target: row.id, details: { ...input } },
+    now,
+    [db.insert(products).values(row)],
+  );
   return toAdminProduct(row);
 }
 
@@ -129,13 +135,14 @@ export interface ProductChanges {
 }
 
 /**
- * Changes a product; the change and its `product.update` audit entry commit in one batch. `sellable`
- * below `reserved + sold` is refused by the table's CHECK, atomically with concurrent reservations:
- * there is no window in which a read says "fine" and a reservation slips in, and the CHECK failing
- * rolls the audit entry back with the change. A refusal says what is committed when it was refused.
+ * Changes a product; the change and the request for its `product.update` audit entry commit in one
+ * batch. `sellable` below `reserved + sold` is refused by the table's CHECK, atomically with concurrent
+ * reservations: there is no window in which a read says "fine" and a reservation slips in, and the CHECK
+ * failing rolls the audit request back with the change. A refusal says what is committed when it was refused.
  */
 export async function updateProduct(
   db: Db,
+  events: Queue<EventMessage>,
   id: string,
   changes: ProductChanges,
   actor: string,
@@ -162,9 +169,13 @@ export async function updateProduct(
     })
     .where(eq(products.id, id));
   try {
-    await appendAudit(db, { actor, action: "product.update", target: id, details: { ...changes } }, now, [
-      update,
-    ]);
+    await commitAudited(
+      db,
+      events,
+      { actor, action: "product.update", target: id, details: { ...changes } },
+      now,
+      [update],
+    );
   } catch (error) {
     if (isConstraintError(error, /inventory_within_sellable/i)) {
       const latest = await findProduct(db, id);

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { sha256Hex } from "../auth/sha256";
 import type { EventMessage } from "../queues/messages";
-import { appendAudit } from "./audit";
+import { commitAudited } from "./audit";
 import { atomically, type Db, selectJsonRows } from "./client";
 import { deadLetters, eventFailures } from "./schema";
 
@@ -250,7 +250,8 @@ export type ReplayOutcome = { kind: "not_found" } | { kind: "replayed"; replayed
 
 /**
  * Sends a dead letter's body to the EVENTS queue again, once: the first replay sends it and marks the row
- * (with its audit entry, in one batch); later ones answer the first replay's time and send nothing.
+ * (with the request for its audit entry, in one batch); later ones answer the first replay's time and
+ * send nothing.
  *
  * The send comes before the mark. A crash between the two leaves the row unmarked, and the next replay
  * sends again: harmless, since every consumer is idempotent. The other order could mark a letter that
@@ -268,10 +269,11 @@ export async function replayDeadLetter(
   if (row.replayedAt !== null) return { kind: "replayed", replayedAt: row.replayedAt, sent: false };
   // Sent as stored: a body the consumer cannot parse is acked and logged there, as it was the first time.
   await queue.send(parseBody(row.body) as EventMessage);
-  await appendAudit(
+  await commitAudited(
     db,
+    queue,
     {
-      // Deterministic: racing replays append one entry.
+      // Deterministic: racing replays request, and the consumer appends, one entry.
       id: `aud_replay_${row.id}`,
       actor,
       action: "dead_letter.replay",

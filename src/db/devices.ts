@@ -2,8 +2,9 @@ import { and, asc, eq, gt, isNull, lt, sql } from "drizzle-orm";
 import type { DevicePublicJwk } from "../auth/device-proof";
 import { deviceKeyAlg } from "../auth/device-proof";
 import { sha256Hex } from "../auth/sha256";
+import type { EventMessage } from "../queues/messages";
 import type { Device, DeviceEnrollmentCode, DeviceKind } from "../types/domain";
-import { appendAudit, errorMatches } from "./audit";
+import { commitAudited, errorMatches } from "./audit";
 import { type Db, isConstraintError, type Statement } from "./client";
 import { deviceEnrollments, deviceProofs, devices, validatorSessions } from "./schema";
 
@@ -115,9 +116,10 @@ export type RegisterDeviceResult =
   | { ok: true; device: Device; enrollment: DeviceEnrollmentCode }
   | { ok: false; code: "device_exists" };
 
-/** Registers a device with its first enrollment code and its audit entry, in one batch. */
+/** Registers a device with its first enrollment code and its audit entry's request, in one batch. */
 export async function registerDevice(
   db: Db,
+  events: Queue<EventMessage>,
   input: NewDevice,
   actor: string,
   now: Date,
@@ -139,10 +141,13 @@ export async function registerDevice(
   const device = toDevice(row);
   const enrollment = await enrollmentCodeStatements(db, row.id, now);
   try {
-    await appendAudit(db, { actor, action: "device.register", target: row.id, details: { ...device } }, now, [
-      db.insert(devices).values(row),
-      ...enrollment.statements,
-    ]);
+    await commitAudited(
+      db,
+      events,
+      { actor, action: "device.register", target: row.id, details: { ...device } },
+      now,
+      [db.insert(devices).values(row), ...enrollment.statements],
+    );
   } catch (error) {
     if (isConstraintError(error, /UNIQUE.*devices\.id|PRIMARY KEY.*devices/i)) {
       return { ok: false, code: "device_exists" };
@@ -155,6 +160,7 @@ export async function registerDevice(
 /** A fresh enrollment code for an existing device (enrolling with it replaces the device's key). */
 export async function issueEnrollmentCode(
   db: Db,
+  events: Queue<EventMessage>,
   deviceId: string,
   actor: string,
   now: Date,
@@ -162,8 +168,9 @@ export async function issueEnrollmentCode(
   // Devices are never deleted, so one that exists now still exists when the batch runs.
   if (!(await findDevice(db, deviceId))) return undefined;
   const enrollment = await enrollmentCodeStatements(db, deviceId, now);
-  await appendAudit(
+  await commitAudited(
     db,
+    events,
     {
       actor,
       action: "device.enrollment_code",
@@ -188,12 +195,13 @@ export type EnrollResult = { ok: true; device: DeviceRow } | { ok: false; code: 
 
 /**
  * Enrolls a device's public key with a one-time code: the code is used, the key replaces any earlier one,
- * the device's open sessions (opened with the old key) are closed, and the audit entry is written, in one
+ * the device's open sessions (opened with the old key) are closed, and the audit entry is requested, in one
  * batch. Unknown, used and expired codes answer alike; a code raced by two enrollments serves one (the
  * use-once trigger rolls the other's batch back).
  */
 export async function enrollDevice(
   db: Db,
+  events: Queue<EventMessage>,
   input: { enrollmentCode: string; publicJwk: DevicePublicJwk },
   now: Date,
 ): Promise<EnrollResult> {
@@ -209,8 +217,9 @@ export async function enrollDevice(
   const timestamp = now.toISOString();
   const keyAlg = deviceKeyAlg(input.publicJwk);
   try {
-    await appendAudit(
+    await commitAudited(
       db,
+      events,
       {
         actor: `device:${device.id}`,
         action: "device.enroll",
@@ -240,10 +249,11 @@ export async function enrollDevice(
 
 /**
  * Activates or deactivates a device; the change, the closing of its open sessions (on deactivation) and
- * the audit entry commit together. Returns undefined for an unknown device.
+ * the audit entry's request commit together. Returns undefined for an unknown device.
  */
 export async function setDeviceActive(
   db: Db,
+  events: Queue<EventMessage>,
   id: string,
   active: boolean,
   actor: string,
@@ -257,8 +267,9 @@ export async function setDeviceActive(
     db.update(devices).set({ active, updatedAt: timestamp }).where(eq(devices.id, id)),
   ];
   if (!active) statements.push(closeDeviceSessions(db, id, now));
-  await appendAudit(
+  await commitAudited(
     db,
+    events,
     { actor, action: "device.update", target: id, details: { active: { from: current.active, to: active } } },
     now,
     statements,

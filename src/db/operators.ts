@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
 import { newId } from "../ids";
+import type { EventMessage } from "../queues/messages";
 import { isOperatorRole, type Operator, type OperatorRole } from "../types/domain";
-import { appendAudit } from "./audit";
+import { commitAudited } from "./audit";
 import { type Db, isConstraintError, type Statement } from "./client";
 import { operators, validatorSessions } from "./schema";
 
@@ -21,9 +22,13 @@ export interface NewOperator {
 
 export type CreateOperatorResult = { ok: true; operator: Operator } | { ok: false; code: "username_taken" };
 
-/** Creates an operator and its audit entry in one batch: there is no operator without its entry. */
+/**
+ * Creates an operator and the request for its audit entry in one batch: there is no operator without
+ * its entry.
+ */
 export async function createOperator(
   db: Db,
+  events: Queue<EventMessage>,
   input: NewOperator,
   actor: string,
   now: Date,
@@ -41,8 +46,9 @@ export async function createOperator(
   };
   try {
     // The password stays out of the details: the log is kept forever.
-    await appendAudit(
+    await commitAudited(
       db,
+      events,
       {
         actor,
         action: "operator.create",
@@ -114,13 +120,15 @@ export interface OperatorChange {
 }
 
 /**
- * Applies an admin's change to an operator, with its audit entry, in one batch. A deactivation or a password
- * reset moves the credential version on (every earlier token is refused) and closes the operator's open
- * sessions in the same batch; a change of roles or event ids reaches every isolate through the record
- * itself (src/services/current-operator.ts). Returns undefined for an unknown operator.
+ * Applies an admin's change to an operator, with the request for its audit entry, in one batch. A
+ * deactivation or a password reset moves the credential version on (every earlier token is refused) and
+ * closes the operator's open sessions in the same batch; a change of roles or event ids reaches every
+ * isolate through the record itself (src/services/current-operator.ts). Returns undefined for an unknown
+ * operator.
  */
 export async function changeOperator(
   db: Db,
+  events: Queue<EventMessage>,
   id: string,
   change: OperatorChange,
   actor: string,
@@ -163,8 +171,9 @@ export async function changeOperator(
       .where(eq(operators.id, id)),
   ];
   if (revokesTokens) statements.push(closeOperatorSessions(db, id, now));
-  await appendAudit(
+  await commitAudited(
     db,
+    events,
     {
       actor,
       action: change.passwordHash !== undefined ? "operator.password_reset" : "operator.update",

@@ -1,10 +1,20 @@
-import { and, asc, inArray, isNull, lte } from "drizzle-orm";
+import { and, asc, inArray, isNotNull, isNull, lte } from "drizzle-orm";
 import { type EventMessage, EventMessageSchema } from "../queues/messages";
 import type { Db, Statement } from "./client";
 import { outbox } from "./schema";
 
 /** Rows sent per drain: one Queue sendBatch (≤ 100 messages) and inside D1's 100-parameter limit. */
 export const OUTBOX_DRAIN_BATCH = 50;
+/**
+ * Drains one cron run may make: a backlog left by a queue outage (audit requests, receipts) clears at up
+ * to this many batches a minute instead of one.
+ */
+export const OUTBOX_DRAINS_PER_RUN = 20;
+/** Sent rows are kept this long (for a look after an incident), then pruned. */
+export const OUTBOX_RETENTION_DAYS = 7;
+/** Sent rows deleted per statement; a run repeats it while a full batch went. */
+const OUTBOX_PRUNE_BATCH = 1_000;
+const OUTBOX_PRUNES_PER_RUN = 10;
 /**
  * The drain leaves rows this young alone: the request that wrote one is normally sending it right now.
  * Sending twice would be harmless (consumers are idempotent), only wasteful.
@@ -17,11 +27,21 @@ export interface OutboxEntry {
   message: EventMessage;
 }
 
-/** Add to the batch whose commit the message announces: the event exists exactly when the change does. */
-export function outboxStatement(db: Db, entry: OutboxEntry, now: Date): Statement {
-  return db
+/**
+ * Add to the batch whose commit the message announces: the event exists exactly when the change does.
+ * An id already stored fails the batch, unless `repeatable`: then the stored row stands and the batch
+ * goes on (for an entry that two requests may both ask for, such as one audit entry for racing replays).
+ */
+export function outboxStatement(
+  db: Db,
+  entry: OutboxEntry,
+  now: Date,
+  options: { repeatable?: boolean } = {},
+): Statement {
+  const insert = db
     .insert(outbox)
     .values({ id: entry.id, payload: JSON.stringify(entry.message), createdAt: now.toISOString() });
+  return options.repeatable ? insert.onConflictDoNothing() : insert;
 }
 
 async function markSent(db: Db, ids: string[], now: Date): Promise<void> {
@@ -107,6 +127,35 @@ export async function drainOutbox(
     now,
   );
   return messages.length;
+}
+
+/** Drains until the outbox has nothing due or the run's drains are spent. Returns how many were sent. */
+export async function drainOutboxBacklog(db: Db, queue: Queue<EventMessage>, now: Date): Promise<number> {
+  let sent = 0;
+  for (let run = 0; run < OUTBOX_DRAINS_PER_RUN; run++) {
+    const drained = await drainOutbox(db, queue, now);
+    sent += drained;
+    if (drained < OUTBOX_DRAIN_BATCH) break;
+  }
+  return sent;
+}
+
+/** Deletes rows sent more than OUTBOX_RETENTION_DAYS ago, oldest first, a bounded amount per run. */
+export async function pruneSentOutbox(db: Db, now: Date): Promise<number> {
+  const cutoff = new Date(now.getTime() - OUTBOX_RETENTION_DAYS * 86_400_000).toISOString();
+  let pruned = 0;
+  for (let run = 0; run < OUTBOX_PRUNES_PER_RUN; run++) {
+    const oldest = db
+      .select({ id: outbox.id })
+      .from(outbox)
+      .where(and(isNotNull(outbox.sentAt), lte(outbox.sentAt, cutoff)))
+      .orderBy(asc(outbox.sentAt))
+      .limit(OUTBOX_PRUNE_BATCH);
+    const deleted = await db.delete(outbox).where(inArray(outbox.id, oldest)).returning({ id: outbox.id });
+    pruned += deleted.length;
+    if (deleted.length < OUTBOX_PRUNE_BATCH) break;
+  }
+  return pruned;
 }
 
 function safeJson(text: string): unknown {

@@ -25,9 +25,23 @@ function bearerToken(header: string | undefined): string {
   return match[1];
 }
 
+/** What a client is told of a bearer token that was refused; never which check failed beyond this. */
+const BEARER_REFUSAL_DETAIL = {
+  token_invalid: "Bearer token is not valid",
+  subject_invalid: "Token subject is missing or invalid",
+  // A well-signed operator token with claims of the wrong shape: the problem's own title.
+  claims_invalid: undefined,
+} as const;
+
+function bearerRefused(code: keyof typeof BEARER_REFUSAL_DETAIL): ApiError {
+  return new ApiError("unauthenticated", BEARER_REFUSAL_DETAIL[code]);
+}
+
 /** Buyer routes: a JWT from the identity provider. Sets `buyerId` and, if the token has one, `buyerEmail`. */
 export const requireBuyer = createMiddleware<AppEnv>(async (c, next) => {
-  const buyer = await verifyBuyer(c.get("config"), bearerToken(c.req.header("authorization")));
+  const verified = await verifyBuyer(c.get("config"), bearerToken(c.req.header("authorization")));
+  if (!verified.ok) throw bearerRefused(verified.code);
+  const { buyer } = verified;
   c.set("buyerId", buyer.userId);
   c.set("buyerEmail", buyer.email);
   await next();
@@ -40,8 +54,9 @@ export const requireBuyer = createMiddleware<AppEnv>(async (c, next) => {
  */
 export function requireOperator(...roles: OperatorRole[]) {
   return createMiddleware<AppEnv>(async (c, next) => {
-    const claims = await verifyOperatorToken(c.get("config"), bearerToken(c.req.header("authorization")));
-    const operator = await currentOperator(getDb(c.env.DB), claims, Date.now());
+    const verified = await verifyOperatorToken(c.get("config"), bearerToken(c.req.header("authorization")));
+    if (!verified.ok) throw bearerRefused(verified.code);
+    const operator = await currentOperator(getDb(c.env.DB), verified.claims, Date.now());
     if (!operator) throw new ApiError("unauthenticated", "This sign-in is no longer valid: sign in again");
     const allowed = operator.roles.includes("admin") || roles.some((role) => operator.roles.includes(role));
     if (!allowed) throw new ApiError("forbidden", `Requires role: ${roles.join(" or ")}`);

@@ -1,4 +1,3 @@
-import { appendAudit, appendAuditEntries } from "../db/audit";
 import { atomically, type Db } from "../db/client";
 import { recordOfflineFlagStatement } from "../db/offline-conflicts";
 import { writeRefundReceipt } from "../db/receipt-mail";
@@ -12,6 +11,7 @@ import {
   writeWalletReceiptsStatement,
 } from "../db/wallet";
 import { receiptIdForTransaction } from "../domain/ledger";
+import { appendAudit, appendAuditEntries } from "./audit-chain";
 import {
   type AuditRequest,
   type AuditRequested,
@@ -230,8 +230,8 @@ async function onScanRejected(message: ScanRejected, { db }: ConsumerDependencie
 
 /**
  * The batch's messages that are an audit entry and nothing else (refused scans, requested entries such
- * as a till's lookup), chained in one append instead of racing for the chain's tail once each: a flood of
- * refusals then costs one append per batch, like accepted scans. If the group cannot be written
+ * as a till's lookup or any staff action's), chained in one append instead of racing for the chain's tail
+ * once each: a flood of refusals then costs one append per batch, like accepted scans. If the group cannot be written
  * (typically: it repeats a redelivered entry), the caller handles them one by one, each idempotent on its
  * id.
  */

@@ -87,8 +87,9 @@ const ScanRejectedSchema = z.object({
 });
 
 /**
- * A staff action to record in the audit log, written by the consumer so that busy request paths never
- * race each other for the chain's tail. `id` is deterministic, so a redelivery appends nothing.
+ * A staff action to record in the audit log. Only the consumer appends to the chain: a request commits
+ * this with its effect (commitAudited in src/db/audit.ts, a D1 outbox row), a wallet's object in its own
+ * outbox. `id` is fixed when the entry is requested, so a redelivery appends nothing.
  */
 const AuditRecordSchema = z.object({
   id: z.string(),

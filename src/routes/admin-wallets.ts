@@ -13,6 +13,7 @@ import {
   jsonBody,
   problems,
 } from "../http/schemas";
+import { adjustmentRefused } from "../http/wallet-refusals";
 import { adjustWallet } from "../services/wallet-adjustments";
 import {
   decodeWalletCursor,
@@ -158,7 +159,7 @@ export const adminWalletRoutes = createRouter()
           now: new Date(),
         },
         async () => {
-          const transaction = await adjustWallet(c.env, operator, {
+          const adjusted = await adjustWallet(c.env, operator, {
             userId,
             direction: body.direction,
             amountCents: body.amount_cents,
@@ -166,7 +167,8 @@ export const adminWalletRoutes = createRouter()
             idempotencyKey: key,
             currency: c.get("config").currency,
           });
-          return { status: 201, body: transaction };
+          if (!adjusted.ok) throw adjustmentRefused(adjusted);
+          return { status: 201, body: adjusted.transaction };
         },
       );
       return asRouteResponse(response);

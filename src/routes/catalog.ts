@@ -146,7 +146,7 @@ export const catalogRoutes = createRouter()
       request: { query: ProductPageQuery },
       responses: {
         200: json(AdminProductListSchema, "A page of products"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
       },
     }),
     async (c) => {
@@ -168,7 +168,7 @@ export const catalogRoutes = createRouter()
       request: { body: jsonBody(NewProductSchema) },
       responses: {
         201: json(AdminProductSchema, "Created"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden"),
       },
     }),
     async (c) => {
@@ -176,7 +176,14 @@ export const catalogRoutes = createRouter()
       const db = getDb(c.env.DB);
       const now = new Date();
       const input = c.req.valid("json");
-      const product = await createProduct(db, input, config.currency, now, c.get("operator").operatorId);
+      const product = await createProduct(
+        db,
+        c.env.EVENTS,
+        input,
+        config.currency,
+        now,
+        c.get("operator").operatorId,
+      );
       return c.json(product, 201);
     },
   )
@@ -200,7 +207,6 @@ export const catalogRoutes = createRouter()
           "forbidden",
           "not_found",
           "sellable_below_committed",
-          "service_unavailable",
         ),
       },
     }),
@@ -209,7 +215,7 @@ export const catalogRoutes = createRouter()
       const now = new Date();
       const changes = c.req.valid("json");
       const id = c.req.valid("param").id;
-      const updated = await updateProduct(db, id, changes, c.get("operator").operatorId, now);
+      const updated = await updateProduct(db, c.env.EVENTS, id, changes, c.get("operator").operatorId, now);
       if (!updated.ok && updated.code === "not_found") throw new ApiError("not_found", "No such product");
       if (!updated.ok) {
         throw new ApiError("sellable_below_committed", "sellable cannot be set below reserved + sold", {

@@ -63,7 +63,7 @@ export const deadLetterRoutes = createRouter()
       request: { query: idPageQuery(DEAD_LETTER_PAGE_MAX) },
       responses: {
         200: json(DeadLetterListSchema, "A page of dead letters"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
       },
     }),
     async (c) => {
@@ -98,7 +98,7 @@ export const deadLetterRoutes = createRouter()
       request: { params: DeadLetterIdParam },
       responses: {
         200: json(ReplaySchema, "Replayed now, or earlier (then nothing was sent again)"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {

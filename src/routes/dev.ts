@@ -165,7 +165,7 @@ export function devRoutes(appFetch: AppFetch) {
   router.post("/dev/devices/:id/enrollment", async (c) => {
     const deviceId = c.req.param("id");
     if (deviceId.length > MAX_ID_LENGTH) throw new ApiError("not_found", "No such device");
-    const code = await issueEnrollmentCode(getDb(c.env.DB), deviceId, "system:dev", new Date());
+    const code = await issueEnrollmentCode(getDb(c.env.DB), c.env.EVENTS, deviceId, "system:dev", new Date());
     if (!code) throw new ApiError("not_found", "No such device");
     return c.json(code, 201, { "cache-control": "no-store" });
   });

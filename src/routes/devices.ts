@@ -154,12 +154,13 @@ export const deviceRoutes = createRouter()
       request: { body: jsonBody(NewDeviceSchema) },
       responses: {
         201: json(RegisteredDeviceSchema, "Registered"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "device_exists", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "device_exists"),
       },
     }),
     async (c) => {
       const result = await registerDevice(
         getDb(c.env.DB),
+        c.env.EVENTS,
         c.req.valid("json"),
         c.get("operator").operatorId,
         new Date(),
@@ -188,12 +189,13 @@ export const deviceRoutes = createRouter()
       request: { params: DeviceIdParam, body: jsonBody(DevicePatchSchema) },
       responses: {
         200: json(DeviceSchema, "Updated"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {
       const device = await setDeviceActive(
         getDb(c.env.DB),
+        c.env.EVENTS,
         c.req.valid("param").id,
         c.req.valid("json").active,
         c.get("operator").operatorId,
@@ -218,7 +220,7 @@ export const deviceRoutes = createRouter()
       request: { query: PageQuery },
       responses: {
         200: json(DeviceListSchema, "A page of devices"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
       },
     }),
     async (c) => {
@@ -242,12 +244,13 @@ export const deviceRoutes = createRouter()
       request: { params: DeviceIdParam },
       responses: {
         201: json(EnrollmentCodeSchema, "Issued"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {
       const code = await issueEnrollmentCode(
         getDb(c.env.DB),
+        c.env.EVENTS,
         c.req.valid("param").id,
         c.get("operator").operatorId,
         new Date(),
@@ -270,7 +273,7 @@ export const deviceRoutes = createRouter()
       request: { body: jsonBody(EnrollRequestSchema) },
       responses: {
         200: json(EnrolledDeviceSchema, "Enrolled"),
-        ...problems(...BODY_PROBLEMS, "enrollment_invalid", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "enrollment_invalid"),
       },
     }),
     async (c) => {
@@ -282,6 +285,7 @@ export const deviceRoutes = createRouter()
       }
       const result = await enrollDevice(
         getDb(c.env.DB),
+        c.env.EVENTS,
         { enrollmentCode: body.enrollment_code, publicJwk: body.public_key },
         new Date(),
       );

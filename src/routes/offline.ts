@@ -7,10 +7,10 @@ import { OFFLINE_KIT_MAX_ENTRIES } from "../db/offline-kit";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
+import { requireOpenSession } from "../http/refusals";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import { buildOfflineKit, OFFLINE_KIT_DELTA_OVERLAP_SECONDS } from "../services/offline-kit";
 import { MAX_OFFLINE_SCANS_PER_UPLOAD, reconcileOfflineUpload } from "../services/offline-upload";
-import { requireOpenSession } from "../services/validator-sessions";
 import { DeviceId } from "./devices";
 
 /** A gate's id for one scan: a UUID fits with room to spare. */

@@ -100,19 +100,14 @@ export const operatorRoutes = createRouter()
       request: { body: jsonBody(NewOperatorSchema) },
       responses: {
         201: json(OperatorSchema, "Created"),
-        ...problems(
-          ...BODY_PROBLEMS,
-          "unauthenticated",
-          "forbidden",
-          "username_taken",
-          "service_unavailable",
-        ),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "username_taken"),
       },
     }),
     async (c) => {
       const input = c.req.valid("json");
       const result = await createOperator(
         getDb(c.env.DB),
+        c.env.EVENTS,
         {
           username: input.username,
           passwordHash: await hashPassword(input.password),
@@ -139,7 +134,7 @@ export const operatorRoutes = createRouter()
       request: { query: OperatorPageQuery },
       responses: {
         200: json(OperatorListSchema, "A page of operators"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden"),
       },
     }),
     async (c) => {
@@ -166,7 +161,7 @@ export const operatorRoutes = createRouter()
       request: { params: OperatorIdParam, body: jsonBody(OperatorPatchSchema) },
       responses: {
         200: json(OperatorSchema, "Updated"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {
@@ -178,6 +173,7 @@ export const operatorRoutes = createRouter()
       }
       const operator = await changeOperator(
         getDb(c.env.DB),
+        c.env.EVENTS,
         id,
         {
           active: patch.active,
@@ -210,13 +206,14 @@ export const operatorRoutes = createRouter()
       request: { params: OperatorIdParam, body: jsonBody(PasswordResetSchema) },
       responses: {
         200: json(OperatorSchema, "Password replaced"),
-        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems(...BODY_PROBLEMS, "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
       const operator = await changeOperator(
         getDb(c.env.DB),
+        c.env.EVENTS,
         id,
         { passwordHash: await hashPassword(c.req.valid("json").password) },
         c.get("operator").operatorId,

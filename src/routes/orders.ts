@@ -8,6 +8,7 @@ import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotentInBatch } from "../http/idempotency";
+import { orderRefused } from "../http/order-refusals";
 import { invalidField } from "../http/refusals";
 import {
   BODY_PROBLEMS,
@@ -183,7 +184,7 @@ export const orderRoutes = createRouter()
               `At most ${MAX_QUANTITY_PER_ITEM} per product`,
             );
           }
-          const order = await reserveOrder(db, {
+          const reserved = await reserveOrder(db, {
             userId,
             idempotencyKey: key,
             items: merged.items,
@@ -196,7 +197,8 @@ export const orderRoutes = createRouter()
             wallets: c.env.WALLETS,
             buyerEmail: c.get("buyerEmail"),
           });
-          return { status: 201, body: order };
+          if (!reserved.ok) throw orderRefused(reserved);
+          return { status: 201, body: reserved.order };
         },
       );
       return asRouteResponse(response);

@@ -200,7 +200,7 @@ export const paymentRefundRoutes = createRouter().openapi(
     const config = c.get("config");
     let outcome: Awaited<ReturnType<typeof refundOwedPayment>>;
     try {
-      outcome = await refundOwedPayment(getDb(c.env.DB), await hostedPaymentProvider(config), {
+      outcome = await refundOwedPayment(getDb(c.env.DB), c.env.EVENTS, await hostedPaymentProvider(config), {
         paymentId,
         operatorId: c.get("operator").operatorId,
         note: body.note ?? null,

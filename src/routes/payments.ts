@@ -3,6 +3,7 @@ import { verifyWebhookSignature, WEBHOOK_TOLERANCE_SECONDS } from "../auth/webho
 import { getDb } from "../db/client";
 import { ApiError } from "../errors";
 import { createRouter } from "../http/context";
+import { paymentRefused } from "../http/payment-refusals";
 import { json, problems } from "../http/schemas";
 import { meter, setMetricOutcome } from "../observability/metrics";
 import { applyPaymentEvent } from "../services/payment-events";
@@ -126,7 +127,7 @@ export const paymentRoutes = router.openapi(
     if (!secret) throw new ApiError("service_unavailable", "Payment webhooks are not configured");
     const now = new Date();
     const body = new Uint8Array(await c.req.arrayBuffer());
-    const webhookId = await verifyWebhookSignature(
+    const signature = await verifyWebhookSignature(
       secret,
       {
         id: c.req.header("webhook-id"),
@@ -136,12 +137,14 @@ export const paymentRoutes = router.openapi(
       body,
       now,
     );
+    if (!signature.ok) throw new ApiError("signature_invalid", signature.detail);
     const event = parsePaymentEvent(body);
-    const outcome = await applyPaymentEvent(
+    const applied = await applyPaymentEvent(
       { db: getDb(c.env.DB), events: c.env.EVENTS, wallets: c.env.WALLETS },
-      { webhookId, event, receivedAt: now },
+      { webhookId: signature.webhookId, event, receivedAt: now },
     );
-    setMetricOutcome(c, outcome);
-    return c.json({ received: true as const, outcome }, 200);
+    if (!applied.ok) throw paymentRefused(applied);
+    setMetricOutcome(c, applied.outcome);
+    return c.json({ received: true as const, outcome: applied.outcome }, 200);
   },
 );

@@ -5,10 +5,12 @@ import { getDb } from "../db/client";
 import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
 import { canApproveRefunds, decideRefundPolicy } from "../domain/refund-policy";
+import { publicBaseUrl } from "../env";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { type AppEnv, asRouteResponse, createRouter } from "../http/context";
 import { hashRequest, parseIdempotencyKey, REPLAYED_HEADER, runIdempotent } from "../http/idempotency";
+import { qrTokenRefused, requireOpenSession } from "../http/refusals";
 import {
   BODY_PROBLEMS,
   IDEMPOTENCY_PROBLEMS,
@@ -20,6 +22,7 @@ import {
   PageLimit,
   problems,
 } from "../http/schemas";
+import { deductionRefused, refundRefused } from "../http/wallet-refusals";
 import { meter } from "../observability/metrics";
 import {
   deductAtPos,
@@ -27,8 +30,9 @@ import {
   listSessionSales,
   lookupWallet,
   type PosContext,
+  type PosSession,
+  posSessionOf,
   refundDeduction,
-  requirePosSession,
   TOPUP_PATH,
 } from "../services/wallet-pos";
 import { TransactionWithoutUser } from "./wallet";
@@ -219,6 +223,19 @@ function posContext(c: Context<AppEnv>): PosContext {
   };
 }
 
+/** 403 `session_invalid` unless `sessionId` is the caller's open POS session, at one of their events. */
+async function requirePosSession(context: PosContext, sessionId: string): Promise<PosSession> {
+  const { session } = await requireOpenSession(context.db, {
+    sessionId,
+    operatorId: context.operator.operatorId,
+    kind: "pos",
+    now: context.now,
+  });
+  const pos = posSessionOf(session, context.operator);
+  if (!pos.ok) throw new ApiError("session_invalid", pos.detail);
+  return pos.session;
+}
+
 export const posRoutes = createRouter()
   .openapi(
     createRoute({
@@ -293,8 +310,12 @@ export const posRoutes = createRouter()
       const body = c.req.valid("json");
       const context = posContext(c);
       const session = await requirePosSession(context, body.session_id);
-      const view = await lookupWallet(context, session, body.qr_token);
-      return c.json(view, 200, { "cache-control": "no-store" });
+      const found = await lookupWallet(context, session, body.qr_token);
+      if (!found.ok && found.code === "token_replayed") {
+        throw new ApiError("token_replayed", "This wallet code already paid; ask for a fresh one");
+      }
+      if (!found.ok) throw qrTokenRefused(found);
+      return c.json(found.wallet, 200, { "cache-control": "no-store" });
     },
   )
   .openapi(
@@ -342,14 +363,18 @@ export const posRoutes = createRouter()
       const session = await requirePosSession(context, body.session_id);
       // The key is held by the wallet's object with the deduction itself (see deductAtPos): no D1 round
       // trip on the till's path.
-      const { deduction, replayed } = await deductAtPos(context, session, {
+      const deducted = await deductAtPos(context, session, {
         qrToken: body.qr_token,
         amountCents: body.amount_cents,
         reference: body.reference ?? null,
         idempotencyKey: key,
         requestHash: await hashRequest(body),
       });
-      return c.json(deduction, 201, replayed ? { [REPLAYED_HEADER]: "true" } : {});
+      if (!deducted.ok) {
+        const topupUrl = new URL(TOPUP_PATH, publicBaseUrl(context.config, context.origin)).toString();
+        throw deductionRefused(deducted.refusal, { replayed: deducted.replayed, topupUrl });
+      }
+      return c.json(deducted.deduction, 201, deducted.replayed ? { [REPLAYED_HEADER]: "true" } : {});
     },
   )
   .openapi(
@@ -398,6 +423,7 @@ export const posRoutes = createRouter()
       const body = c.req.valid("json");
       const context = posContext(c);
       const refundable = await findRefundableDeduction(context, context.operator, transactionId);
+      if (!refundable) throw new ApiError("not_found", "No such deduction");
       const { deduction } = refundable;
       if (body.session_id === undefined)
         throw new ApiError("session_invalid", "A refund needs an open POS session");
@@ -429,12 +455,13 @@ export const posRoutes = createRouter()
             },
           );
           if (!policy.ok) throw new ApiError(policy.code, refundPolicyDetail[policy.code]);
-          const refund = await refundDeduction(context, refundable, session, {
+          const refunded = await refundDeduction(context, refundable, session, {
             amountCents: body.amount_cents,
             reason: body.reason,
             idempotencyKey: key,
           });
-          return { status: 201, body: refund };
+          if (!refunded.ok) throw refundRefused(refunded);
+          return { status: 201, body: refunded.refund };
         },
       );
       return asRouteResponse(response);

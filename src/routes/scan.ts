@@ -11,11 +11,11 @@ import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
 import { REPLAYED_HEADER } from "../http/idempotency";
+import { qrTokenRefused, requireOpenSession } from "../http/refusals";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import type { ScanKey } from "../objects/ticket";
 import { meter } from "../observability/metrics";
 import type { ScanRejected } from "../queues/messages";
-import { requireOpenSession } from "../services/validator-sessions";
 import { EntitlementSchema } from "./tickets";
 
 /** An annulment's reason is a short note for the audit log. */
@@ -203,19 +203,21 @@ export const scanRoutes = createRouter()
       ]);
       if (open.status === "rejected") throw open.reason;
       if (token.status === "rejected") throw token.reason;
+      if (!token.value.ok) throw qrTokenRefused(token.value);
       const { session, device } = open.value;
+      const verified = token.value.token;
       if (device.functions && !device.functions.includes(body.function)) {
         throw new ApiError("function_not_allowed", `This device validates: ${device.functions.join(", ")}`);
       }
 
-      const ticketCode = token.value.subject;
+      const ticketCode = verified.subject;
       const key =
-        gateKey === undefined ? undefined : scanKey(gateKey, operator.operatorId, token.value.jti, body);
+        gateKey === undefined ? undefined : scanKey(gateKey, operator.operatorId, verified.jti, body);
       // A gate's scan is usually the first call a ticket's object gets: the token's venue region creates
       // it there even when this Worker runs elsewhere (ignored once the object exists).
       const ticket = c.env.TICKETS.get(
         c.env.TICKETS.idFromName(ticketCode),
-        placedNear(locationHint(token.value.payload[TICKET_REGION_CLAIM])),
+        placedNear(locationHint(verified.payload[TICKET_REGION_CLAIM])),
       );
       // Fresh per request: the runtime may resend this RPC after a broken connection, never a new scan.
       const scanId = crypto.randomUUID();
@@ -224,8 +226,8 @@ export const scanRoutes = createRouter()
         scanId,
         key,
         fn: body.function,
-        jti: token.value.jti,
-        tokenExpiresAt: token.value.expiresAt,
+        jti: verified.jti,
+        tokenExpiresAt: verified.expiresAt,
         session: {
           sessionId: session.session_id,
           operatorId: operator.operatorId,

@@ -6,8 +6,10 @@ import {
   DEVICE_PROOF_TYP,
 } from "../auth/device-proof-token";
 import { getDb } from "../db/client";
+import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";
 import { createRouter } from "../http/context";
+import { sessionRefused } from "../http/refusals";
 import { BODY_PROBLEMS, IsoTimestamp, json, jsonBody, problems } from "../http/schemas";
 import {
   closeValidatorSession,
@@ -97,13 +99,12 @@ export const sessionRoutes = createRouter()
           "forbidden",
           "device_not_authorized",
           "device_scope_mismatch",
-          "service_unavailable",
         ),
       },
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const session = await openValidatorSession(getDb(c.env.DB), {
+      const opened = await openValidatorSession(getDb(c.env.DB), c.env.EVENTS, {
         operator: c.get("operator"),
         deviceId: body.device_id,
         deviceProof: body.device_proof,
@@ -111,7 +112,8 @@ export const sessionRoutes = createRouter()
         eventId: body.event_id,
         now: new Date(),
       });
-      return c.json(session, 201);
+      if (!opened.ok) throw sessionRefused(opened);
+      return c.json(opened.session, 201);
     },
   )
   .openapi(
@@ -129,15 +131,16 @@ export const sessionRoutes = createRouter()
       request: { params: SessionIdParam },
       responses: {
         200: json(ValidatorSessionSchema, "Closed"),
-        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found", "service_unavailable"),
+        ...problems("validation_failed", "unauthenticated", "forbidden", "not_found"),
       },
     }),
     async (c) => {
-      const session = await closeValidatorSession(getDb(c.env.DB), {
+      const session = await closeValidatorSession(getDb(c.env.DB), c.env.EVENTS, {
         sessionId: c.req.valid("param").id,
         operator: c.get("operator"),
         now: new Date(),
       });
+      if (!session) throw new ApiError("not_found", "No such session");
       return c.json(session, 200);
     },
   );

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { OPERATOR_TOKEN_TTL_SECONDS, signOperatorToken } from "../auth/operator-token";
 import { decoyPasswordHash, verifyPassword } from "../auth/password";
-import { appendAudit } from "../db/audit";
+import { commitAudited } from "../db/audit";
 import { getDb } from "../db/client";
 import {
   clearLoginAttempts,
@@ -52,7 +52,7 @@ export const staffRoutes = createRouter().openapi(
     request: { body: jsonBody(LoginSchema) },
     responses: {
       200: json(LoginResultSchema, "Logged in"),
-      ...problems(...BODY_PROBLEMS, "invalid_credentials", "too_many_attempts", "service_unavailable"),
+      ...problems(...BODY_PROBLEMS, "invalid_credentials", "too_many_attempts"),
     },
   }),
   async (c) => {
@@ -63,11 +63,12 @@ export const staffRoutes = createRouter().openapi(
     // Reserved before the password is checked, so parallel guesses cannot all reach the check.
     const attempt = await reserveLoginAttempt(db, username, clientAddress, now);
     if (!attempt.admitted) {
-      // Refusals are counted in the throttle's row, not appended to the chain one by one: only the
-      // first of a streak is audited, so a flood of logins adds one entry and never contends for the tail.
+      // Refusals are counted in the throttle's row, not audited one by one: only the first of a streak
+      // is, so a flood of logins adds one entry.
       if (attempt.refused === 1) {
-        await appendAudit(
+        await commitAudited(
           db,
+          c.env.EVENTS,
           {
             actor: username,
             action: "operator.login_throttled",
@@ -89,8 +90,9 @@ export const staffRoutes = createRouter().openapi(
     if (!operator || !valid || !operator.active) {
       // The reservation already counted this attempt; admitted failures are bounded, so each is audited.
       const reason = !operator ? "unknown_username" : !valid ? "wrong_password" : "operator_inactive";
-      await appendAudit(
+      await commitAudited(
         db,
+        c.env.EVENTS,
         {
           actor: username,
           action: "operator.login_failed",
@@ -101,8 +103,9 @@ export const staffRoutes = createRouter().openapi(
       );
       throw new ApiError("invalid_credentials");
     }
-    await appendAudit(
+    await commitAudited(
       db,
+      c.env.EVENTS,
       {
         actor: operator.id,
         action: "operator.login",

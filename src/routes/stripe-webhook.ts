@@ -3,6 +3,7 @@ import { findCheckoutSession } from "../db/checkout-sessions";
 import { getDb } from "../db/client";
 import { ApiError } from "../errors";
 import { createRouter } from "../http/context";
+import { paymentRefused } from "../http/payment-refusals";
 import { json, problems } from "../http/schemas";
 import { meter, setMetricOutcome } from "../observability/metrics";
 import { meaningOfStripeEvent } from "../payments/stripe-events";
@@ -94,19 +95,16 @@ export const stripeWebhookRoutes = router.openapi(
     // would otherwise be answered 404, which Stripe retries for days.
     const opened = await findCheckoutSession(db, meaning.delivery.event.reference);
     if (opened?.sessionId !== meaning.sessionId) return ignored("a session this deployment did not open");
-    try {
-      const outcome = await applyPaymentEvent(
-        { db, events: c.env.EVENTS, wallets: c.env.WALLETS },
-        meaning.delivery,
-      );
-      setMetricOutcome(c, outcome);
-      return c.json({ received: true as const, outcome }, 200);
-    } catch (error) {
-      // Recorded for review already; a 422 would only make Stripe send it again for days.
-      if (error instanceof ApiError && error.code === "amount_mismatch") {
-        return ignored("amount mismatch, recorded for review");
-      }
-      throw error;
+    const applied = await applyPaymentEvent(
+      { db, events: c.env.EVENTS, wallets: c.env.WALLETS },
+      meaning.delivery,
+    );
+    // Recorded for review already; a 422 would only make Stripe send it again for days.
+    if (!applied.ok && applied.code === "amount_mismatch") {
+      return ignored("amount mismatch, recorded for review");
     }
+    if (!applied.ok) throw paymentRefused(applied);
+    setMetricOutcome(c, applied.outcome);
+    return c.json({ received: true as const, outcome: applied.outcome }, 200);
   },
 );

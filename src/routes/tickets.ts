@@ -14,6 +14,7 @@ import { normalizeTicketCode } from "../domain/ticket-code";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { createRouter } from "../http/context";
+import { qrSigningConfig } from "../http/refusals";
 import { IsoTimestamp, json, problems } from "../http/schemas";
 import { listTicketsWithLiveUses } from "../services/my-tickets";
 import { TICKET_STATUSES } from "../types/domain";
@@ -133,7 +134,7 @@ export const ticketRoutes = createRouter()
     }),
     async (c) => {
       const ticket = await ownTicket(getDb(c.env.DB), c.req.valid("param").code, c.get("buyerId"));
-      const qr = await signTicketQrToken(c.get("config"), ticket, new Date());
+      const qr = await signTicketQrToken(qrSigningConfig(c.get("config")), ticket, new Date());
       return c.json(qr, 200, { "cache-control": "no-store" });
     },
   )
@@ -158,10 +159,9 @@ export const ticketRoutes = createRouter()
       },
     }),
     async (c) => {
-      const config = c.get("config");
       const ticket = await ownTicket(getDb(c.env.DB), c.req.valid("param").code, c.get("buyerId"));
       const now = new Date();
-      const tokens = await signTicketQrSupply(config, ticket, now);
+      const tokens = await signTicketQrSupply(qrSigningConfig(c.get("config")), ticket, now);
       return c.json({ issued_at: now.toISOString(), tokens }, 200, { "cache-control": "no-store" });
     },
   );

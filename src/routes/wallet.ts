@@ -11,6 +11,7 @@ import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";
 import { parseIdempotencyKey, runIdempotent } from "../http/idempotency";
+import { qrSigningConfig } from "../http/refusals";
 import {
   BODY_PROBLEMS,
   IDEMPOTENCY_PROBLEMS,
@@ -248,7 +249,7 @@ export const walletRoutes = createRouter()
       const response = await runIdempotent(
         { db, scope: `buyer:${userId}|wallet.topups`, key, request: body, now },
         async (claim) => {
-          const topup = await createTopup(db, {
+          const created = await createTopup(db, {
             userId,
             amountCents: body.amount_cents,
             currency: config.currency,
@@ -257,7 +258,8 @@ export const walletRoutes = createRouter()
             now,
             buyerEmail: c.get("buyerEmail"),
           });
-          return { status: 201, body: topup };
+          if (!created.ok) throw new ApiError(created.code);
+          return { status: 201, body: created.topup };
         },
       );
       if (response.status !== 201) return asRouteResponse(response);
@@ -300,7 +302,7 @@ export const walletRoutes = createRouter()
       },
     }),
     async (c) => {
-      const qr = await signWalletQrToken(c.get("config"), c.get("buyerId"), new Date());
+      const qr = await signWalletQrToken(qrSigningConfig(c.get("config")), c.get("buyerId"), new Date());
       return c.json(qr, 200, { "cache-control": "no-store" });
     },
   );

@@ -1,6 +1,5 @@
 import type { Db } from "../db/client";
 import type { PaymentDelivery } from "../db/payments";
-import { ApiError } from "../errors";
 import type { WalletObject } from "../objects/wallet";
 import type { EventMessage } from "../queues/messages";
 import type { WebhookOutcome } from "../types/domain";
@@ -15,10 +14,30 @@ export interface PaymentContext {
   wallets: DurableObjectNamespace<WalletObject>;
 }
 
+/** What a payment pays for. */
+export type PaymentSubject = "order" | "topup";
+
+/**
+ * A delivery that changed nothing: its reference names nothing payable (`paying` says what was looked
+ * for, when the reference's prefix said), or it pays another amount or currency than is due (recorded
+ * for review before this is answered).
+ */
+export type PaymentRefusal =
+  | { ok: false; code: "reference_not_found"; paying: PaymentSubject | undefined }
+  | {
+      ok: false;
+      code: "amount_mismatch";
+      paying: PaymentSubject;
+      expectedAmountCents: number;
+      expectedCurrency: string;
+    };
+
+export type PaymentApplication = { ok: true; outcome: WebhookOutcome } | PaymentRefusal;
+
 export type PaymentReferenceHandler = (
   context: PaymentContext,
   delivery: PaymentDelivery,
-) => Promise<WebhookOutcome>;
+) => Promise<PaymentApplication>;
 
 /**
  * Which kind of thing a payment pays for, by the prefix of its reference: orders and wallet top-ups.
@@ -29,14 +48,14 @@ const REFERENCE_HANDLERS = new Map<string, PaymentReferenceHandler>([
   ["top", settleTopupPayment],
 ]);
 
-/** Applies a verified gateway event to whatever its reference names; an unknown reference is a 404. */
+/** Applies a verified gateway event to whatever its reference names, or refuses it (see PaymentRefusal). */
 export async function applyPaymentEvent(
   context: PaymentContext,
   delivery: PaymentDelivery,
-): Promise<WebhookOutcome> {
+): Promise<PaymentApplication> {
   const reference = delivery.event.reference;
   const separator = reference.indexOf("_");
   const handler = separator > 0 ? REFERENCE_HANDLERS.get(reference.slice(0, separator)) : undefined;
-  if (!handler) throw new ApiError("reference_not_found", "No order or top-up has this reference");
+  if (!handler) return { ok: false, code: "reference_not_found", paying: undefined };
   return handler(context, delivery);
 }

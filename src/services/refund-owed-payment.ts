@@ -1,4 +1,4 @@
-import { appendAudit } from "../db/audit";
+import { commitAudited } from "../db/audit";
 import type { Db } from "../db/client";
 import {
   abandonRefundAttempt,
@@ -10,6 +10,7 @@ import {
   startRefund,
 } from "../db/payment-refunds";
 import { type HostedPaymentProvider, PaymentProviderError, type RefundResult } from "../payments/provider";
+import type { EventMessage } from "../queues/messages";
 
 export type RefundOwedOutcome =
   | { kind: "refunded"; refund: PaymentRefundRow }
@@ -36,11 +37,12 @@ export interface RefundOwedRequest {
  * - The standard gateway has no refund API: the admin refunds in its dashboard and this records it
  *   (`recorded`), so the payment leaves the list of refunds owed.
  *
- * Each attempt is in the audit log, committed with its effect. Throws PaymentProviderError when the
- * provider cannot be reached (the refund stays `requested`).
+ * Each attempt is in the audit log: its request commits with its effect, and the queue consumer chains
+ * it. Throws PaymentProviderError when the provider cannot be reached (the refund stays `requested`).
  */
 export async function refundOwedPayment(
   db: Db,
+  events: Queue<EventMessage>,
   hostedProvider: HostedPaymentProvider | undefined,
   request: RefundOwedRequest,
 ): Promise<RefundOwedOutcome> {
@@ -67,8 +69,9 @@ export async function refundOwedPayment(
       ? { status: "issued", providerRefundId: result.providerRefundId }
       : { status: "failed", failure: result.failure };
   }
-  await appendAudit(
+  await commitAudited(
     db,
+    events,
     {
       actor: request.operatorId,
       action: "payment.refund",

@@ -20,7 +20,6 @@ import { holdPendingUnitsStatement, isPendingCapExceeded, pendingUnitsOf } from 
 import { issueTicketsStatements } from "../db/tickets";
 import { ledgerActors, planOrderCredits } from "../domain/ledger";
 import { orderTotalCents, type PricedLine, type RequestedItem } from "../domain/orders";
-import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
 import { newId } from "../ids";
 import type { WalletObject } from "../objects/wallet";
@@ -56,8 +55,29 @@ export interface ReserveOrderInput {
 const LAPSED_RELEASE_LIMIT = EXPIRY_SWEEP_BATCH;
 
 /**
+ * Why an order was not created (nothing of it was written). `idempotency_in_progress`: the key made an
+ * order that cannot be read back yet.
+ */
+export type OrderRefusal =
+  | { ok: false; code: "unknown_product" | "product_inactive"; productId: string }
+  | { ok: false; code: "credits_exceed_total"; totalCents: number }
+  | { ok: false; code: "insufficient_funds"; balanceCents: number; availableCents: number }
+  | {
+      ok: false;
+      code: "too_many_pending";
+      pendingUnits: number;
+      requestedUnits: number;
+      maxPendingUnits: number;
+    }
+  | { ok: false; code: "sold_out"; productId: string; available: number }
+  | { ok: false; code: "idempotency_in_progress" };
+
+export type ReserveOrderResult = { ok: true; order: Order } | OrderRefusal;
+
+/**
  * Prices the items at catalog prices (at most CATALOG_CACHE_MS old) and creates a pending order with its inventory reserved,
- * in one batch that also stores the idempotent response. Not enough stock → `sold_out` naming the first
+ * in one batch that also stores the idempotent response. A product that does not exist or is not for
+ * sale is refused before anything is written. Not enough stock → `sold_out` naming the first
  * product that is short, with what is left of it. The same batch adds the order's units to the buyer's
  * pending count, whose CHECK refuses more than `maxPendingUnits` → `too_many_pending`. Before either
  * answer, lapsed orders that hold the stock or count against the cap (the sweep has not reached them yet)
@@ -69,7 +89,7 @@ const LAPSED_RELEASE_LIMIT = EXPIRY_SWEEP_BATCH;
  * order PAID and issues its tickets, and the transfer is posted right after. A batch that certainly rolled
  * back voids it; one whose outcome is unknown leaves it to the transfer's timeout (./order-credits.ts).
  */
-export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Order> {
+export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<ReserveOrderResult> {
   const now = new Date();
   const rows = await productsForPricing(
     db,
@@ -77,30 +97,25 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     now.getTime(),
   );
   const byId = new Map(rows.map((row) => [row.id, row]));
-  const lines: PricedLine[] = input.items.map((item) => {
+  const lines: PricedLine[] = [];
+  for (const item of input.items) {
     const product = byId.get(item.product_id);
-    if (!product)
-      throw new ApiError("unknown_product", `No product ${item.product_id}`, { product_id: item.product_id });
-    if (!product.active) {
-      throw new ApiError("product_inactive", `Product ${item.product_id} is not for sale`, {
-        product_id: item.product_id,
-      });
-    }
+    if (!product) return { ok: false, code: "unknown_product", productId: item.product_id };
+    if (!product.active) return { ok: false, code: "product_inactive", productId: item.product_id };
     if (product.currency !== input.currency)
       throw new Error(`Product ${product.id} is priced in ${product.currency}`);
-    return { product_id: item.product_id, quantity: item.quantity, unit_price_cents: product.priceCents };
-  });
+    lines.push({
+      product_id: item.product_id,
+      quantity: item.quantity,
+      unit_price_cents: product.priceCents,
+    });
+  }
 
   // No stock check here: the rows may come from the pricing cache. The batch's CHECK is the judge, and
   // a short product costs one failed batch and one read to name it.
   const totalCents = orderTotalCents(lines);
   const credits = planOrderCredits(totalCents, input.creditsCents);
-  if (credits.kind === "exceeds_total") {
-    const message = `At most the order total (${totalCents})`;
-    throw new ApiError("validation_failed", "credits_cents exceeds the order total", {
-      errors: [{ path: "credits_cents", message }],
-    });
-  }
+  if (credits.kind === "exceeds_total") return { ok: false, code: "credits_exceed_total", totalCents };
   const created = createOrderStatements(db, {
     id: newId("ord"),
     userId: input.userId,
@@ -165,7 +180,12 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     if (!held.ok) {
       if (held.code !== "insufficient_funds")
         throw new Error(`invariant: a new order's credits were ${held.code}`);
-      throw insufficientFunds(held);
+      return {
+        ok: false,
+        code: "insufficient_funds",
+        balanceCents: held.balanceCents,
+        availableCents: held.availableCents,
+      };
     }
   }
 
@@ -178,22 +198,30 @@ export async function reserveOrder(db: Db, input: ReserveOrderInput): Promise<Or
     // A constraint failure rolled the batch back for certain: the credits are free again. Anything else
     // (a lost answer) may have committed, so the transfer waits for its timeout to ask D1.
     if (isConstraintError(error)) await releaseOrderCredits(input.wallets, created.row);
-    if (isPendingCapExceeded(error))
-      throw await tooManyPending(db, input.userId, units, input.maxPendingUnits);
-    if (isInventoryExceeded(error)) throw await soldOutAfterRace(db, lines);
+    if (isPendingCapExceeded(error)) {
+      // The batch only said "too much": read the buyer's count to say how much they hold.
+      return {
+        ok: false,
+        code: "too_many_pending",
+        pendingUnits: await pendingUnitsOf(db, input.userId),
+        requestedUnits: units,
+        maxPendingUnits: input.maxPendingUnits,
+      };
+    }
+    if (isInventoryExceeded(error)) return soldOutAfterRace(db, lines);
     if (isDuplicateOrderKey(error)) {
       // The key already made an order (its stored response may have been purged): answer with that order.
       const existing = await findOrderByIdempotencyKey(db, input.userId, input.idempotencyKey);
       const found = existing && (await findOrderWithItems(db, existing.id));
-      if (found) return toOrder(found.row, found.items);
-      throw new ApiError("idempotency_in_progress");
+      if (found) return { ok: true, order: toOrder(found.row, found.items) };
+      return { ok: false, code: "idempotency_in_progress" };
     }
     throw error;
   }
   if (credits.kind === "full") await postOrderCredits(input.wallets, created.row);
   // Issuance has committed; what follows it (the receipt) fans out through the queue.
   if (paid) await publishOutboxEntry(db, input.events, paid, now);
-  return order;
+  return { ok: true, order };
 }
 
 /**
@@ -229,40 +257,12 @@ async function commitReleasingLapsed(
   await atomically(db, batch);
 }
 
-function insufficientFunds(wallet: { balanceCents: number; availableCents: number }): ApiError {
-  return new ApiError("insufficient_funds", "Not enough wallet credit for credits_cents", {
-    balance_cents: wallet.balanceCents,
-    available_cents: wallet.availableCents,
-  });
-}
-
-/** Reads the buyer's count to say how much they hold: the batch only said "too much". */
-async function tooManyPending(
-  db: Db,
-  userId: string,
-  requestedUnits: number,
-  maxUnits: number,
-): Promise<ApiError> {
-  return new ApiError(
-    "too_many_pending",
-    `Unpaid orders may hold at most ${maxUnits} units: pay or wait for pending orders first`,
-    {
-      pending_units: await pendingUnitsOf(db, userId),
-      requested_units: requestedUnits,
-      max_pending_units: maxUnits,
-    },
-  );
-}
-
-function soldOut(productId: string, available: number): ApiError {
-  return new ApiError("sold_out", `Not enough of ${productId} left`, {
-    product_id: productId,
-    available: Math.max(0, available),
-  });
+function soldOut(productId: string, available: number): OrderRefusal {
+  return { ok: false, code: "sold_out", productId, available: Math.max(0, available) };
 }
 
 /** Re-reads availability to name the product that ran short while the batch was in flight. */
-async function soldOutAfterRace(db: Db, lines: PricedLine[]): Promise<ApiError> {
+async function soldOutAfterRace(db: Db, lines: PricedLine[]): Promise<OrderRefusal> {
   const rows = await findProductsByIds(
     db,
     lines.map((line) => line.product_id),

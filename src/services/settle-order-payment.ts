@@ -17,10 +17,9 @@ import {
 import { releasePendingUnitsStatement } from "../db/pending-units";
 import { issueTicketsStatements } from "../db/tickets";
 import { assertTransition, canTransition, isHoldExpired } from "../domain/orders";
-import { ApiError } from "../errors";
 import type { OrderStatus, WebhookOutcome } from "../types/domain";
 import { postOrderCredits, releaseOrderCredits } from "./order-credits";
-import type { PaymentContext } from "./payment-events";
+import type { PaymentApplication, PaymentContext } from "./payment-events";
 
 /**
  * Reads of the order before giving up. Every state but PENDING_PAYMENT is terminal, so one lost race
@@ -37,7 +36,8 @@ type OrderWithItems = NonNullable<Awaited<ReturnType<typeof findOrderWithItems>>
  * - SUCCESS for a pending order → PAID, inventory committed, tickets issued, its units off the buyer's
  *   pending count: one atomic batch, together with the payment row whose unique keys make any other
  *   delivery of the payment roll back. Then its credits (if any) are posted by the wallet's object.
- * - SUCCESS whose amount or currency differs from what is due → recorded for review, 422, nothing else.
+ * - SUCCESS whose amount or currency differs from what is due → recorded for review, refused
+ *   (`amount_mismatch`), nothing else.
  * - SUCCESS for an order that is no longer pending (expired, failed, paid by another payment) → recorded
  *   as needing a refund, `ignored`.
  * - FAILED for a pending order → PAYMENT_FAILED, the reservation and pending units released, then its
@@ -49,26 +49,37 @@ type OrderWithItems = NonNullable<Awaited<ReturnType<typeof findOrderWithItems>>
 export async function settleOrderPayment(
   context: PaymentContext,
   delivery: PaymentDelivery,
-): Promise<WebhookOutcome> {
+): Promise<PaymentApplication> {
   const { db } = context;
-  const { event, receivedAt: now } = delivery;
-  let found = await findOrderWithItems(db, event.reference);
-  if (!found) throw new ApiError("reference_not_found", "No order has this reference");
+  const { event } = delivery;
+  const found = await findOrderWithItems(db, event.reference);
+  if (!found) return { ok: false, code: "reference_not_found", paying: "order" };
 
   if (event.status === "SUCCESS") {
     const { amountDueCents, currency } = found.row;
     if (event.amount_cents !== amountDueCents || event.currency !== currency) {
       await recordAmountMismatch(db, delivery, { amountCents: amountDueCents, currency });
-      throw new ApiError(
-        "amount_mismatch",
-        "The payment does not match the amount due; recorded for review",
-        {
-          expected_amount_cents: amountDueCents,
-          expected_currency: currency,
-        },
-      );
+      return {
+        ok: false,
+        code: "amount_mismatch",
+        paying: "order",
+        expectedAmountCents: amountDueCents,
+        expectedCurrency: currency,
+      };
     }
   }
+  return { ok: true, outcome: await settleFoundOrder(context, delivery, found) };
+}
+
+/** Moves a found order to PAID or PAYMENT_FAILED, re-reading it after a lost race (MAX_ORDER_READS). */
+async function settleFoundOrder(
+  context: PaymentContext,
+  delivery: PaymentDelivery,
+  first: OrderWithItems,
+): Promise<WebhookOutcome> {
+  const { db } = context;
+  const { event, receivedAt: now } = delivery;
+  let found: Awaited<ReturnType<typeof findOrderWithItems>> = first;
 
   const target: OrderStatus = event.status === "SUCCESS" ? "PAID" : "PAYMENT_FAILED";
   for (let read = 1; read <= MAX_ORDER_READS; read++) {

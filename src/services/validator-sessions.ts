@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { verifyDeviceProof } from "../auth/device-proof";
 import type { OperatorClaims } from "../auth/operator-token";
-import { appendAudit, errorMatches } from "../db/audit";
+import { commitAudited, errorMatches } from "../db/audit";
 import type { Db } from "../db/client";
 import { findDevice, isDeviceProofReplay, spendDeviceProofStatement, toDevice } from "../db/devices";
 import { validatorSessions } from "../db/schema";
@@ -12,8 +12,8 @@ import {
   toValidatorSession,
   type ValidatorSessionRow,
 } from "../db/validator-sessions";
-import { ApiError } from "../errors";
 import { newId } from "../ids";
+import type { EventMessage } from "../queues/messages";
 import type { Device, DeviceKind, ValidatorSession } from "../types/domain";
 import { cachedSession, cacheSession, forgetSession } from "./session-cache";
 
@@ -33,6 +33,17 @@ export interface OpenSessionRequest {
   now: Date;
 }
 
+/** Why a session was not opened; the route answers it (403, or 422 `device_scope_mismatch`). */
+export type OpenSessionRefusal =
+  | { ok: false; code: "device_not_authorized" | "forbidden"; detail: string }
+  | {
+      ok: false;
+      code: "device_scope_mismatch";
+      detail: string;
+      deviceLocationId: string | null;
+      deviceEventId: string | null;
+    };
+
 /**
  * Opens a session on a registered, active, enrolled device that proved itself with a fresh device proof
  * (else 403 `device_not_authorized`, the same answer for every reason, so probing learns nothing). The
@@ -46,43 +57,47 @@ export interface OpenSessionRequest {
  */
 export async function openValidatorSession(
   db: Db,
+  events: Queue<EventMessage>,
   request: OpenSessionRequest,
-): Promise<ValidatorSession & { functions: string[] | null }> {
+): Promise<{ ok: true; session: ValidatorSession & { functions: string[] | null } } | OpenSessionRefusal> {
   const { operator, now } = request;
   // The client learns only that the device is not authorized; the reason goes to the log for the admin.
-  const refused = (reason: string) => {
+  const refused = (reason: string): OpenSessionRefusal => {
     console.warn(
       JSON.stringify({ level: "warn", msg: "device refused", device_id: request.deviceId, reason }),
     );
-    return new ApiError("device_not_authorized", `Device ${request.deviceId} is not authorized`);
+    return {
+      ok: false,
+      code: "device_not_authorized",
+      detail: `Device ${request.deviceId} is not authorized`,
+    };
   };
   const device = await findDevice(db, request.deviceId);
-  if (!device?.active) throw refused("not registered or not active");
-  if (!device.publicJwk || !device.keyAlg) throw refused("not enrolled");
-  if (request.deviceProof === undefined) throw refused("no proof");
+  if (!device?.active) return refused("not registered or not active");
+  if (!device.publicJwk || !device.keyAlg) return refused("not enrolled");
+  if (request.deviceProof === undefined) return refused("no proof");
   const verdict = await verifyDeviceProof(
     request.deviceProof,
     { id: device.id, publicJwk: device.publicJwk, keyAlg: device.keyAlg },
     now,
   );
-  if (!verdict.ok) throw refused(`proof refused: ${verdict.reason}`);
+  if (!verdict.ok) return refused(`proof refused: ${verdict.reason}`);
 
   if (!isAdmin(operator) && !operator.roles.includes(device.kind)) {
-    throw new ApiError("forbidden", `A ${device.kind} session requires role ${device.kind}`);
+    return { ok: false, code: "forbidden", detail: `A ${device.kind} session requires role ${device.kind}` };
   }
   const mismatched = [
     request.locationId !== undefined && request.locationId !== device.locationId ? "location_id" : undefined,
     request.eventId !== undefined && request.eventId !== device.eventId ? "event_id" : undefined,
   ].filter((field) => field !== undefined);
   if (mismatched.length > 0) {
-    throw new ApiError(
-      "device_scope_mismatch",
-      `Device ${device.id} is bound elsewhere: ${mismatched.join(", ")}`,
-      {
-        device_location_id: device.locationId,
-        device_event_id: device.eventId,
-      },
-    );
+    return {
+      ok: false,
+      code: "device_scope_mismatch",
+      detail: `Device ${device.id} is bound elsewhere: ${mismatched.join(", ")}`,
+      deviceLocationId: device.locationId,
+      deviceEventId: device.eventId,
+    };
   }
   const eventId = device.eventId;
   if (
@@ -90,7 +105,7 @@ export async function openValidatorSession(
     !isAdmin(operator) &&
     (eventId === null || !operator.eventIds.includes(eventId))
   ) {
-    throw new ApiError("forbidden", `Operator is not assigned to event ${eventId}`);
+    return { ok: false, code: "forbidden", detail: `Operator is not assigned to event ${eventId}` };
   }
 
   const row: ValidatorSessionRow = {
@@ -107,8 +122,9 @@ export async function openValidatorSession(
   };
   const session = toValidatorSession(row);
   try {
-    await appendAudit(
+    await commitAudited(
       db,
+      events,
       {
         actor: operator.operatorId,
         action: "session.open",
@@ -128,12 +144,12 @@ export async function openValidatorSession(
       ],
     );
   } catch (error) {
-    if (isDeviceProofReplay(error)) throw refused("proof replayed");
+    if (isDeviceProofReplay(error)) return refused("proof replayed");
     // Revoked or re-enrolled between the check above and this batch (migrations/0012's trigger).
-    if (errorMatches(error, /validator_session_device_changed/)) throw refused("device changed meanwhile");
+    if (errorMatches(error, /validator_session_device_changed/)) return refused("device changed meanwhile");
     throw error;
   }
-  return { ...session, functions: device.functions ?? null };
+  return { ok: true, session: { ...session, functions: device.functions ?? null } };
 }
 
 export interface CloseSessionRequest {
@@ -143,15 +159,17 @@ export interface CloseSessionRequest {
 }
 
 /**
- * Closes a session: its own operator's, or any for an admin; someone else's answers like a missing one.
+ * Closes a session: its own operator's, or any for an admin; someone else's is undefined like a missing one.
  * Idempotent: closing a closed session returns it unchanged and writes no second audit entry.
  */
-export async function closeValidatorSession(db: Db, request: CloseSessionRequest): Promise<ValidatorSession> {
+export async function closeValidatorSession(
+  db: Db,
+  events: Queue<EventMessage>,
+  request: CloseSessionRequest,
+): Promise<ValidatorSession | undefined> {
   const { operator, now } = request;
   const row = await findValidatorSession(db, request.sessionId);
-  if (!row || (row.operatorId !== operator.operatorId && !isAdmin(operator))) {
-    throw new ApiError("not_found", "No such session");
-  }
+  if (!row || (row.operatorId !== operator.operatorId && !isAdmin(operator))) return undefined;
   forgetSession(row.id);
   if (row.closedAt !== null) return toValidatorSession(row);
 
@@ -159,8 +177,9 @@ export async function closeValidatorSession(db: Db, request: CloseSessionRequest
   let closedAt = now.toISOString();
   if (closedAt < row.openedAt) closedAt = row.openedAt;
   try {
-    await appendAudit(
+    await commitAudited(
       db,
+      events,
       {
         actor: operator.operatorId,
         action: "session.close",
@@ -171,7 +190,7 @@ export async function closeValidatorSession(db: Db, request: CloseSessionRequest
       [db.update(validatorSessions).set({ closedAt }).where(eq(validatorSessions.id, row.id))],
     );
   } catch (error) {
-    // A concurrent close won: the close-once trigger rolled back our batch, audit entry included.
+    // A concurrent close won: the close-once trigger rolled back our batch, audit request included.
     if (errorMatches(error, /validator_session_already_closed/)) {
       const closed = await findValidatorSession(db, row.id);
       if (closed) return toValidatorSession(closed);
@@ -215,11 +234,14 @@ export interface RequireOpenSessionRequest {
 
 /**
  * The check every scan and POS request makes, in one D1 query (session ⋈ device ⋈ operator), reused for a
- * few seconds per isolate (see session-cache.ts). Throws
- * 403 `session_invalid` when the session does not exist or is not the caller's (same answer for both),
- * is closed or expired, is of the other kind, or its device or operator has since been deactivated.
+ * few seconds per isolate (see session-cache.ts). Refuses (the route answers 403 `session_invalid`) when
+ * the session does not exist or is not the caller's (same answer for both), is closed or expired, is of
+ * the other kind, or its device or operator has since been deactivated.
  */
-export async function requireOpenSession(db: Db, request: RequireOpenSessionRequest): Promise<OpenSession> {
+export async function findOpenSession(
+  db: Db,
+  request: RequireOpenSessionRequest,
+): Promise<({ ok: true } & OpenSession) | { ok: false; code: "session_invalid"; detail: string }> {
   const nowMs = request.now.getTime();
   let found = cachedSession(request.sessionId, nowMs);
   if (!found) {
@@ -227,6 +249,6 @@ export async function requireOpenSession(db: Db, request: RequireOpenSessionRequ
     if (found && !sessionProblem(found, request)) cacheSession(found, nowMs);
   }
   const problem = sessionProblem(found, request);
-  if (!found || problem) throw new ApiError("session_invalid", problem);
-  return { session: toValidatorSession(found.session), device: toDevice(found.device) };
+  if (!found || problem) return { ok: false, code: "session_invalid", detail: problem ?? "No open session" };
+  return { ok: true, session: toValidatorSession(found.session), device: toDevice(found.device) };
 }

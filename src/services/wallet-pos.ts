@@ -1,19 +1,22 @@
 import type { OperatorClaims } from "../auth/operator-token";
-import { type VerifiedQrToken, verifyQrToken, WALLET_QR_AUDIENCE, WALLET_QR_TYP } from "../auth/qr-token";
+import {
+  type QrTokenRefusal,
+  type QrTokenVerification,
+  verifyQrToken,
+  WALLET_QR_AUDIENCE,
+  WALLET_QR_TYP,
+} from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
 import { listTillSales, type TillSale } from "../db/receipts";
 import { findLedgerEntry, type LedgerCursor, lastPosReceipt } from "../db/wallet";
 import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
-import { type Config, type Env, publicBaseUrl } from "../env";
-import { ApiError } from "../errors";
-import { REPLAYED_HEADER } from "../http/idempotency";
+import type { Config, Env } from "../env";
 import { walletObjectIdOf } from "../ids";
 import type { PosDeductionResult, RefundResult, WalletObject, WalletPosting } from "../objects/wallet";
 import { requestAudit } from "../queues/messages";
-import type { PosReceipt, WalletTransaction } from "../types/domain";
-import { requireOpenSession } from "./validator-sessions";
+import type { PosReceipt, ValidatorSession, WalletTransaction } from "../types/domain";
 import { walletObject } from "./wallet-object";
 
 /** Where a till sends a customer whose wallet is short: the buyer app's wallet page. */
@@ -37,27 +40,42 @@ export interface PosSession {
   openedAt: string;
 }
 
-/** 403 `session_invalid` unless `sessionId` is the caller's open POS session on an active device. */
-export async function requirePosSession(context: PosContext, sessionId: string): Promise<PosSession> {
-  const { session } = await requireOpenSession(context.db, {
-    sessionId,
-    operatorId: context.operator.operatorId,
-    kind: "pos",
-    now: context.now,
-  });
+/** Why an open POS session may not sell (the routes answer 403 `session_invalid` with the detail). */
+export interface PosSessionRefusal {
+  ok: false;
+  code: "session_invalid";
+  detail: string;
+}
+
+/**
+ * The till an open POS session (the caller's, on an active device: see requireOpenSession) sells at, or
+ * why it may not sell there now.
+ */
+export function posSessionOf(
+  session: ValidatorSession,
+  operator: OperatorClaims,
+): { ok: true; session: PosSession } | PosSessionRefusal {
   // Opening a POS session requires an event (the device's), so this only guards a hand-edited row.
-  if (session.event_id === null) throw new ApiError("session_invalid", "The POS session has no event");
+  if (session.event_id === null) {
+    return { ok: false, code: "session_invalid", detail: "The POS session has no event" };
+  }
   // The session was opened for one of the operator's events; the operator record (≤ 5 s old) may have
   // taken that event away since, and then the till may not sell there any more.
-  const { roles, eventIds } = context.operator;
-  if (!roles.includes("admin") && !eventIds.includes(session.event_id)) {
-    throw new ApiError("session_invalid", "The session's event is no longer one of this operator's");
+  if (!operator.roles.includes("admin") && !operator.eventIds.includes(session.event_id)) {
+    return {
+      ok: false,
+      code: "session_invalid",
+      detail: "The session's event is no longer one of this operator's",
+    };
   }
   return {
-    sessionId: session.session_id,
-    deviceId: session.device_id,
-    eventId: session.event_id,
-    openedAt: session.opened_at,
+    ok: true,
+    session: {
+      sessionId: session.session_id,
+      deviceId: session.device_id,
+      eventId: session.event_id,
+      openedAt: session.opened_at,
+    },
   };
 }
 
@@ -69,14 +87,16 @@ export async function verifyWalletQrToken(
   config: Config,
   token: string,
   options: { acceptExpired?: boolean } = {},
-): Promise<VerifiedQrToken> {
+): Promise<QrTokenVerification> {
   const verified = await verifyQrToken(config, token, {
     typ: WALLET_QR_TYP,
     audience: WALLET_QR_AUDIENCE,
     ...options,
   });
-  if (typeof verified.payload.nonce !== "string" || verified.payload.nonce.length === 0) {
-    throw new ApiError("token_invalid", "Token has no nonce");
+  if (!verified.ok) return verified;
+  const { nonce } = verified.token.payload;
+  if (typeof nonce !== "string" || nonce.length === 0) {
+    return { ok: false, code: "token_invalid", detail: "Token has no nonce" };
   }
   return verified;
 }
@@ -103,16 +123,18 @@ export interface LastReceipt {
  * What a till may see of a wallet: an opaque reference, the balance and the last receipt at its own
  * event. Never the history, never the user id. Does not spend the token. Audited. The balance is the
  * wallet object's journal: what a deduction may take now.
- * A token a deduction already spent is refused here (409 `token_replayed`, audited as rejected), so the
+ * A token a deduction already spent is refused here (`token_replayed`, audited as rejected), so the
  * till learns it at the scan and not at the charge; the wallet's object is the one that knows.
  */
 export async function lookupWallet(
   context: PosContext,
   session: PosSession,
   qrToken: string,
-): Promise<PosWalletView> {
+): Promise<{ ok: true; wallet: PosWalletView } | QrTokenRefusal | { ok: false; code: "token_replayed" }> {
   const { db, config, operator, now } = context;
-  const token = await verifyWalletQrToken(config, qrToken);
+  const verified = await verifyWalletQrToken(config, qrToken);
+  if (!verified.ok) return verified;
+  const { token } = verified;
   const userId = token.subject;
   const [wallet, receipt, ref] = await Promise.all([
     walletObject(context.env.WALLETS, userId).view(userId, token.jti),
@@ -133,10 +155,8 @@ export async function lookupWallet(
     },
     ts: now.toISOString(),
   });
-  if (wallet.jtiSpent) {
-    throw new ApiError("token_replayed", "This wallet code already paid; ask for a fresh one");
-  }
-  return {
+  if (wallet.jtiSpent) return { ok: false, code: "token_replayed" };
+  const view: PosWalletView = {
     wallet_ref: ref,
     balance_cents: wallet.balance_cents,
     available_cents: wallet.available_cents,
@@ -152,6 +172,7 @@ export async function lookupWallet(
       },
     }),
   };
+  return { ok: true, wallet: view };
 }
 
 export interface DeductionRequest {
@@ -172,11 +193,19 @@ export interface PosDeduction {
   receipt: PosReceipt;
 }
 
+/** Why a till's deduction was refused: the token, or the wallet's object's own refusal. */
+export type PosDeductionRefusal = QrTokenRefusal | Exclude<PosDeductionResult, WalletPosting>;
+
+/** `replayed`: the stored outcome of an earlier request with the same key, success or refusal. */
+export type PosDeductionOutcome =
+  | { ok: true; deduction: PosDeduction; replayed: boolean }
+  | { ok: false; refusal: PosDeductionRefusal; replayed: boolean };
+
 /**
  * Deducts at a till through the wallet's object, which decides alone and stores the outcome under the
  * (operator, key) pair, so the Idempotency-Key is held by the wallet and a retry never touches D1. A
- * refusal (spent or expired token, too little credit) is thrown as the contract's problem, audited the
- * first time, and replayed with `idempotent-replayed: true` after.
+ * refusal (bad, spent or expired token, too little credit, the key reused) is audited the first time and
+ * answered as replayed after; `unavailable` decided nothing and is not audited.
  *
  * The token is verified even when expired: a retry after `exp` must still reach its stored outcome. The
  * object refuses an expired token for anything new.
@@ -185,107 +214,72 @@ export async function deductAtPos(
   context: PosContext,
   session: PosSession,
   request: DeductionRequest,
-): Promise<{ deduction: PosDeduction; replayed: boolean }> {
+): Promise<PosDeductionOutcome> {
   const { env, config, operator } = context;
-  let userId: string | null = null;
-  let replayed = false;
-  try {
-    const token = await verifyWalletQrToken(config, request.qrToken, { acceptExpired: true });
-    userId = token.subject;
-    const answer = await walletObject(env.WALLETS, userId).deduct({
-      userId,
-      ledgerKey: ledgerKeys.posDeduction(operator.operatorId, request.idempotencyKey),
-      requestHash: request.requestHash,
-      amountCents: request.amountCents,
-      currency: config.currency,
-      reference: request.reference,
-      jti: token.jti,
-      tokenExpiresAt: token.expiresAt,
-      operatorId: operator.operatorId,
-      sessionId: session.sessionId,
-      deviceId: session.deviceId,
-      eventId: session.eventId,
-    });
-    replayed = answer.replayed;
-    const { result } = answer;
-    if (!result.ok) throw deductionRefused(config, result, replayed, context.origin);
-    const { transaction } = result;
-    const deduction: PosDeduction = {
-      transaction_id: transaction.id,
-      amount_cents: transaction.amount_cents,
-      balance_cents: result.balanceCents,
-      available_cents: result.availableCents,
-      currency: transaction.currency,
-      receipt: {
-        id: receiptIdForTransaction(transaction.id),
-        event_id: session.eventId,
-        device_id: session.deviceId,
-        created_at: transaction.created_at,
-      },
-    };
-    return { deduction, replayed };
-  } catch (error) {
-    if (error instanceof ApiError && error.status < 500 && !replayed) {
-      await requestAudit(env.EVENTS, {
-        id: `aud_refused_${crypto.randomUUID()}`,
-        actor: operator.operatorId,
-        action: "pos.deduct",
-        target: userId === null ? null : `wallet:${userId}`,
-        details: {
-          result: "rejected",
-          code: error.code,
-          amount_cents: request.amountCents,
-          session_id: session.sessionId,
-          device_id: session.deviceId,
-          event_id: session.eventId,
-        },
-        ts: context.now.toISOString(),
-      });
-    }
-    throw error;
-  }
+  const verified = await verifyWalletQrToken(config, request.qrToken, { acceptExpired: true });
+  if (!verified.ok) return refuseDeduction(context, session, request, null, verified, false);
+  const { token } = verified;
+  const userId = token.subject;
+  const { result, replayed } = await walletObject(env.WALLETS, userId).deduct({
+    userId,
+    ledgerKey: ledgerKeys.posDeduction(operator.operatorId, request.idempotencyKey),
+    requestHash: request.requestHash,
+    amountCents: request.amountCents,
+    currency: config.currency,
+    reference: request.reference,
+    jti: token.jti,
+    tokenExpiresAt: token.expiresAt,
+    operatorId: operator.operatorId,
+    sessionId: session.sessionId,
+    deviceId: session.deviceId,
+    eventId: session.eventId,
+  });
+  if (!result.ok) return refuseDeduction(context, session, request, userId, result, replayed);
+  const { transaction } = result;
+  const deduction: PosDeduction = {
+    transaction_id: transaction.id,
+    amount_cents: transaction.amount_cents,
+    balance_cents: result.balanceCents,
+    available_cents: result.availableCents,
+    currency: transaction.currency,
+    receipt: {
+      id: receiptIdForTransaction(transaction.id),
+      event_id: session.eventId,
+      device_id: session.deviceId,
+      created_at: transaction.created_at,
+    },
+  };
+  return { ok: true, deduction, replayed };
 }
 
-function deductionRefused(
-  config: Config,
-  result: Exclude<PosDeductionResult, WalletPosting>,
+/** Audits a refusal the first time it is made (a replay was audited then), and answers it. */
+async function refuseDeduction(
+  context: PosContext,
+  session: PosSession,
+  request: DeductionRequest,
+  userId: string | null,
+  refusal: PosDeductionRefusal,
   replayed: boolean,
-  origin: string,
-): ApiError {
-  const headers: Record<string, string> = replayed ? { [REPLAYED_HEADER]: "true" } : {};
-  switch (result.code) {
-    case "insufficient_funds":
-      return new ApiError(
-        "insufficient_funds",
-        "Not enough credit in the wallet",
-        {
-          balance_cents: result.balanceCents,
-          available_cents: result.availableCents,
-          topup_url: new URL(TOPUP_PATH, publicBaseUrl(config, origin)).toString(),
-        },
-        headers,
-      );
-    case "token_replayed":
-      return new ApiError(
-        "token_replayed",
-        "This wallet token already paid; ask for a fresh one",
-        {},
-        headers,
-      );
-    case "token_expired":
-      return new ApiError("token_expired", undefined, {}, headers);
-    case "idempotency_key_reused":
-      return new ApiError("idempotency_key_reused");
-    case "unavailable":
-      return new ApiError(
-        "service_unavailable",
-        "The wallet could not be checked; retry with the same key",
-        {},
-        {
-          "retry-after": "1",
-        },
-      );
+): Promise<PosDeductionOutcome> {
+  if (!replayed && refusal.code !== "unavailable") {
+    await requestAudit(context.env.EVENTS, {
+      id: `aud_refused_${crypto.randomUUID()}`,
+      actor: context.operator.operatorId,
+      action: "pos.deduct",
+      target: userId === null ? null : `wallet:${userId}`,
+      details: {
+        result: "rejected",
+        // The refusals' codes are the contract's own (`unavailable` aside, never audited).
+        code: refusal.code,
+        amount_cents: request.amountCents,
+        session_id: session.sessionId,
+        device_id: session.deviceId,
+        event_id: session.eventId,
+      },
+      ts: context.now.toISOString(),
+    });
   }
+  return { ok: false, refusal, replayed };
 }
 
 /**
@@ -295,12 +289,13 @@ function deductionRefused(
  *
  * A transaction id names its wallet's object (ids.ts), so the owner answers at once, however recent the
  * sale. Ids from before the wallet's journal are looked up in D1, which had every row of that time.
+ * Undefined when there is none the caller may refund.
  */
 export async function findRefundableDeduction(
   context: Pick<PosContext, "env" | "db">,
   operator: OperatorClaims,
   transactionId: string,
-): Promise<RefundableDeduction> {
+): Promise<RefundableDeduction | undefined> {
   const owner = await ownerOf(context, transactionId);
   const wallet = owner?.wallet;
   const deduction = owner && (await owner.wallet.deduction(transactionId, owner.userId));
@@ -308,7 +303,7 @@ export async function findRefundableDeduction(
     deduction !== undefined &&
     (canApproveRefunds(operator.roles) ||
       (deduction.event_id !== null && operator.eventIds.includes(deduction.event_id)));
-  if (!wallet || !deduction || !allowed) throw new ApiError("not_found", "No such deduction");
+  if (!wallet || !deduction || !allowed) return undefined;
   return { wallet, deduction, userId: owner.userId };
 }
 
@@ -342,13 +337,19 @@ export type PosRefund = Omit<WalletTransaction, "user_id"> & {
   available_cents: number;
 };
 
-/** Refunds (part of) a deduction through the wallet's object; over the original → 409. Audited with the refund. */
+/** Why the wallet's object refused a refund (more than is left of the deduction, the key reused, ...). */
+export type PosRefundRefusal = Exclude<RefundResult, WalletPosting>;
+
+/**
+ * Refunds (part of) a deduction through the wallet's object, which refuses more than is left of it.
+ * Audited with the refund.
+ */
 export async function refundDeduction(
   context: PosContext,
   { wallet, deduction, userId: ownerUserId }: RefundableDeduction,
   session: PosSession,
   request: { amountCents?: number; reason: string; idempotencyKey: string },
-): Promise<PosRefund> {
+): Promise<{ ok: true; refund: PosRefund } | PosRefundRefusal> {
   const { config, operator } = context;
   const result: RefundResult = await wallet.refund({
     userId: ownerUserId,
@@ -359,20 +360,15 @@ export async function refundDeduction(
     deviceId: session.deviceId,
     reason: request.reason,
   });
-  if (!result.ok) {
-    if (result.code === "idempotency_key_reused") throw new ApiError("idempotency_key_reused");
-    if (result.code === "not_found") throw new ApiError("not_found", "No such deduction");
-    throw new ApiError("refund_exceeds_original", "Refunds of a deduction never add up to more than it", {
-      refundable_cents: result.refundableCents,
-    });
-  }
+  if (!result.ok) return result;
   const { user_id: userId, ...row } = result.transaction;
-  return {
+  const refund: PosRefund = {
     ...row,
     wallet_ref: deduction.event_id === null ? null : await walletRef(config, deduction.event_id, userId),
     balance_cents: result.balanceCents,
     available_cents: result.availableCents,
   };
+  return { ok: true, refund };
 }
 
 /** A till's sales as the API shows them: no user id, no wallet reference, nothing of any wallet's past. */

@@ -15,11 +15,12 @@ import {
   settleTopupStatement,
   toTopup,
 } from "../db/wallet";
-import { ApiError } from "../errors";
 import type { IdempotencyClaim } from "../http/idempotency";
 import type { Topup, WebhookOutcome } from "../types/domain";
-import type { PaymentContext } from "./payment-events";
+import type { PaymentApplication, PaymentContext } from "./payment-events";
 import { walletObject } from "./wallet-object";
+
+type TopupRow = NonNullable<Awaited<ReturnType<typeof findTopup>>>;
 
 export interface CreateTopupInput {
   userId: string;
@@ -35,9 +36,12 @@ export interface CreateTopupInput {
 /**
  * Records a buyer's request for credit, pending its payment, in one batch with the stored 201 (and the
  * buyer's address, when the token gave one). The gateway is then handed `topup_id` as the payment's
- * reference.
+ * reference. `idempotency_in_progress`: the key made a top-up that cannot be read back yet.
  */
-export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topup> {
+export async function createTopup(
+  db: Db,
+  input: CreateTopupInput,
+): Promise<{ ok: true; topup: Topup } | { ok: false; code: "idempotency_in_progress" }> {
   const { row, statement } = insertTopupStatement(db, input);
   const topup = toTopup(row);
   const contact = input.buyerEmail
@@ -45,13 +49,13 @@ export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topu
     : [];
   try {
     await atomically(db, [input.claim.complete({ status: 201, body: topup }), statement, ...contact]);
-    return topup;
+    return { ok: true, topup };
   } catch (error) {
     if (!isDuplicateTopupKey(error)) throw error;
     // The key already made a top-up (its stored response may have been purged): answer with that one.
     const existing = await findTopupByKey(db, input.userId, input.idempotencyKey);
-    if (existing) return toTopup(existing);
-    throw new ApiError("idempotency_in_progress");
+    if (existing) return { ok: true, topup: toTopup(existing) };
+    return { ok: false, code: "idempotency_in_progress" };
   }
 }
 
@@ -62,29 +66,44 @@ export async function createTopup(db: Db, input: CreateTopupInput): Promise<Topu
  *   turn any other delivery into `duplicate`), then its PURCHASE posted by the user's wallet object under
  *   the top-up's key. A delivery that finds the top-up PAID posts it again, which the key makes a no-op:
  *   so a crash between the batch and the posting is repaired by the gateway's next delivery.
- * - SUCCESS with another amount or currency → recorded for review, 422, nothing else.
+ * - SUCCESS with another amount or currency → recorded for review, refused (`amount_mismatch`), nothing
+ *   else.
  * - FAILED for a pending top-up → FAILED.
  * - Anything for a settled top-up → recorded and `ignored` (a SUCCESS flagged as needing a refund).
  */
 export async function settleTopupPayment(
   context: PaymentContext,
   delivery: PaymentDelivery,
-): Promise<WebhookOutcome> {
+): Promise<PaymentApplication> {
   const { db } = context;
-  const { event, receivedAt: now } = delivery;
+  const { event } = delivery;
   const topup = await findTopup(db, event.reference);
-  if (!topup) throw new ApiError("reference_not_found", "No order or top-up has this reference");
+  if (!topup) return { ok: false, code: "reference_not_found", paying: "topup" };
 
   if (
     event.status === "SUCCESS" &&
     (event.amount_cents !== topup.amountCents || event.currency !== topup.currency)
   ) {
     await recordAmountMismatch(db, delivery, { amountCents: topup.amountCents, currency: topup.currency });
-    throw new ApiError("amount_mismatch", "The payment does not match the top-up; recorded for review", {
-      expected_amount_cents: topup.amountCents,
-      expected_currency: topup.currency,
-    });
+    return {
+      ok: false,
+      code: "amount_mismatch",
+      paying: "topup",
+      expectedAmountCents: topup.amountCents,
+      expectedCurrency: topup.currency,
+    };
   }
+  return { ok: true, outcome: await settleFoundTopup(context, delivery, topup) };
+}
+
+/** Settles a top-up whose payment matches it (or that failed), or records the payment as ignored. */
+async function settleFoundTopup(
+  context: PaymentContext,
+  delivery: PaymentDelivery,
+  topup: TopupRow,
+): Promise<WebhookOutcome> {
+  const { db } = context;
+  const { event, receivedAt: now } = delivery;
   const post = () =>
     walletObject(context.wallets, topup.userId).postTopup({
       userId: topup.userId,

@@ -1,11 +1,10 @@
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { describe, it } from "vitest";
-import { verifyBuyerToken } from "../../src/auth/buyer-token";
+import { verifyBuyer } from "../../src/auth/buyer-token";
 import { signOperatorToken, verifyOperatorToken } from "../../src/auth/operator-token";
 import { VERIFIED_TOKEN_REUSE_MS, VerifiedTokens } from "../../src/auth/verified-tokens";
 import { loadConfig } from "../../src/env";
-import { ApiError } from "../../src/errors";
 import { uniqueUser } from "../support/tokens";
 
 // A token verified once is accepted again without its signature check: these tests try to make that
@@ -14,13 +13,11 @@ import { uniqueUser } from "../support/tokens";
 const config = loadConfig(env);
 const claims = { operatorId: "opr_cached", roles: ["gate" as const], eventIds: [], credentialVersion: 1 };
 
-async function refusal(verification: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await verification;
-    return undefined;
-  } catch (error) {
-    return error instanceof ApiError ? error.code : String(error);
-  }
+async function refusal(
+  verification: Promise<{ ok: true } | { ok: false; code: string }>,
+): Promise<string | undefined> {
+  const verified = await verification;
+  return verified.ok ? undefined : verified.code;
 }
 
 /** The operator token's lifetime is fixed, so "later" is measured from its `exp`. */
@@ -35,9 +32,15 @@ describe("operator tokens verified earlier", () => {
     const token = await signOperatorToken(config, claims, issuedAt);
     const exp = expiryOf(token);
     // Verified (and remembered) a few seconds before it expires, then asked again as it expires.
-    await expect(verifyOperatorToken(config, token, new Date((exp - 5) * 1000))).resolves.toEqual(claims);
-    await expect(verifyOperatorToken(config, token, new Date(exp * 1000 - 1))).resolves.toEqual(claims);
-    expect(await refusal(verifyOperatorToken(config, token, new Date(exp * 1000)))).toBe("unauthenticated");
+    await expect(verifyOperatorToken(config, token, new Date((exp - 5) * 1000))).resolves.toEqual({
+      ok: true,
+      claims,
+    });
+    await expect(verifyOperatorToken(config, token, new Date(exp * 1000 - 1))).resolves.toEqual({
+      ok: true,
+      claims,
+    });
+    expect(await refusal(verifyOperatorToken(config, token, new Date(exp * 1000)))).toBe("token_invalid");
   });
 
   it("do not vouch for a token that differs in one character", async ({ expect }) => {
@@ -58,15 +61,15 @@ describe("operator tokens verified earlier", () => {
       .replaceAll("+", "-")
       .replaceAll("/", "_");
     const tamperedClaims = `${header}.${elevated}.${signature}`;
-    expect(await refusal(verifyOperatorToken(config, tamperedSignature))).toBe("unauthenticated");
-    expect(await refusal(verifyOperatorToken(config, tamperedClaims))).toBe("unauthenticated");
+    expect(await refusal(verifyOperatorToken(config, tamperedSignature))).toBe("token_invalid");
+    expect(await refusal(verifyOperatorToken(config, tamperedClaims))).toBe("token_invalid");
   });
 
   it("are not accepted under a configuration with another secret", async ({ expect }) => {
     const token = await signOperatorToken(config, claims, new Date());
-    await expect(verifyOperatorToken(config, token)).resolves.toEqual(claims);
+    await expect(verifyOperatorToken(config, token)).resolves.toEqual({ ok: true, claims });
     const rotated = { ...config, operatorJwtSecret: `${config.operatorJwtSecret}-rotated` };
-    expect(await refusal(verifyOperatorToken(rotated, token))).toBe("unauthenticated");
+    expect(await refusal(verifyOperatorToken(rotated, token))).toBe("token_invalid");
   });
 });
 
@@ -81,12 +84,11 @@ describe("buyer tokens verified earlier", () => {
       .setAudience(config.buyerJwtAudience)
       .setExpirationTime(exp)
       .sign(new TextEncoder().encode(config.buyerJwtSecret));
-    await expect(verifyBuyerToken(config, token, new Date((exp - 1) * 1000))).resolves.toBe(userId);
+    const accepted = { ok: true, buyer: { userId } };
+    await expect(verifyBuyer(config, token, new Date((exp - 1) * 1000))).resolves.toEqual(accepted);
     // Past exp but inside the 30 s tolerance: still good, from the cache or not.
-    await expect(verifyBuyerToken(config, token, new Date((exp + 29) * 1000))).resolves.toBe(userId);
-    expect(await refusal(verifyBuyerToken(config, token, new Date((exp + 30) * 1000)))).toBe(
-      "unauthenticated",
-    );
+    await expect(verifyBuyer(config, token, new Date((exp + 29) * 1000))).resolves.toEqual(accepted);
+    expect(await refusal(verifyBuyer(config, token, new Date((exp + 30) * 1000)))).toBe("token_invalid");
   });
 });
 

@@ -92,8 +92,11 @@ describe("the buyer's address", () => {
     const userId = uniqueUser();
     const token = await buyerToken(userId);
     const fresh = await verifyBuyer(config, token);
-    expect(fresh).toEqual({ userId, email: testEmailOf(userId) });
+    expect(fresh).toEqual({ ok: true, buyer: { userId, email: testEmailOf(userId) } });
     expect(await verifyBuyer(config, token)).toEqual(fresh);
-    expect(await verifyBuyer(config, await buyerToken(userId, { email: null }))).toEqual({ userId });
+    expect(await verifyBuyer(config, await buyerToken(userId, { email: null }))).toEqual({
+      ok: true,
+      buyer: { userId },
+    });
   });
 });

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
-import { appendAudit, auditPageStatement } from "../../src/db/audit";
+import { auditPageStatement } from "../../src/db/audit";
 import { getDb } from "../../src/db/client";
+import { appendAudit } from "../../src/queues/audit-chain";
 import { MAX_AUDIT_FILTER_LENGTH } from "../../src/routes/audit";
 import type { AuditEntry } from "../../src/types/domain";
 import { operatorToken } from "../support/fixtures";

@@ -1,10 +1,12 @@
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
-import { appendAudit, auditEntryHash, verifyAuditChain } from "../../src/db/audit";
+import { auditEntryHash, verifyAuditChain } from "../../src/db/audit";
 import { getDb } from "../../src/db/client";
 import { auditLog } from "../../src/db/schema";
+import { appendAudit } from "../../src/queues/audit-chain";
 import type { AuditEntry } from "../../src/types/domain";
+import { auditRequests, auditSettled } from "../support/audit";
 import { operatorToken, TEST_PASSWORD } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { adminOperator, openSession, registeredDevice } from "../support/staff";
@@ -46,7 +48,9 @@ async function verify() {
 }
 
 describe("audit entries for staff actions", () => {
-  it("records logins, failed logins and admin changes in order, without secrets", async ({ expect }) => {
+  it("records logins, failed logins and admin changes, chained by the consumer, without secrets", async ({
+    expect,
+  }) => {
     const admin = await adminOperator();
     const since = new Date().toISOString();
 
@@ -79,6 +83,8 @@ describe("audit entries for staff actions", () => {
     const session = await openSession(gate.token, { device_id: deviceId });
     await callJson("DELETE", `/validators/sessions/${session.body.session_id}`, { token: gate.token });
 
+    // The consumer chains each entry a moment after its action answered.
+    await auditSettled();
     const entries = await auditSince(admin.token, since);
     const mine = entries.filter(
       (entry) =>
@@ -87,26 +93,48 @@ describe("audit entries for staff actions", () => {
           entry.target ?? "",
         ),
     );
-    expect(mine.map((entry) => [entry.action, entry.actor])).toEqual([
-      ["operator.login", gate.operatorId],
-      ["operator.login_failed", gate.username],
-      ["operator.login_failed", unknownUser],
-      ["operator.create", admin.operatorId],
-      ["product.create", admin.operatorId],
-      ["product.update", admin.operatorId],
-      ["device.register", admin.operatorId],
-      ["device.enroll", `device:${deviceId}`],
-      ["device.update", admin.operatorId],
-      ["device.update", admin.operatorId],
-      ["session.open", gate.operatorId],
-      ["session.close", gate.operatorId],
-    ]);
-    expect(mine[1]?.details).toEqual({ reason: "wrong_password" });
-    expect(mine[2]).toMatchObject({ target: null, details: { reason: "unknown_username" } });
-    expect(mine[5]?.details).toEqual({ sellable: 9 });
-    expect(mine[7]?.details).toEqual({ key_alg: "ES256", replaced_key: false });
-    expect(mine[8]?.details).toEqual({ active: { from: true, to: false } });
-    expect(mine[10]).toMatchObject({ target: session.body.session_id, details: { device_id: deviceId } });
+    // The queue promises no order, so the chain holds them in the order the consumer got them.
+    const pairs = (list: AuditEntry[]) => list.map((entry) => `${entry.action} ${entry.actor}`).sort();
+    expect(pairs(mine)).toEqual(
+      [
+        ["operator.login", gate.operatorId],
+        ["operator.login_failed", gate.username],
+        ["operator.login_failed", unknownUser],
+        ["operator.create", admin.operatorId],
+        ["product.create", admin.operatorId],
+        ["product.update", admin.operatorId],
+        ["device.register", admin.operatorId],
+        ["device.enroll", `device:${deviceId}`],
+        ["device.update", admin.operatorId],
+        ["device.update", admin.operatorId],
+        ["session.open", gate.operatorId],
+        ["session.close", gate.operatorId],
+      ]
+        .map(([action, actor]) => `${action} ${actor}`)
+        .sort(),
+    );
+    const one = (action: string, actor: string) =>
+      mine.find((entry) => entry.action === action && entry.actor === actor);
+    expect(one("operator.login_failed", gate.username)?.details).toEqual({ reason: "wrong_password" });
+    expect(one("operator.login_failed", unknownUser)).toMatchObject({
+      target: null,
+      details: { reason: "unknown_username" },
+    });
+    expect(one("product.update", admin.operatorId)?.details).toEqual({ sellable: 9 });
+    expect(one("device.enroll", `device:${deviceId}`)?.details).toEqual({
+      key_alg: "ES256",
+      replaced_key: false,
+    });
+    expect(
+      mine
+        .filter((entry) => entry.action === "device.update")
+        .map((entry) => entry.details)
+        .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    ).toEqual([{ active: { from: false, to: true } }, { active: { from: true, to: false } }]);
+    expect(one("session.open", gate.operatorId)).toMatchObject({
+      target: session.body.session_id,
+      details: { device_id: deviceId },
+    });
 
     // Chain order: seq strictly increasing by one overall, and ts never decreasing.
     for (let i = 1; i < entries.length; i++) {
@@ -122,12 +150,15 @@ describe("audit entries for staff actions", () => {
 
   it("verify answers ok with the number of entries", async ({ expect }) => {
     await operatorToken(["gate"]);
+    await auditSettled();
     const result = await verify();
     expect(result.status).toBe(200);
     expect(result.body).toEqual({ ok: true, entries: await tailSeq() });
   });
 
   it("20 concurrent appends make 20 linked entries", async ({ expect }) => {
+    // Nothing else appending meanwhile, so the 20 take the next 20 positions.
+    await auditSettled();
     const before = await tailSeq();
     const now = new Date();
     const appended = await Promise.all(
@@ -234,8 +265,10 @@ async function rehashed(row: AuditRow, changes: Partial<AuditRow>): Promise<Audi
 
 /** Three fresh entries at the tail, as stored: the middle one is the one a test tampers with. */
 async function threeEntries(action: string): Promise<[AuditRow, AuditRow, AuditRow]> {
-  // The admin logs in (an audit entry) on first use: do it now, not while the chain is being tampered with.
+  // The admin logs in (an audit entry) on first use: do it now, and let the consumer chain its entries,
+  // so that nothing appends while the chain is being tampered with.
   await adminOperator();
+  await auditSettled();
   const appended: AuditRow[] = [];
   for (const position of ["before", "victim", "after"]) {
     const entry = await appendAudit(db(), { actor: "test", action: `${action}.${position}` }, new Date());
@@ -414,8 +447,12 @@ describe("sessions in the audit log", () => {
   it("a refused session open writes nothing", async ({ expect }) => {
     const gate = await operatorToken(["gate"]);
     const posDevice = await registeredDevice({ kind: "pos", event_id: "evt-audit" });
-    const before = await tailSeq();
+    await auditSettled();
+    const before = { requested: (await auditRequests()).length, seq: await tailSeq() };
     expect((await openSession(gate.token, { device_id: posDevice })).status).toBe(403);
-    expect(await tailSeq()).toBe(before);
+    // No request was committed with it (the outbox is where every entry starts), so none can be chained.
+    expect((await auditRequests()).length).toBe(before.requested);
+    expect(await auditRequests({ actor: gate.operatorId, action: "session.open" })).toEqual([]);
+    expect(await tailSeq()).toBe(before.seq);
   });
 });

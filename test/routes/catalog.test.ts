@@ -1,5 +1,6 @@
 import { describe, it } from "vitest";
 import type { AuditEntry } from "../../src/types/domain";
+import { auditSettled } from "../support/audit";
 import { operatorToken, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { adminOperator } from "../support/staff";
@@ -57,8 +58,12 @@ interface AdminProductBody {
   committed?: number;
 }
 
-/** The entries whose target is `target`, read through the API. */
+/**
+ * The entries whose target is `target`, read through the API once the consumer has chained every entry
+ * requested so far; in action order, as the queue does not promise to keep the actions' order.
+ */
 async function auditEntriesFor(token: string, target: string) {
+  await auditSettled();
   const query = new URLSearchParams({
     from: "2000-01-01T00:00:00Z",
     to: "2999-01-01T00:00:00Z",
@@ -77,7 +82,7 @@ async function auditEntriesFor(token: string, target: string) {
     entries.push(...page.body.entries);
     cursor = page.body.next_cursor;
   } while (cursor);
-  return entries.filter((entry) => entry.target === target);
+  return entries.filter((entry) => entry.target === target).sort((a, b) => a.action.localeCompare(b.action));
 }
 
 /** Reserves `quantity` units of `productId` through an unpaid order. */

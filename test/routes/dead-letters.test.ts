@@ -4,6 +4,7 @@ import { buildApp } from "../../src/app";
 import { deadLetterId, recordEventFailure } from "../../src/db/dead-letters";
 import type { Env } from "../../src/env";
 import type { EventMessage } from "../../src/queues/messages";
+import { auditSettled } from "../support/audit";
 import { db, operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
 
@@ -158,6 +159,8 @@ describe("dead letters through the real queues", () => {
 
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(await auditCount(auditId)).toBe(1);
+    // The replay's own entry is chained by the consumer from the request the replay committed.
+    await auditSettled();
     expect(await auditCount(`aud_replay_${letter.id}`)).toBe(1);
     const listed = (await allDeadLetters(token)).find((d) => d.id === letter.id);
     expect(listed?.replayed_at).toBe(replay.body.replayed_at);

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { describe, it } from "vitest";
 import {
   forgetQuietLoginStreaks,
@@ -9,6 +9,7 @@ import {
   reserveLoginAttempt,
 } from "../../src/db/login-throttle";
 import { auditLog, loginAttempts } from "../../src/db/schema";
+import { auditSettled } from "../support/audit";
 import { db, operatorToken, TEST_PASSWORD } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { adminOperator } from "../support/staff";
@@ -37,7 +38,9 @@ const uniqueAddress = () => {
 const count = (answers: { status: number }[], status: number) =>
   answers.filter((answer) => answer.status === status).length;
 
+/** The entries by `actor`, once the consumer has chained every entry requested so far. */
 async function auditEntriesBy(actor: string) {
+  await auditSettled();
   return db().select().from(auditLog).where(eq(auditLog.actor, actor));
 }
 
@@ -173,7 +176,7 @@ describe("POST /operators/login: a flood stays out of the audit chain", () => {
       functions: [{ function: "bus", uses: 1 }],
     });
 
-    // Each product create appends to the chain synchronously, so it races the logins' entries for the tail.
+    // Neither path appends to the chain: each commits a request for its entry, and the consumer chains them.
     const [logins, created] = await Promise.all([
       Promise.all(Array.from({ length: 200 }, () => login(username, "wrong-password!", address))),
       Promise.all(
@@ -187,6 +190,12 @@ describe("POST /operators/login: a flood stays out of the audit chain", () => {
     expect(count(logins, 429)).toBe(200 - LOGIN_FREE_ATTEMPTS);
     expect(created.map((answer) => answer.status)).toEqual(Array(changes).fill(201));
     expect((await auditEntriesBy(username)).length).toBeLessThanOrEqual(LOGIN_FREE_ATTEMPTS + 1);
+    const productIds = created.map((answer) => (answer.body as { id: string }).id);
+    const creates = await db()
+      .select({ target: auditLog.target })
+      .from(auditLog)
+      .where(and(eq(auditLog.action, "product.create"), inArray(auditLog.target, productIds)));
+    expect(creates.map((entry) => entry.target).sort()).toEqual([...productIds].sort());
   });
 });
 

@@ -6,6 +6,7 @@ import { signTicketQrToken } from "../../src/auth/qr-token";
 import { verifyAuditChain } from "../../src/db/audit";
 import { auditLog, redemptions, ticketEntitlements } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
+import { qrSigningConfig } from "../../src/http/refusals";
 import { eventually } from "../support/eventually";
 import { db, operatorToken } from "../support/fixtures";
 import { call, callJson } from "../support/http";
@@ -533,7 +534,7 @@ describe("POST /devices/{id}/offline-scans: reconciliation", () => {
 /** A ticket token for the window starting at `at`, as the supply signs them (`at` may be in the past). */
 async function windowTokenAt(ticket: PaidTicket, functions: string[], at: Date): Promise<string> {
   const { token } = await signTicketQrToken(
-    loadConfig(env),
+    qrSigningConfig(loadConfig(env)),
     { code: ticket.code, functions, usedUp: [] },
     new Date(),
     at,

@@ -9,10 +9,11 @@ import {
 } from "../../src/auth/operator-token";
 import { auditLog, operators, validatorSessions } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
+import { requireOpenSession } from "../../src/http/refusals";
 import { currentOperator, OPERATOR_RECORD_CACHE_MS } from "../../src/services/current-operator";
 import { SESSION_CACHE_MS } from "../../src/services/session-cache";
-import { requireOpenSession } from "../../src/services/validator-sessions";
 import type { OperatorRole } from "../../src/types/domain";
+import { auditRequests, auditSettled } from "../support/audit";
 import { callWith, faultyD1 } from "../support/faulty-d1";
 import { db, operatorToken, TEST_PASSWORD } from "../support/fixtures";
 import { callJson } from "../support/http";
@@ -115,7 +116,12 @@ function sessionRows(ids: string[]) {
   return db().select().from(validatorSessions).where(inArray(validatorSessions.id, ids));
 }
 
-function auditEntries(target: string, action: string) {
+/**
+ * The entries of `action` on `target`, once the consumer has chained every entry requested so far, in
+ * chain order (the consumer's: the queue does not promise the actions' order).
+ */
+async function auditEntries(target: string, action: string) {
+  await auditSettled();
   return db()
     .select()
     .from(auditLog)
@@ -149,7 +155,7 @@ describe("PATCH /admin/operators/{id}: deactivation", () => {
     expect(await patchOperator(staff.operatorId, { active: true }, otherAdmin.token)).toMatchObject(refused);
   });
 
-  it("closes their open sessions in the batch that appends operator.update", async ({ expect }) => {
+  it("closes their open sessions in the batch that requests operator.update", async ({ expect }) => {
     const staff = await staffOnShift(["gate", "pos"]);
     const admin = await adminOperator();
     const deactivated = await patchOperator(staff.operatorId, { active: false });
@@ -173,7 +179,7 @@ describe("PATCH /admin/operators/{id}: deactivation", () => {
     expect,
   }) => {
     const staff = await staffOnShift(["gate"]);
-    // The change's batch (operator, sessions, audit entry) is the first batch the request runs.
+    // The change's batch (operator, sessions, audit request) is the first batch the request runs.
     const failed = await callWith(
       faultyD1(1, "before"),
       new Request(`https://passes.test/admin/operators/${staff.operatorId}`, {
@@ -189,6 +195,7 @@ describe("PATCH /admin/operators/{id}: deactivation", () => {
     expect(row).toMatchObject({ active: true, credentialVersion: 1 });
     const [session] = await sessionRows([staff.gateSessionId]);
     expect(session?.closedAt).toBeNull();
+    expect(await auditRequests({ target: staff.operatorId, action: "operator.update" })).toEqual([]);
     expect(await auditEntries(staff.operatorId, "operator.update")).toHaveLength(0);
     expect((await scanProbe(staff.token, staff.gateSessionId)).body.result).toBe("accepted");
   });
@@ -207,7 +214,9 @@ describe("PATCH /admin/operators/{id}: deactivation", () => {
       status: 401,
       body: { code: "unauthenticated" },
     });
-    const [, reactivation] = await auditEntries(staff.operatorId, "operator.update");
+    const reactivation = (await auditEntries(staff.operatorId, "operator.update")).find(
+      (entry) => JSON.parse(entry.details).active?.to === true,
+    );
     expect(JSON.parse(reactivation?.details ?? "{}")).toEqual({ active: { from: false, to: true } });
 
     const fresh = await login(staff.username, TEST_PASSWORD);
@@ -338,7 +347,9 @@ describe("PATCH /admin/operators/{id}: roles and events", () => {
     // A change of roles revokes nothing: the token and the session work again with the role back.
     expect((await patchOperator(staff.operatorId, { roles: ["gate"] })).status).toBe(200);
     expect((await scanProbe(staff.token, staff.gateSessionId)).body.result).toBe("accepted");
-    const [removal] = await auditEntries(staff.operatorId, "operator.update");
+    const removal = (await auditEntries(staff.operatorId, "operator.update")).find((entry) =>
+      JSON.parse(entry.details).roles?.to.includes("analyst"),
+    );
     expect(JSON.parse(removal?.details ?? "{}")).toEqual({ roles: { from: ["gate"], to: ["analyst"] } });
   });
 
@@ -522,6 +533,13 @@ describe("GET /admin/operators", () => {
   });
 });
 
+/** What an operator's token itself proves, as the middleware verifies it. */
+async function claimsOf(token: string) {
+  const verified = await verifyOperatorToken(loadConfig(env), token);
+  if (!verified.ok) throw new Error(`operator token refused: ${verified.code}`);
+  return verified.claims;
+}
+
 describe("another isolate's change reaches this one within 5 s", () => {
   it("the revocation bound stays inside the contract's 5 s", ({ expect }) => {
     // A request checks the operator record before its session: an old token is refused once this
@@ -539,7 +557,7 @@ describe("another isolate's change reaches this one within 5 s", () => {
     async (_name, change) => {
       const { expect } = await import("vitest");
       const gate = await operatorToken(["gate"]);
-      const claims = await verifyOperatorToken(loadConfig(env), gate.token);
+      const claims = await claimsOf(gate.token);
       const now = Date.now();
       expect(await currentOperator(db(), claims, now)).toEqual({
         operatorId: gate.operatorId,
@@ -559,7 +577,7 @@ describe("another isolate's change reaches this one within 5 s", () => {
     expect,
   }) => {
     const pos = await operatorToken(["pos"], ["evt-a"]);
-    const claims = await verifyOperatorToken(loadConfig(env), pos.token);
+    const claims = await claimsOf(pos.token);
     const now = Date.now();
     expect(await currentOperator(db(), claims, now)).toMatchObject({ roles: ["pos"], eventIds: ["evt-a"] });
     await db()

@@ -343,7 +343,7 @@ describe("POST /payments/webhook: outcomes", () => {
       { db: db(), events: env.EVENTS, wallets: env.WALLETS },
       { webhookId: newMessageId(), event, receivedAt: new Date(Date.parse(order.expires_at) + 1_000) },
     );
-    expect(outcome).toBe("ignored");
+    expect(outcome).toEqual({ ok: true, outcome: "ignored" });
     expect(await orderStatus(order.order_id)).toBe("EXPIRED");
     expect(await inventoryOf(product.id)).toEqual({ sellable: 5, reserved: 0, sold: 0 });
     const row = await db().query.payments.findFirst({ where: eq(payments.paymentId, event.payment_id) });
@@ -389,7 +389,7 @@ describe("outbox: events survive a failed send", () => {
       { db: db(), events: downQueue, wallets: env.WALLETS },
       { webhookId: newMessageId(), event: paymentFor(order), receivedAt: paidAt },
     );
-    expect(outcome).toBe("processed");
+    expect(outcome).toEqual({ ok: true, outcome: "processed" });
     expect(await ticketCount(order.order_id)).toBe(1);
     const id = `order.paid:${order.order_id}`;
     expect((await db().query.outbox.findFirst({ where: eq(outbox.id, id) }))?.sentAt).toBeNull();

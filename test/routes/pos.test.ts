@@ -4,6 +4,7 @@ import { describe, it } from "vitest";
 import { signWalletQrToken } from "../../src/auth/qr-token";
 import { auditLog, walletReceipts } from "../../src/db/schema";
 import { loadConfig } from "../../src/env";
+import { qrSigningConfig } from "../../src/http/refusals";
 import type { OperatorRole } from "../../src/types/domain";
 import { db, operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
@@ -244,7 +245,11 @@ describe("POST /pos/deductions: tokens", () => {
     expect((await lookup(till, ticketToken)).body.code).toBe("token_invalid");
     expect((await deduct(till, "not.a.token", 100)).body.code).toBe("token_invalid");
 
-    const stale = await signWalletQrToken(loadConfig(env), userId, new Date(Date.now() - 10 * 60_000));
+    const stale = await signWalletQrToken(
+      qrSigningConfig(loadConfig(env)),
+      userId,
+      new Date(Date.now() - 10 * 60_000),
+    );
     const expired = await deduct(till, stale.token, 100);
     expect(expired).toMatchObject({ status: 422, body: { code: "token_expired" } });
     expect((await storedWallet(userId)).balanceCents).toBe(1_000);
@@ -420,7 +425,11 @@ describe("POST /pos/deductions: decided by the wallet's object", () => {
     const { userId } = await fundedWallet(1_000);
     const till = await posTill();
     // Issued 88 s ago with a 90 s life: valid now, expired in two seconds.
-    const aging = await signWalletQrToken(loadConfig(env), userId, new Date(Date.now() - 88_000));
+    const aging = await signWalletQrToken(
+      qrSigningConfig(loadConfig(env)),
+      userId,
+      new Date(Date.now() - 88_000),
+    );
     const key = crypto.randomUUID();
     const first = await deduct(till, aging.token, 250, { key });
     expect(first.status).toBe(201);

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { signTicketQrToken, TICKET_QR_TTL_SECONDS } from "../../src/auth/qr-token";
 import { loadConfig } from "../../src/env";
+import { qrSigningConfig } from "../../src/http/refusals";
 import { SCAN_KEY_RETENTION_MS, type TicketObject } from "../../src/objects/ticket";
 import { callJson } from "../support/http";
 import { gateSession, type PaidTicket, paidTicket, qrToken, type ScanBody, scan } from "../support/tickets";
@@ -115,7 +116,7 @@ describe("POST /tickets/scan with Idempotency-Key: replays", () => {
     // Signed as if just before its life ended: it expires about 2 s from now.
     const signedAt = new Date(Date.now() - (TICKET_QR_TTL_SECONDS - 2) * 1000);
     const { token: qr } = await signTicketQrToken(
-      loadConfig(env),
+      qrSigningConfig(loadConfig(env)),
       { code: ticket.code, functions: ["bus"], usedUp: [] },
       signedAt,
     );

@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, it } from "vitest";
 import { getDb } from "../../src/db/client";
-import { requireOpenSession, VALIDATOR_SESSION_SECONDS } from "../../src/services/validator-sessions";
+import { requireOpenSession } from "../../src/http/refusals";
+import { VALIDATOR_SESSION_SECONDS } from "../../src/services/validator-sessions";
+import { auditRequests, auditSettled } from "../support/audit";
 import { operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
 import {
@@ -199,6 +201,9 @@ describe("DELETE /validators/sessions/{id} and requireOpenSession", () => {
     );
     expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 200, 200]);
     expect(new Set(responses.map((response) => response.body.closed_at)).size).toBe(1);
+    // One request committed (the losers' rolled back with their close), and so one entry chained.
+    expect(await auditRequests({ action: "session.close", target: session.session_id })).toHaveLength(1);
+    await auditSettled();
     const closes = await env.DB.prepare(
       "SELECT count(*) AS n FROM audit_log WHERE action = 'session.close' AND target = ?",
     )

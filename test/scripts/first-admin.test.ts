@@ -7,6 +7,7 @@ import {
   firstAdminStatements,
 } from "../../scripts/first-admin";
 import { hashPassword } from "../../src/auth/password";
+import { auditSettled } from "../support/audit";
 import { callJson } from "../support/http";
 
 // `npm run admin:create` runs these statements through `wrangler d1 execute`; here they run against the
@@ -24,6 +25,9 @@ async function runStatements(statements: string[]) {
 }
 
 async function createAdmin(username: string, at = new Date()) {
+  // The consumer chains the entries of earlier requests (logins) a moment later: let it finish, so that the
+  // tail read here is still the tail when the statements run (the CLI retries with a fresh one instead).
+  await auditSettled();
   const admin = await firstAdminRecords({
     username,
     passwordHash: await hashPassword(PASSWORD),

@@ -20,6 +20,7 @@ export async function seedProduct(
 ) {
   return createProduct(
     db(),
+    env.EVENTS,
     {
       name: options.name ?? "Harbour Pass",
       description: "",
@@ -43,6 +44,7 @@ export async function operatorToken(roles: OperatorRole[], eventIds: string[] = 
   const username = `op-${crypto.randomUUID().slice(0, 8)}`;
   const created = await createOperator(
     db(),
+    env.EVENTS,
     { username, passwordHash: await hashPassword(TEST_PASSWORD), roles, eventIds },
     "system:test",
     new Date(),
