@@ -117,9 +117,10 @@ export class WalletJournal {
         held_cents INTEGER NOT NULL CHECK (held_cents >= 0 AND held_cents <= balance_cents),
         updated_at TEXT,
         opened_at TEXT NOT NULL);
+      -- No AUTOINCREMENT: transfers are never deleted, and it would cost a write to sqlite_sequence on
+      -- every deduction. Listing order is (created_at, id), never the rowid.
       CREATE TABLE IF NOT EXISTS transfers (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
+        id TEXT PRIMARY KEY,
         user_id TEXT NOT NULL,
         type TEXT NOT NULL,
         direction TEXT NOT NULL CHECK (direction IN ('credit', 'debit')),

@@ -13,10 +13,12 @@ import { ORDER_CREDITS_TIMEOUT_MARGIN_MS, openJournal, readWalletHistory } from 
 /** Results of finished POS requests are kept this long, so a retried RPC or request gets the first answer. */
 export const WALLET_OPERATION_RETENTION_MS = 24 * 60 * 60 * 1000;
 /**
- * How long posted transfers may gather in the outbox before one alarm forwards them together: a busy
- * till's sales share a queue batch. Far inside the ledger's 10 s promise (LEDGER_LAG_BOUND_MS).
+ * How long posted transfers may gather in the outbox before one alarm forwards them together, as a
+ * ticket's scans do: a busy wallet's sales share a queue send. Far inside the ledger's 10 s promise
+ * (LEDGER_LAG_BOUND_MS). Measured: 0.5 s cost 1.19–1.36× a scan's CPU per deduction across 100 wallets,
+ * 2 s 1.09–1.17× (the sends, one per wallet per window, are the difference).
  */
-const OUTBOX_FLUSH_DELAY_MS = 500;
+const OUTBOX_FLUSH_DELAY_MS = 2_000;
 /** Back-off before the alarm retries a send, or a pending transfer whose order D1 could not tell. */
 const RETRY_MS = 5_000;
 /** Pending transfers the alarm resolves per run; the rest follow at once in the next. */

@@ -266,7 +266,7 @@ describe("upgrading a wallet object from the old layout", () => {
     const transfers = await runInDurableObject(stub, (_instance: WalletObject, state) =>
       state.storage.sql
         .exec<{ id: string; status: string; n: number }>(
-          "SELECT id, status, count(*) AS n FROM transfers GROUP BY id ORDER BY seq",
+          "SELECT id, status, count(*) AS n FROM transfers GROUP BY id ORDER BY rowid",
         )
         .toArray(),
     );
