@@ -45,24 +45,14 @@ export interface StoredOutcome<T> {
   result: T | null;
 }
 
-interface TransferRow extends Record<string, SqlStorageValue> {
-  id: string;
-  user_id: string;
-  type: LedgerType;
-  direction: LedgerDirection;
-  amount_cents: number;
-  currency: string;
-  reference: string | null;
-  reversal_of: string | null;
-  event_id: string | null;
-  idempotency_key: string;
-  created_at: string;
-  created_by: string;
-  status: TransferStatus;
-  timeout_at_ms: number | null;
-  refunded_cents: number;
-  legacy_hold: number;
-}
+/** A row of `transfers`: the transaction's own fields, then where it stands. */
+type TransferRow = WalletTransaction &
+  Record<string, SqlStorageValue> & {
+    status: TransferStatus;
+    timeout_at_ms: number | null;
+    refunded_cents: number;
+    legacy_hold: number;
+  };
 
 const TRANSFER_COLUMNS = `id, user_id, type, direction, amount_cents, currency, reference, reversal_of,
   event_id, idempotency_key, created_at, created_by, status, timeout_at_ms, refunded_cents, legacy_hold`;
