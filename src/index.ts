@@ -5,7 +5,7 @@ import { isDeadLetterQueue } from "./db/dead-letters";
 import { pruneDeviceProofs } from "./db/devices";
 import { pruneSentEmails } from "./db/email-messages";
 import { forgetQuietLoginStreaks } from "./db/login-throttle";
-import { EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
+import { DEFAULT_SWEEP_BUDGET, EXPIRY_SWEEP_BATCH, sweepExpiredOrders } from "./db/orders";
 import { drainOutboxBacklog, pruneSentOutbox } from "./db/outbox";
 import { previousUtcDay } from "./domain/report-range";
 import { type Config, ConfigurationError, type Env, loadConfig } from "./env";
@@ -17,6 +17,7 @@ import { consumeEvents } from "./queues/consumer";
 import { consumeDeadLetters, failureRecorder } from "./queues/dead-letters";
 import { exportRedemptionsDay, exportTransactionsDay } from "./reports/daily-export";
 import { closeLapsedCheckouts } from "./services/hosted-checkout";
+import { releaseCreditsOfUnpaidOrders } from "./services/order-credits";
 import { reconcileAllWallets } from "./services/wallet-reconciliation";
 
 export { TicketObject } from "./objects/ticket";
@@ -67,7 +68,15 @@ export default {
       // Each job on its own: one that fails (D1 busy, Stripe down) is logged and does not keep the others
       // from their minute; the run still fails at the end, so the failure shows in the cron's history.
       await runJobs([
-        ["expire lapsed orders", () => sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH)],
+        [
+          "expire lapsed orders",
+          // Each batch's unpaid orders get their credits back at once (their transfers' timeout is the
+          // backstop if this run stops midway).
+          () =>
+            sweepExpiredOrders(db, now, EXPIRY_SWEEP_BATCH, DEFAULT_SWEEP_BUDGET, (ids) =>
+              releaseCreditsOfUnpaidOrders(env.WALLETS, db, ids),
+            ),
+        ],
         ["purge idempotency records", () => purgeIdempotencyRecords(db, now, IDEMPOTENCY_PURGE_BATCH)],
         ["prune device proofs", () => pruneDeviceProofs(db, now)],
         ["forget quiet login streaks", () => forgetQuietLoginStreaks(db, now)],

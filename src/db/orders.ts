@@ -158,6 +158,27 @@ function expiryStatements(
   ];
 }
 
+/**
+ * Of these orders, those that ended unpaid (EXPIRED or PAYMENT_FAILED, both terminal) with credits set
+ * aside: the ones whose credits may be released.
+ */
+export async function unpaidCreditedOrders(
+  db: Db,
+  orderIds: string[],
+): Promise<{ id: string; userId: string; creditsAppliedCents: number }[]> {
+  if (orderIds.length === 0) return [];
+  return db
+    .select({ id: orders.id, userId: orders.userId, creditsAppliedCents: orders.creditsAppliedCents })
+    .from(orders)
+    .where(
+      and(
+        inArray(orders.id, orderIds),
+        inArray(orders.status, ["EXPIRED", "PAYMENT_FAILED"]),
+        gt(orders.creditsAppliedCents, 0),
+      ),
+    );
+}
+
 /** How each of these orders stands in D1; an order id D1 does not have is absent from the map. */
 export async function orderStatusOf(db: Db, orderIds: string[]): Promise<Map<string, OrderStatus>> {
   if (orderIds.length === 0) return new Map();
@@ -386,7 +407,7 @@ export interface SweepBudget {
   budgetMs: number;
 }
 
-const DEFAULT_SWEEP_BUDGET: SweepBudget = {
+export const DEFAULT_SWEEP_BUDGET: SweepBudget = {
   maxBatches: EXPIRY_SWEEP_MAX_BATCHES,
   budgetMs: EXPIRY_SWEEP_BUDGET_MS,
 };
@@ -394,13 +415,15 @@ const DEFAULT_SWEEP_BUDGET: SweepBudget = {
 /**
  * Expires every order lapsed at `now`, oldest deadline first, `batchSize` at a time, until none is left or
  * the budget is spent (the next run goes on from there). Idempotent: running it twice, or twice at once,
- * expires each order once. Returns how many this run expired.
+ * expires each order once. Returns how many this run expired. `afterBatch` is told each batch's order ids
+ * once the batch is settled, whoever settled each of them (the cron releases expired orders' credits).
  */
 export async function sweepExpiredOrders(
   db: Db,
   now: Date,
   batchSize = EXPIRY_SWEEP_BATCH,
   budget: SweepBudget = DEFAULT_SWEEP_BUDGET,
+  afterBatch?: (orderIds: string[]) => Promise<void>,
 ): Promise<number> {
   const startedMs = Date.now();
   let expired = 0;
@@ -413,11 +436,9 @@ export async function sweepExpiredOrders(
       .where(and(eq(orders.status, "PENDING_PAYMENT"), lte(orders.expiresAt, now.toISOString())))
       .orderBy(asc(orders.expiresAt))
       .limit(batchSize);
-    expired += await expireOrders(
-      db,
-      lapsed.map((order) => order.id),
-      now,
-    );
+    const ids = lapsed.map((order) => order.id);
+    expired += await expireOrders(db, ids, now);
+    if (afterBatch && ids.length > 0) await afterBatch(ids);
     if (lapsed.length < batchSize) break;
   }
   return expired;

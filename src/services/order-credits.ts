@@ -1,3 +1,6 @@
+import pMap from "p-map";
+import type { Db } from "../db/client";
+import { unpaidCreditedOrders } from "../db/orders";
 import type { OrderCreditsOutcome, WalletObject } from "../objects/wallet";
 import { walletObject } from "./wallet-object";
 
@@ -23,6 +26,23 @@ export function postOrderCredits(wallets: Wallets, order: CreditedOrder): Promis
 /** The order will never be paid (failed, expired, cancelled, or its batch rolled back): credits return. */
 export function releaseOrderCredits(wallets: Wallets, order: CreditedOrder): Promise<void> {
   return resolve(wallets, order, "void");
+}
+
+/** Wallet objects asked at once when a sweep releases many orders' credits. */
+const RELEASES_AT_ONCE = 5;
+
+/**
+ * After the expiry sweep's batch: the credits of those orders that ended unpaid come back now rather than
+ * at their transfers' timeout. Reads D1 first, so an order a racing payment settled PAID is never voided
+ * (only terminal unpaid states are).
+ */
+export async function releaseCreditsOfUnpaidOrders(
+  wallets: Wallets,
+  db: Db,
+  orderIds: string[],
+): Promise<void> {
+  const ended = await unpaidCreditedOrders(db, orderIds);
+  await pMap(ended, (order) => releaseOrderCredits(wallets, order), { concurrency: RELEASES_AT_ONCE });
 }
 
 async function resolve(wallets: Wallets, order: CreditedOrder, action: "post" | "void"): Promise<void> {

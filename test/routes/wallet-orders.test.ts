@@ -3,7 +3,8 @@ import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { CRON_EVERY_MINUTE } from "../../src/cron";
 import { EXPIRY_SWEEP_BATCH, findOrderWithItems, sweepExpiredOrders } from "../../src/db/orders";
-import { outbox, payments, products } from "../../src/db/schema";
+import { orders, outbox, payments, products } from "../../src/db/schema";
+import { releaseCreditsOfUnpaidOrders } from "../../src/services/order-credits";
 import { settleOrderPayment } from "../../src/services/settle-order-payment";
 import { db, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
@@ -188,7 +189,7 @@ describe("POST /orders with credits covering part of the total", () => {
     expect(await inventoryOf(product.id)).toEqual({ reserved: 0, sold: 0 });
   });
 
-  it("expiry voids the hold: at the transfer's timeout after the sweep or the cron, at once after a late payment", async ({
+  it("expiry voids the hold: with the cron's sweep, at the timeout after a bare sweep, at once after a late payment", async ({
     expect,
   }) => {
     const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 10 });
@@ -201,7 +202,7 @@ describe("POST /orders with credits covering part of the total", () => {
     expect((await storedWallet(userId)).heldCents).toBe(2_700);
 
     await sweepAt(later(swept[2]?.body ?? { expires_at: "" }));
-    // The sweep writes D1 only; the wallet's object voids each at its timeout, once D1 says EXPIRED.
+    // The sweep alone writes D1 only; the wallet's object voids each at its timeout, once D1 says EXPIRED.
     for (const order of swept) expect((await holdOf(order.body.order_id))?.status).toBe("PENDING");
     await timeOutOrderCredits(userId);
     for (const order of swept) {
@@ -210,9 +211,9 @@ describe("POST /orders with credits covering part of the total", () => {
     }
     expect(await storedWallet(userId)).toMatchObject({ balanceCents: 3_000, heldCents: 0 });
 
+    // The cron's sweep releases the credits of what it expired in the same run, not at the timeout.
     const viaCron = await creditOrder(token, product.id, 1_000);
     await runCron(CRON_EVERY_MINUTE, later(viaCron.body).getTime());
-    await timeOutOrderCredits(userId);
     expect((await holdOf(viaCron.body.order_id))?.status).toBe("VOIDED");
 
     const viaWebhook = await creditOrder(token, product.id, 1_000);
@@ -361,5 +362,26 @@ describe("order credits and tills share one wallet", () => {
     const till = await posTill();
     expect((await deduct(till, await walletQr(token), 3_000)).status).toBe(201);
     expect(await storedWallet(userId)).toMatchObject({ balanceCents: 0, heldCents: 0, ledgerSumCents: 0 });
+  });
+});
+
+describe("the cron's release of expired orders' credits", () => {
+  it("never voids the credits of an order a payment settled PAID in the same moment", async ({ expect }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 5 });
+    const { userId, token } = await fundedWallet(3_000);
+    const order = await creditOrder(token, product.id, 1_000);
+    // The payment settles the order PAID in D1 but its call to post the credits is lost (a crash).
+    await db().update(orders).set({ status: "PAID" }).where(eq(orders.id, order.body.order_id));
+    // The release sees D1's PAID and leaves the pending transfer alone...
+    await releaseCreditsOfUnpaidOrders(env.WALLETS, db(), [order.body.order_id]);
+    expect((await holdOf(order.body.order_id))?.status).toBe("PENDING");
+    // ...and the transfer's timeout, asking D1 again, posts it.
+    await timeOutOrderCredits(userId);
+    expect((await holdOf(order.body.order_id))?.status).toBe("POSTED");
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 2_000,
+      heldCents: 0,
+      ledgerSumCents: 2_000,
+    });
   });
 });
