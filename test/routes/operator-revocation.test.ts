@@ -129,6 +129,20 @@ async function auditEntries(target: string, action: string) {
     .orderBy(auditLog.seq);
 }
 
+/**
+ * The time an audit entry's request carries: the action's own. The chained entry's `ts` is that or later,
+ * since the consumer never lets `ts` step back along the chain and the queue keeps no order, so an entry
+ * may be chained after one requested a moment later.
+ */
+async function requestedTs(auditId: string | undefined): Promise<string | undefined> {
+  const row = await env.DB.prepare(
+    "SELECT json_extract(payload, '$.audit.ts') AS ts FROM outbox WHERE json_extract(payload, '$.audit.id') = ?",
+  )
+    .bind(auditId ?? "")
+    .first<{ ts: string }>();
+  return row?.ts;
+}
+
 describe("PATCH /admin/operators/{id}: deactivation", () => {
   it("refuses the operator's token at once in this isolate: scans, POS lookups, admin routes → 401", async ({
     expect,
@@ -170,9 +184,12 @@ describe("PATCH /admin/operators/{id}: deactivation", () => {
     });
     const sessions = await sessionRows([staff.gateSessionId, staff.posSessionId]);
     expect(sessions).toHaveLength(2);
-    // One `now` for the whole batch: the sessions closed at the instant the entry records.
-    for (const session of sessions) expect(session.closedAt).toBe(entry?.ts);
-    expect(deactivated.body.updated_at).toBe(entry?.ts);
+    // One `now` for the whole batch: the sessions closed at the instant the audit request records (the
+    // chained entry's ts is that or later; see requestedTs).
+    const requested = await requestedTs(entry?.id);
+    for (const session of sessions) expect(session.closedAt).toBe(requested);
+    expect(deactivated.body.updated_at).toBe(requested);
+    expect(Date.parse(entry?.ts ?? "")).toBeGreaterThanOrEqual(Date.parse(requested ?? ""));
   });
 
   it("commits nothing when the batch fails: still active, sessions open, no audit entry", async ({
@@ -295,7 +312,10 @@ describe("POST /admin/operators/{id}/password", () => {
     const [entry, ...more] = await auditEntries(staff.operatorId, "operator.password_reset");
     expect(more).toHaveLength(0);
     expect(entry).toMatchObject({ actor: admin.operatorId });
-    expect(closed?.closedAt).toBe(entry?.ts);
+    // The sessions closed at the reset's own time, which its audit request carries (see requestedTs).
+    const requested = await requestedTs(entry?.id);
+    expect(closed?.closedAt).toBe(requested);
+    expect(Date.parse(entry?.ts ?? "")).toBeGreaterThanOrEqual(Date.parse(closed?.closedAt ?? ""));
     expect(JSON.parse(entry?.details ?? "{}")).toEqual({ password_reset: true, sessions_closed: true });
     const [row] = await db().select().from(operators).where(eq(operators.id, staff.operatorId));
     expect(row?.credentialVersion).toBe(2);
