@@ -124,6 +124,8 @@ export interface OrderCreditsRequest {
   createdBy: string;
 }
 
+export type OrderCreditsAction = "post" | "void";
+
 export type OrderCreditsOutcome =
   | { ok: true; status: "pending" | "posted" }
   | WalletShort
@@ -414,7 +416,7 @@ export class WalletObject extends DurableObject<Env> {
   /**
    * Sets an order's credits aside: a pending transfer keyed by the order, made before the order's batch
    * so no till can spend them meanwhile. Idempotent per order. The order's settlement posts or voids it
-   * (postOrderCredits, voidOrderCredits); if none ever does, its timeout asks D1 how the order ended.
+   * (resolveOrderCredits); if none ever does, its timeout asks D1 how the order ended.
    */
   async holdOrderCredits(request: OrderCreditsRequest): Promise<OrderCreditsOutcome> {
     await this.opened(request.userId);
@@ -445,18 +447,17 @@ export class WalletObject extends DurableObject<Env> {
     return outcome;
   }
 
-  /** The order is paid: its credits' pending transfer is posted (once; a second call answers the same). */
-  async postOrderCredits(userId: string, orderId: string): Promise<OrderCreditsOutcome> {
+  /**
+   * The order settled: `post` when it was paid (its credits are taken), `void` when it never will be (they
+   * come back). Once per order: a second call answers the same, and posted credits stay posted.
+   */
+  async resolveOrderCredits(
+    userId: string,
+    orderId: string,
+    action: OrderCreditsAction,
+  ): Promise<OrderCreditsOutcome> {
     await this.opened(userId);
-    const outcome = this.ctx.storage.transactionSync(() => this.resolveOrderCredits(orderId, "post"));
-    await this.scheduleAlarm();
-    return outcome;
-  }
-
-  /** The order will never be paid: its credits are released (once). Posted credits stay posted. */
-  async voidOrderCredits(userId: string, orderId: string): Promise<OrderCreditsOutcome> {
-    await this.opened(userId);
-    const outcome = this.ctx.storage.transactionSync(() => this.resolveOrderCredits(orderId, "void"));
+    const outcome = this.ctx.storage.transactionSync(() => this.settleOrderCredits(orderId, action));
     await this.scheduleAlarm();
     return outcome;
   }
@@ -535,7 +536,7 @@ export class WalletObject extends DurableObject<Env> {
     return true;
   }
 
-  private resolveOrderCredits(orderId: string, action: "post" | "void"): OrderCreditsOutcome {
+  private settleOrderCredits(orderId: string, action: OrderCreditsAction): OrderCreditsOutcome {
     const transfer = this.journal.byKey(ledgerKeys.order(orderId));
     if (!transfer) return { ok: false, code: "not_found" };
     if (transfer.status === "pending") {

@@ -1,7 +1,7 @@
 import pMap from "p-map";
 import type { Db } from "../db/client";
 import { unpaidCreditedOrders } from "../db/orders";
-import type { OrderCreditsOutcome, WalletObject } from "../objects/wallet";
+import type { OrderCreditsAction, OrderCreditsOutcome, WalletObject } from "../objects/wallet";
 import { walletObject } from "./wallet-object";
 
 // An order's wallet credits, as the wallet's object keeps them: a pending transfer keyed by the order,
@@ -45,15 +45,12 @@ export async function releaseCreditsOfUnpaidOrders(
   await pMap(ended, (order) => releaseOrderCredits(wallets, order), { concurrency: RELEASES_AT_ONCE });
 }
 
-async function resolve(wallets: Wallets, order: CreditedOrder, action: "post" | "void"): Promise<void> {
+async function resolve(wallets: Wallets, order: CreditedOrder, action: OrderCreditsAction): Promise<void> {
   if (order.creditsAppliedCents === 0) return;
   const wallet = walletObject(wallets, order.userId);
   let outcome: OrderCreditsOutcome;
   try {
-    outcome =
-      action === "post"
-        ? await wallet.postOrderCredits(order.userId, order.id)
-        : await wallet.voidOrderCredits(order.userId, order.id);
+    outcome = await wallet.resolveOrderCredits(order.userId, order.id, action);
   } catch (error) {
     log("warn", "order credits not resolved now; the wallet resolves them at their timeout", order, error);
     return;

@@ -380,19 +380,19 @@ describe("WalletObject order credits", () => {
       availableCents: 600,
     });
 
-    expect(await stub.postOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect(await stub.resolveOrderCredits(userId, posted, "post")).toEqual({ ok: true, status: "posted" });
     expect(await stub.view(userId)).toMatchObject({
       balance_cents: 600,
       held_cents: 0,
       available_cents: 600,
     });
-    expect(await stub.postOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect(await stub.resolveOrderCredits(userId, posted, "post")).toEqual({ ok: true, status: "posted" });
     expect(await stub.holdOrderCredits(orderCredits(userId, posted, 400))).toEqual({
       ok: true,
       status: "posted",
     });
     // Posted credits stay posted.
-    expect(await stub.voidOrderCredits(userId, posted)).toEqual({ ok: true, status: "posted" });
+    expect(await stub.resolveOrderCredits(userId, posted, "void")).toEqual({ ok: true, status: "posted" });
     expect((await stub.view(userId)).balance_cents).toBe(600);
 
     expect(await stub.holdOrderCredits(orderCredits(userId, voided, 250))).toEqual({
@@ -404,21 +404,24 @@ describe("WalletObject order credits", () => {
       held_cents: 250,
       available_cents: 350,
     });
-    expect(await stub.voidOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
+    expect(await stub.resolveOrderCredits(userId, voided, "void")).toEqual({ ok: false, code: "voided" });
     expect(await stub.view(userId)).toMatchObject({
       balance_cents: 600,
       held_cents: 0,
       available_cents: 600,
     });
-    expect(await stub.voidOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
-    expect(await stub.postOrderCredits(userId, voided)).toEqual({ ok: false, code: "voided" });
+    expect(await stub.resolveOrderCredits(userId, voided, "void")).toEqual({ ok: false, code: "voided" });
+    expect(await stub.resolveOrderCredits(userId, voided, "post")).toEqual({ ok: false, code: "voided" });
     // The order's key made its transfer: a hold for the same order again is that transfer's answer.
     expect(await stub.holdOrderCredits(orderCredits(userId, voided, 250))).toEqual({
       ok: false,
       code: "voided",
     });
     expect(await stub.view(userId)).toMatchObject({ balance_cents: 600, held_cents: 0 });
-    expect(await stub.postOrderCredits(userId, newId("ord"))).toEqual({ ok: false, code: "not_found" });
+    expect(await stub.resolveOrderCredits(userId, newId("ord"), "post")).toEqual({
+      ok: false,
+      code: "not_found",
+    });
 
     const stored = await storedWallet(userId);
     const deducts = stored.ledger.filter((row) => row.type === "DEDUCT");
