@@ -2,8 +2,8 @@ import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import { receiptIdForTransaction } from "../domain/ledger";
 import { MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM } from "../domain/orders";
 import type { Db } from "./client";
+import type { WalletReceiptRow } from "./receipts";
 import { buyerContacts, receipts, refundReceipts, tickets, walletReceipts } from "./schema";
-import type { WalletReceiptRow } from "./wallet";
 
 // What the queue consumer reads and marks when it mails receipts. Each receipt is marked once: mailed_at
 // when the mailer accepted it, mail_skipped_at when its buyer has no known address (no retry would find

@@ -1,8 +1,8 @@
 import { and, count, desc, eq, gte, inArray, sql } from "drizzle-orm";
 import { receiptIdForTransaction } from "../domain/ledger";
-import type { Db } from "./client";
+import { type Db, type Statement, selectJsonRows } from "./client";
+import type { LedgerCursor } from "./ledger";
 import { orderItems, orders, products, receipts, walletLedger, walletReceipts } from "./schema";
-import type { LedgerCursor } from "./wallet";
 
 export type Receipt = typeof receipts.$inferSelect;
 
@@ -212,4 +212,103 @@ export function tillSalesStatements(db: Db, query: TillSalesQuery) {
       .from(walletLedger)
       .where(refundsOfTill),
   };
+}
+
+// Wallet receipts (top-ups and POS deductions), written by the queue consumer.
+
+export type WalletReceiptRow = typeof walletReceipts.$inferSelect;
+
+export interface NewWalletReceipt {
+  transactionId: string;
+  userId: string;
+  kind: WalletReceiptRow["kind"];
+  amountCents: number;
+  currency: string;
+  reference: string | null;
+  eventId: string | null;
+  deviceId: string | null;
+  createdAt: string;
+}
+
+/** Writes the transaction's receipt unless it exists, and returns the stored one. */
+export async function writeWalletReceipt(
+  db: Db,
+  receipt: NewWalletReceipt,
+  now: Date,
+): Promise<WalletReceiptRow | undefined> {
+  const id = receiptIdForTransaction(receipt.transactionId);
+  const [, stored] = await db.batch([
+    db
+      .insert(walletReceipts)
+      .values({ id, ...receipt, writtenAt: now.toISOString(), mailedAt: null })
+      .onConflictDoNothing(),
+    db.select().from(walletReceipts).where(eq(walletReceipts.id, id)),
+  ]);
+  return stored[0];
+}
+
+/**
+ * The set form of writeWalletReceipt for a queue batch: every receipt in one statement (one JSON
+ * parameter), each written unless its transaction's receipt exists.
+ */
+export function writeWalletReceiptsStatement(db: Db, receipts: NewWalletReceipt[], now: Date): Statement {
+  const rows = receipts.map((receipt) => ({
+    id: receiptIdForTransaction(receipt.transactionId),
+    ...receipt,
+  }));
+  return db
+    .insert(walletReceipts)
+    .select(
+      selectJsonRows(rows, [
+        "id",
+        "transactionId",
+        "userId",
+        "kind",
+        "amountCents",
+        "currency",
+        "reference",
+        "eventId",
+        "deviceId",
+        "createdAt",
+        sql`${now.toISOString()}`,
+        // mailed_at, mail_skipped_at: not mailed yet.
+        sql`NULL`,
+        sql`NULL`,
+      ]),
+    )
+    .onConflictDoNothing();
+}
+
+/** Ids travel as one JSON parameter: D1 allows 100 bound parameters per statement, a batch may hold 100. */
+const idIn = (ids: string[]) =>
+  sql`${walletReceipts.id} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`;
+
+export async function markWalletReceiptsMailed(db: Db, ids: string[], now: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db.update(walletReceipts).set({ mailedAt: now.toISOString() }).where(idIn(ids)).run();
+}
+
+export async function markWalletReceiptMailed(db: Db, id: string, now: Date): Promise<void> {
+  await db.update(walletReceipts).set({ mailedAt: now.toISOString() }).where(eq(walletReceipts.id, id)).run();
+}
+
+/** The wallet's latest POS receipt at one event: all a till may see of the wallet's past. */
+export async function lastPosReceipt(
+  db: Db,
+  userId: string,
+  eventId: string,
+): Promise<WalletReceiptRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(walletReceipts)
+    .where(
+      and(
+        eq(walletReceipts.userId, userId),
+        eq(walletReceipts.eventId, eventId),
+        eq(walletReceipts.kind, "DEDUCTION"),
+      ),
+    )
+    .orderBy(desc(walletReceipts.createdAt))
+    .limit(1);
+  return row;
 }

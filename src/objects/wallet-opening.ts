@@ -1,11 +1,6 @@
 import type { Db } from "../db/client";
-import {
-  type LedgerCursor,
-  type LedgerRow,
-  pendingHoldsOf,
-  toWalletTransaction,
-  walletHistoryPage,
-} from "../db/wallet";
+import { type LedgerCursor, type LedgerRow, toWalletTransaction } from "../db/ledger";
+import { pendingHoldsOf, walletHistoryPage } from "../db/wallet";
 import { ledgerKeys } from "../domain/ledger";
 import type { WalletTransactionPosted } from "../queues/messages";
 import type { ObjectOutbox } from "./object-outbox";

@@ -1,15 +1,15 @@
 import { atomically, type Db } from "../db/client";
 import { recordOfflineFlagStatement } from "../db/offline-conflicts";
 import { writeRefundReceipt } from "../db/receipt-mail";
-import { writeReceipt } from "../db/receipts";
-import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
-import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
 import {
   type NewWalletReceipt,
-  resolveLegacyHoldStatement,
+  writeReceipt,
   writeWalletReceipt,
   writeWalletReceiptsStatement,
-} from "../db/wallet";
+} from "../db/receipts";
+import { type RedemptionRow, recordAnnulmentStatements, recordRedemptionsStatement } from "../db/redemptions";
+import { applyReportedUsesStatement, type ReportedUses } from "../db/tickets";
+import { resolveLegacyHoldStatement } from "../db/wallet";
 import { receiptIdForTransaction } from "../domain/ledger";
 import { appendAudit, appendAuditEntries } from "./audit-chain";
 import {

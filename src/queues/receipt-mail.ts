@@ -9,8 +9,13 @@ import {
   type RefundReceiptRow,
   walletReceiptsToMail,
 } from "../db/receipt-mail";
-import { markReceiptMailed, type Receipt } from "../db/receipts";
-import { markWalletReceiptMailed, markWalletReceiptsMailed, type WalletReceiptRow } from "../db/wallet";
+import {
+  markReceiptMailed,
+  markWalletReceiptMailed,
+  markWalletReceiptsMailed,
+  type Receipt,
+  type WalletReceiptRow,
+} from "../db/receipts";
 import { receiptIdForTransaction } from "../domain/ledger";
 import type { Mailer, OutgoingEmail } from "../mail/mailer";
 import {

@@ -1,5 +1,6 @@
 import type { Db, Statement } from "../db/client";
-import { appendLedgerRowsStatement, isLedgerOutOfOrder, resolveLegacyHoldStatement } from "../db/wallet";
+import { appendLedgerRowsStatement, isLedgerOutOfOrder } from "../db/ledger";
+import { resolveLegacyHoldStatement } from "../db/wallet";
 import type { WalletTransaction } from "../types/domain";
 import type { EventMessage } from "./messages";
 

@@ -1,5 +1,12 @@
 import type { Db } from "../db/client";
 import {
+  LEDGER_CSV_HEADER,
+  type LedgerCursor,
+  type LedgerReportFilter,
+  ledgerCsvFields,
+  pageLedger,
+} from "../db/ledger";
+import {
   OFFLINE_CONFLICT_CSV_HEADER,
   type OfflineConflictCursor,
   offlineConflictCsvFields,
@@ -11,13 +18,6 @@ import {
   type RedemptionCursor,
   redemptionCsvFields,
 } from "../db/redemptions";
-import {
-  LEDGER_CSV_HEADER,
-  type LedgerCursor,
-  type LedgerReportFilter,
-  ledgerCsvFields,
-  pageLedger,
-} from "../db/wallet";
 import { dayRange } from "../domain/report-range";
 import { csvLine, csvStream } from "./csv";
 import { writeStreamToR2 } from "./r2-csv";

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/ledger";
 import { cancelOrder, EXPIRY_SWEEP_BATCH, expireOrders, listBuyerOrders, readOwnOrder } from "../db/orders";
-import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
 import { MAX_ORDER_CREDITS_CENTS } from "../domain/ledger";
 import { MAX_ITEMS_PER_ORDER, MAX_QUANTITY_PER_ITEM, mergeOrderItems } from "../domain/orders";
 import { ApiError } from "../errors";

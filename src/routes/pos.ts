@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { MAX_QR_TOKEN_LENGTH } from "../auth/ticket-qr-claims";
 import { getDb } from "../db/client";
-import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/ledger";
 import { MAX_POS_DEDUCTION_CENTS, MAX_POS_REFERENCE_LENGTH, MAX_REASON_LENGTH } from "../domain/ledger";
 import { canApproveRefunds, decideRefundPolicy } from "../domain/refund-policy";
 import { publicBaseUrl } from "../env";

@@ -1,14 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../db/client";
-import { pageOfflineConflicts, toOfflineConflict } from "../db/offline-conflicts";
-import { aggregateRedemptions } from "../db/redemptions";
 import {
   decodeLedgerCursor,
   encodeLedgerCursor,
   observedLedgerLagMs,
   pageLedger,
   toWalletTransaction,
-} from "../db/wallet";
+} from "../db/ledger";
+import { pageOfflineConflicts, toOfflineConflict } from "../db/offline-conflicts";
+import { aggregateRedemptions } from "../db/redemptions";
 import { LEDGER_LAG_BOUND_MS } from "../domain/ledger";
 import { ApiError } from "../errors";
 import { requireOperator } from "../http/auth";

@@ -6,7 +6,7 @@ import {
   WALLET_QR_TYP,
 } from "../auth/qr-token";
 import { getDb } from "../db/client";
-import { decodeLedgerCursor, encodeLedgerCursor } from "../db/wallet";
+import { decodeLedgerCursor, encodeLedgerCursor } from "../db/ledger";
 import { ApiError } from "../errors";
 import { requireBuyer } from "../http/auth";
 import { asRouteResponse, createRouter } from "../http/context";

@@ -8,8 +8,8 @@ import {
 } from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
 import type { Db } from "../db/client";
-import { listTillSales, type TillSale } from "../db/receipts";
-import { findLedgerEntry, type LedgerCursor, lastPosReceipt } from "../db/wallet";
+import { findLedgerEntry, type LedgerCursor } from "../db/ledger";
+import { lastPosReceipt, listTillSales, type TillSale } from "../db/receipts";
 import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
 import type { Config, Env } from "../env";

@@ -1,7 +1,7 @@
 import pMap from "p-map";
 import { getDb } from "../db/client";
 import { decodeCursor, encodeCursor } from "../db/cursor";
-import { ledgerCopyTotals, walletBalancesPage } from "../db/wallet";
+import { ledgerCopyTotals, walletBalancesPage } from "../db/ledger";
 import { LEDGER_LAG_BOUND_MS } from "../domain/ledger";
 import type { Env } from "../env";
 import { walletObject } from "./wallet-object";

@@ -14,7 +14,7 @@ import {
   isTopupAlreadySettled,
   settleTopupStatement,
   toTopup,
-} from "../db/wallet";
+} from "../db/topups";
 import type { IdempotencyClaim } from "../http/idempotency";
 import type { Topup, WebhookOutcome } from "../types/domain";
 import type { PaymentApplication, PaymentContext } from "./payment-events";

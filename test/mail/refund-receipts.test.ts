@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
 import { emailMessages, refundReceipts, walletLedger } from "../../src/db/schema";
-import { toWalletTransaction } from "../../src/db/wallet";
+import { toWalletTransaction } from "../../src/db/ledger";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
 import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
