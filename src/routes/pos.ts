@@ -24,14 +24,12 @@ import {
 } from "../http/schemas";
 import { deductionRefused, refundRefused } from "../http/wallet-refusals";
 import { meter } from "../observability/metrics";
+import { type PosContext, type PosSession, posSessionOf } from "../services/pos-session";
+import { listSessionSales } from "../services/till-sales";
 import {
   deductAtPos,
   findRefundableDeduction,
-  listSessionSales,
   lookupWallet,
-  type PosContext,
-  type PosSession,
-  posSessionOf,
   refundDeduction,
   TOPUP_PATH,
 } from "../services/wallet-pos";

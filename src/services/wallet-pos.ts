@@ -7,77 +7,20 @@ import {
   WALLET_QR_TYP,
 } from "../auth/qr-token";
 import { walletRef } from "../auth/wallet-ref";
-import type { Db } from "../db/client";
-import { findLedgerEntry, type LedgerCursor } from "../db/ledger";
-import { lastPosReceipt, listTillSales, type TillSale } from "../db/receipts";
+import { findLedgerEntry } from "../db/ledger";
+import { lastPosReceipt } from "../db/receipts";
 import { ledgerKeys, receiptIdForTransaction } from "../domain/ledger";
 import { canApproveRefunds } from "../domain/refund-policy";
-import type { Config, Env } from "../env";
+import type { Config } from "../env";
 import { walletObjectIdOf } from "../ids";
 import type { PosDeductionResult, RefundResult, WalletObject, WalletPosting } from "../objects/wallet";
 import { requestAudit } from "../queues/messages";
-import type { PosReceipt, ValidatorSession, WalletTransaction } from "../types/domain";
+import type { PosReceipt, WalletTransaction } from "../types/domain";
+import type { PosContext, PosSession } from "./pos-session";
 import { walletObject } from "./wallet-object";
 
 /** Where a till sends a customer whose wallet is short: the buyer app's wallet page. */
 export const TOPUP_PATH = "/#wallet";
-
-export interface PosContext {
-  env: Env;
-  db: Db;
-  config: Config;
-  operator: OperatorClaims;
-  now: Date;
-  /** The origin the request came to: links fall back to it when PUBLIC_BASE_URL is unset. */
-  origin: string;
-}
-
-/** The open POS session a till works under, with the event its deductions belong to. */
-export interface PosSession {
-  sessionId: string;
-  deviceId: string;
-  eventId: string;
-  openedAt: string;
-}
-
-/** Why an open POS session may not sell (the routes answer 403 `session_invalid` with the detail). */
-export interface PosSessionRefusal {
-  ok: false;
-  code: "session_invalid";
-  detail: string;
-}
-
-/**
- * The till an open POS session (the caller's, on an active device: see requireOpenSession) sells at, or
- * why it may not sell there now.
- */
-export function posSessionOf(
-  session: ValidatorSession,
-  operator: OperatorClaims,
-): { ok: true; session: PosSession } | PosSessionRefusal {
-  // Opening a POS session requires an event (the device's), so this only guards a hand-edited row.
-  if (session.event_id === null) {
-    return { ok: false, code: "session_invalid", detail: "The POS session has no event" };
-  }
-  // The session was opened for one of the operator's events; the operator record (≤ 5 s old) may have
-  // taken that event away since, and then the till may not sell there any more.
-  if (!operator.roles.includes("admin") && !operator.eventIds.includes(session.event_id)) {
-    return {
-      ok: false,
-      code: "session_invalid",
-      detail: "The session's event is no longer one of this operator's",
-    };
-  }
-  return {
-    ok: true,
-    session: {
-      sessionId: session.session_id,
-      deviceId: session.device_id,
-      eventId: session.event_id,
-      openedAt: session.opened_at,
-    },
-  };
-}
 
 /**
  * A wallet QR token: typ, audience, issuer and algorithm pinned, so a ticket's gate token is refused
@@ -369,78 +312,4 @@ export async function refundDeduction(
     available_cents: result.availableCents,
   };
   return { ok: true, refund };
-}
-
-/** A till's sales as the API shows them: no user id, no wallet reference, nothing of any wallet's past. */
-export interface TillSalesView {
-  session_id: string;
-  device_id: string;
-  event_id: string;
-  from: string;
-  as_of: string;
-  currency: string;
-  totals: {
-    sales: number;
-    sales_cents: number;
-    refunds: number;
-    refunds_cents: number;
-    net_cents: number;
-  };
-  entries: {
-    type: TillSale["type"];
-    transaction_id: string;
-    receipt_id: string;
-    reversal_of: string | null;
-    amount_cents: number;
-    reference: string | null;
-    created_at: string;
-  }[];
-  next: LedgerCursor | null;
-}
-
-/**
- * The sales of the session's device since the session opened (the shift): its deductions, and the
- * refunds made since then of its deductions (wherever the refund was made: a supervisor's refund of this
- * till's sale still comes off this till's takings). Only the caller's own open POS session gets here.
- */
-export async function listSessionSales(
-  context: PosContext,
-  session: PosSession,
-  page: { before?: LedgerCursor; limit: number },
-): Promise<TillSalesView> {
-  const openedMs = Date.parse(session.openedAt);
-  const { sales, next, totals } = await listTillSales(context.db, {
-    deviceId: session.deviceId,
-    eventId: session.eventId,
-    since: session.openedAt,
-    // Older deductions can no longer be refunded at a till, so their refunds cannot be in this shift.
-    refundableSince: new Date(openedMs - context.config.refundWindowSeconds * 1000).toISOString(),
-    before: page.before,
-    limit: page.limit,
-  });
-  return {
-    session_id: session.sessionId,
-    device_id: session.deviceId,
-    event_id: session.eventId,
-    from: session.openedAt,
-    as_of: context.now.toISOString(),
-    currency: context.config.currency,
-    totals: {
-      sales: totals.sales,
-      sales_cents: totals.salesCents,
-      refunds: totals.refunds,
-      refunds_cents: totals.refundsCents,
-      net_cents: totals.salesCents - totals.refundsCents,
-    },
-    entries: sales.map((sale) => ({
-      type: sale.type,
-      transaction_id: sale.transactionId,
-      receipt_id: sale.receiptId,
-      reversal_of: sale.reversalOf,
-      amount_cents: sale.amountCents,
-      reference: sale.reference,
-      created_at: sale.createdAt,
-    })),
-    next,
-  };
 }

@@ -6,7 +6,7 @@ import { orderRefused } from "../../src/http/order-refusals";
 import { paymentRefused } from "../../src/http/payment-refusals";
 import { invalidField, qrSigningConfig, qrTokenRefused } from "../../src/http/refusals";
 import { adjustmentRefused, deductionRefused, refundRefused } from "../../src/http/wallet-refusals";
-import { posSessionOf } from "../../src/services/wallet-pos";
+import { posSessionOf } from "../../src/services/pos-session";
 import type { ValidatorSession } from "../../src/types/domain";
 
 // The typed refusals of services and token checks, as the contract answers them: the same status, code,

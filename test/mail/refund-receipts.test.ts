@@ -1,8 +1,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { describe, it } from "vitest";
-import { emailMessages, refundReceipts, walletLedger } from "../../src/db/schema";
 import { toWalletTransaction } from "../../src/db/ledger";
+import { emailMessages, refundReceipts, walletLedger } from "../../src/db/schema";
 import { receiptIdForTransaction } from "../../src/domain/ledger";
 import type { Mailer } from "../../src/mail/mailer";
 import { consumeEvents } from "../../src/queues/consumer";
