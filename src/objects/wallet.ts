@@ -190,7 +190,8 @@ export class WalletObject extends DurableObject<Env> {
       logWarning("wallet journal could not open", error);
       return { result: { ok: false, code: "unavailable" }, replayed: false };
     }
-    const answer = this.ctx.storage.transactionSync((): PosDeductionAnswer => {
+    // A refusal is stored too, and forgotten after retention: the alarm does that.
+    return this.change(request.userId, (): PosDeductionAnswer => {
       const stored = this.journal.posOutcome<PosDeductionResult>(request.ledgerKey);
       if (stored) {
         if (stored.requestHash !== request.requestHash) {
@@ -257,9 +258,6 @@ export class WalletObject extends DurableObject<Env> {
       );
       return { result, replayed: false };
     });
-    // A refusal is stored too, and forgotten after retention: the alarm does that.
-    await this.scheduleAlarm();
-    return answer;
   }
 
   /**
@@ -279,16 +277,15 @@ export class WalletObject extends DurableObject<Env> {
   async refund(request: RefundRequest): Promise<RefundResult> {
     const userId = request.userId ?? this.journal.boundUser();
     if (userId === undefined) return { ok: false, code: "not_found" };
-    await this.opened(userId);
-    const result = this.ctx.storage.transactionSync((): RefundResult => {
-      const earlier = this.journal.byKey(request.ledgerKey);
-      if (earlier) {
-        const same =
-          earlier.type === "REFUND" &&
-          earlier.reversal_of === request.deductionId &&
-          (request.amountCents === undefined || earlier.amount_cents === request.amountCents);
-        return same ? this.postingOf(earlier) : { ok: false, code: "idempotency_key_reused" };
-      }
+    return this.change(userId, (): RefundResult => {
+      const earlier = this.earlier(
+        request.ledgerKey,
+        (transfer) =>
+          transfer.type === "REFUND" &&
+          transfer.reversal_of === request.deductionId &&
+          (request.amountCents === undefined || transfer.amount_cents === request.amountCents),
+      );
+      if (earlier) return earlier;
       const deduction = this.journal.byId(request.deductionId);
       if (deduction?.type !== "DEDUCT" || deduction.status !== "posted")
         return { ok: false, code: "not_found" };
@@ -330,22 +327,19 @@ export class WalletObject extends DurableObject<Env> {
       });
       return this.postingOf(transfer);
     });
-    await this.scheduleAlarm();
-    return result;
   }
 
   /** An admin's credit or debit. Idempotent on `ledgerKey`. */
   async adjust(request: AdjustmentRequest): Promise<AdjustmentResult> {
-    await this.opened(request.userId);
-    const result = this.ctx.storage.transactionSync((): AdjustmentResult => {
-      const earlier = this.journal.byKey(request.ledgerKey);
-      if (earlier) {
-        const same =
-          earlier.type === "ADJUSTMENT" &&
-          earlier.direction === request.direction &&
-          earlier.amount_cents === request.amountCents;
-        return same ? this.postingOf(earlier) : { ok: false, code: "idempotency_key_reused" };
-      }
+    return this.change(request.userId, (): AdjustmentResult => {
+      const earlier = this.earlier(
+        request.ledgerKey,
+        (transfer) =>
+          transfer.type === "ADJUSTMENT" &&
+          transfer.direction === request.direction &&
+          transfer.amount_cents === request.amountCents,
+      );
+      if (earlier) return earlier;
       const account = this.journal.account();
       if (request.direction === "debit" && account.availableCents < request.amountCents)
         return short(account);
@@ -374,8 +368,6 @@ export class WalletObject extends DurableObject<Env> {
       });
       return this.postingOf(transfer);
     });
-    await this.scheduleAlarm();
-    return result;
   }
 
   /**
@@ -383,9 +375,8 @@ export class WalletObject extends DurableObject<Env> {
    * earlier call posted it.
    */
   async postTopup(request: TopupPostingRequest): Promise<{ transaction: WalletTransaction; fresh: boolean }> {
-    await this.opened(request.userId);
     const key = ledgerKeys.topup(request.topupId);
-    const posted = this.ctx.storage.transactionSync(() => {
+    return this.change(request.userId, () => {
       const earlier = this.journal.byKey(key);
       if (earlier) return { transaction: toTransaction(earlier), fresh: false };
       const transfer = this.journal.record(
@@ -409,8 +400,6 @@ export class WalletObject extends DurableObject<Env> {
       });
       return { transaction: toTransaction(transfer), fresh: true };
     });
-    await this.scheduleAlarm();
-    return posted;
   }
 
   /**
@@ -419,8 +408,7 @@ export class WalletObject extends DurableObject<Env> {
    * (resolveOrderCredits); if none ever does, its timeout asks D1 how the order ended.
    */
   async holdOrderCredits(request: OrderCreditsRequest): Promise<OrderCreditsOutcome> {
-    await this.opened(request.userId);
-    const outcome = this.ctx.storage.transactionSync((): OrderCreditsOutcome => {
+    return this.change(request.userId, (): OrderCreditsOutcome => {
       const earlier = this.journal.byKey(ledgerKeys.order(request.orderId));
       if (earlier)
         return earlier.status === "voided"
@@ -443,8 +431,6 @@ export class WalletObject extends DurableObject<Env> {
       );
       return { ok: true, status: "pending" };
     });
-    await this.scheduleAlarm();
-    return outcome;
   }
 
   /**
@@ -456,10 +442,7 @@ export class WalletObject extends DurableObject<Env> {
     orderId: string,
     action: OrderCreditsAction,
   ): Promise<OrderCreditsOutcome> {
-    await this.opened(userId);
-    const outcome = this.ctx.storage.transactionSync(() => this.settleOrderCredits(orderId, action));
-    await this.scheduleAlarm();
-    return outcome;
+    return this.change(userId, () => this.settleOrderCredits(orderId, action));
   }
 
   /**
@@ -586,6 +569,27 @@ export class WalletObject extends DurableObject<Env> {
       );
     });
     await this.scheduleAlarm();
+  }
+
+  /**
+   * One change of the wallet: decided and written in one `transactionSync` (no await between a check and
+   * the write it guards), once the journal is open; then the alarm is booked for what the change queued.
+   */
+  private async change<T>(userId: string, decide: () => T): Promise<T> {
+    await this.opened(userId);
+    const result = this.ctx.storage.transactionSync(decide);
+    await this.scheduleAlarm();
+    return result;
+  }
+
+  /**
+   * What an earlier call with this key made: its posting again when `same` says it was this request,
+   * else `idempotency_key_reused`; undefined when the key is new.
+   */
+  private earlier(key: string, same: (transfer: Transfer) => boolean): WalletPosting | KeyReused | undefined {
+    const transfer = this.journal.byKey(key);
+    if (!transfer) return undefined;
+    return same(transfer) ? this.postingOf(transfer) : { ok: false, code: "idempotency_key_reused" };
   }
 
   /** A new transfer of this wallet: its id names this object, its direction follows from its type. */
