@@ -7,9 +7,11 @@ import { type Env, loadConfig } from "../src/env";
 import { requireOperator } from "../src/http/auth";
 import type { AppEnv } from "../src/http/context";
 import { qrTokenRefused } from "../src/http/refusals";
-import product from "../src/index";
-
-export { TicketObject, WalletObject } from "../src/index";
+import product, {
+  TicketObject as ProductTicketObject,
+  WalletObject as ProductWalletObject,
+} from "../src/index";
+import type { EventMessage } from "../src/queues/messages";
 
 interface BenchEnv extends Env {
   BENCH_FLOOR: DurableObjectNamespace<BenchFloorObject>;
@@ -24,6 +26,41 @@ export class BenchFloorObject extends DurableObject<BenchEnv> {
 
   write(): number {
     return this.ctx.storage.sql.exec("INSERT INTO writes (at) VALUES (?)", Date.now()).rowsWritten;
+  }
+}
+
+/**
+ * A diagnostic, never a result: while true, the ticket and wallet objects' queue sends are dropped (the
+ * outbox is emptied as if the queue took them). The `_unsent` scenarios run with it, right after their
+ * real twins, to measure what the objects cost without the per-object send and its consumer, since the
+ * local queue broker runs in this same workerd on the same two cores. Their events never reach D1, which
+ * no later scenario reads. The objects share this isolate's module scope with the fetch handler locally.
+ */
+let dropObjectSends = false;
+
+/** What a dropped send answers: the queue's own response shape, with nothing in it. */
+const DROPPED = { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
+
+function withDroppableSends(env: Env): Env {
+  const queue = env.EVENTS;
+  const events: Queue<EventMessage> = {
+    metrics: () => queue.metrics(),
+    send: (body, options) => (dropObjectSends ? Promise.resolve(DROPPED) : queue.send(body, options)),
+    sendBatch: (messages, options) =>
+      dropObjectSends ? Promise.resolve(DROPPED) : queue.sendBatch(messages, options),
+  };
+  return { ...env, EVENTS: events };
+}
+
+export class TicketObject extends ProductTicketObject {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, withDroppableSends(env));
+  }
+}
+
+export class WalletObject extends ProductWalletObject {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, withDroppableSends(env));
   }
 }
 
@@ -94,6 +131,10 @@ export default {
     if (pathname === "/__bench/floor-do-hot") {
       const written = await env.BENCH_FLOOR.get(env.BENCH_FLOOR.idFromName("hot")).write();
       return Response.json({ written });
+    }
+    if (pathname === "/__bench/object-sends" && request.method === "POST") {
+      dropObjectSends = url.searchParams.get("drop") === "1";
+      return Response.json({ dropping: dropObjectSends });
     }
     if (pathname === "/__bench/scan-skeleton") return skeleton.fetch(request, env, ctx);
     if (pathname === "/__bench/d1-floor") {

@@ -108,6 +108,21 @@ async function scenario(name: string, run: (seconds: number) => Promise<Scenario
 }
 
 /**
+ * Runs `run` with the objects' queue sends dropped (a diagnostic: see bench/bench-worker.ts), then turns
+ * them back on, so every other scenario sends as the product does.
+ */
+async function withObjectSendsDropped<T>(run: () => Promise<T>): Promise<T> {
+  const toggle = (drop: boolean) =>
+    fetch(`${base}/__bench/object-sends?drop=${drop ? 1 : 0}`, { method: "POST" }).then((r) => r.json());
+  await toggle(true);
+  try {
+    return await run();
+  } finally {
+    await toggle(false);
+  }
+}
+
+/**
  * `floor_do` anchors three ratios, and on a 2-core machine it lands on one of two levels from run to run
  * (about 1,150 or 1,400 rps), which alone moved those ratios by 20 %. So it is measured in three rounds
  * spread over the run (before the scans, the orders and the deductions), and the round with the median
@@ -196,6 +211,9 @@ try {
   await scenario("scan_many_tickets", (s) => scanLoad(s, (i) => codes[i % codes.length] ?? ""));
   await scenario("scan_many_tickets_keyed", (s) =>
     scanLoad(s, (i) => codes[i % codes.length] ?? "", `${base}/tickets/scan`, { keyed: true }),
+  );
+  await withObjectSendsDropped(() =>
+    scenario("scan_many_tickets_unsent", (s) => scanLoad(s, (i) => codes[i % codes.length] ?? "")),
   );
   await scenario("scan_skeleton", (s) =>
     scanLoad(s, (i) => codes[i % codes.length] ?? "", `${base}/__bench/scan-skeleton`),
@@ -354,6 +372,7 @@ try {
       warmup: WARMUP_SECONDS,
       log,
       measure,
+      withObjectSendsDropped,
     });
   } else if (walletProbe.status !== 200) {
     log("… wallet routes absent: POS deduction scenarios skipped");
@@ -400,6 +419,20 @@ const ratios: Record<keyof typeof TARGETS, number | null> = {
     results.scan_many_tickets?.cpu_ms_per_request,
   ),
 };
+/**
+ * Not targets: the same ratios for the `_unsent` twins, whose objects' queue sends were dropped. What a
+ * ratio gains between a scenario and its twin is the per-object send and its consumer's share here.
+ */
+const diagnostics = {
+  scan_unsent_rps_vs_floor: ratio(results.scan_many_tickets_unsent?.rps, results.floor_do?.rps),
+  deduct_unsent_rps_vs_floor: ratio(results.deduct_many_wallets_unsent?.rps, results.floor_do?.rps),
+  scan_unsent_rps_vs_skeleton: ratio(results.scan_many_tickets_unsent?.rps, results.scan_skeleton?.rps),
+  deduct_unsent_rps_vs_skeleton: ratio(results.deduct_many_wallets_unsent?.rps, results.scan_skeleton?.rps),
+  deduct_unsent_cpu_vs_scan_unsent: ratio(
+    results.deduct_many_wallets_unsent?.cpu_ms_per_request,
+    results.scan_many_tickets_unsent?.cpu_ms_per_request,
+  ),
+};
 const verdicts = Object.fromEntries(
   (Object.keys(TARGETS) as (keyof typeof TARGETS)[]).map((name) => {
     const target: { min?: number; max?: number } = TARGETS[name];
@@ -428,6 +461,8 @@ for (const [name, v] of Object.entries(verdicts)) {
     `| ${name} | ${v.value ?? "n/a"} | ${target} | ${v.met === null ? "n/a" : v.met ? "yes" : "NO"} |`,
   );
 }
+console.log("\n| diagnostic (no target) | value |\n|---|---:|");
+for (const [name, value] of Object.entries(diagnostics)) console.log(`| ${name} | ${value ?? "n/a"} |`);
 
 if (ONLY === undefined)
   writeFileSync(
@@ -442,6 +477,7 @@ if (ONLY === undefined)
         scenarios: results,
         ratios,
         targets: verdicts,
+        diagnostics,
       },
       null,
       2,

@@ -12,6 +12,8 @@ interface Context {
   log: (message: string) => void;
   /** Runs the measured load and records it under the scenario's name. */
   measure: (name: string, run: () => Promise<ScenarioResult>) => Promise<ScenarioResult>;
+  /** Runs a diagnostic twin with the objects' queue sends dropped (see bench/bench-worker.ts). */
+  withObjectSendsDropped: <T>(run: () => Promise<T>) => Promise<T>;
 }
 
 const WALLETS = 100;
@@ -73,12 +75,13 @@ export async function runDeductionScenarios(ctx: Context): Promise<void> {
       }),
     });
   };
-  for (const [name, pick] of [
-    ["deduct_many_wallets", (i: number) => users[i % users.length] ?? ""],
-    ["deduct_hot_wallet", () => users[0] ?? ""],
-  ] as const) {
+  const scenario = async (name: string, pick: (i: number) => string) => {
     ctx.log(`▶ ${name}`);
     await run(ctx.warmup, pick);
     await ctx.measure(name, () => run(ctx.seconds, pick));
-  }
+  };
+  const anyWallet = (i: number) => users[i % users.length] ?? "";
+  await scenario("deduct_many_wallets", anyWallet);
+  await ctx.withObjectSendsDropped(() => scenario("deduct_many_wallets_unsent", anyWallet));
+  await scenario("deduct_hot_wallet", () => users[0] ?? "");
 }
