@@ -14,6 +14,8 @@ export class ObjectOutbox {
     private readonly sql: SqlStorage,
     private readonly queue: Queue<EventMessage>,
   ) {
+    // AUTOINCREMENT, though it costs a write per event: a seq is never handed out twice, so a send that
+    // deletes "up to the last row it sent" can never delete a newer row that reused a freed seq.
     sql.exec(
       "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)",
     );

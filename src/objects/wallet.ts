@@ -7,7 +7,13 @@ import { newWalletTransactionId } from "../ids";
 import type { AuditRequest } from "../queues/messages";
 import type { LedgerDirection, WalletSummary, WalletTransaction } from "../types/domain";
 import { bookAlarm, ObjectOutbox } from "./object-outbox";
-import { type NewTransfer, type Transfer, toTransaction, WalletJournal } from "./wallet-journal";
+import {
+  type NewTransfer,
+  type StoredOutcome,
+  type Transfer,
+  toTransaction,
+  WalletJournal,
+} from "./wallet-journal";
 import { ORDER_CREDITS_TIMEOUT_MARGIN_MS, openJournal, readWalletHistory } from "./wallet-opening";
 
 /** Results of finished POS requests are kept this long, so a retried RPC or request gets the first answer. */
@@ -66,6 +72,12 @@ export type PosDeductionResult =
   | { ok: false; code: "token_replayed" | "token_expired" }
   /** D1 could not be read while the wallet's journal was being opened; nothing was decided. */
   | { ok: false; code: "unavailable" };
+
+/** The wallet right after a posting. */
+type WalletAfter = { balanceCents: number; availableCents: number };
+
+/** What is kept of a deduction's first answer: a refusal whole; of a posting, the wallet right after it. */
+type StoredDeduction = Exclude<PosDeductionResult, WalletPosting> | WalletAfter;
 
 /** `replayed`: the stored outcome of an earlier request with the same key and the same request. */
 export interface PosDeductionAnswer {
@@ -192,14 +204,12 @@ export class WalletObject extends DurableObject<Env> {
     }
     // A refusal is stored too, and forgotten after retention: the alarm does that.
     return this.change(request.userId, (): PosDeductionAnswer => {
-      const stored = this.journal.posOutcome<PosDeductionResult>(request.ledgerKey);
+      const stored = this.journal.posOutcome<StoredDeduction>(request.ledgerKey);
       if (stored) {
         if (stored.requestHash !== request.requestHash) {
           return { result: { ok: false, code: "idempotency_key_reused" }, replayed: false };
         }
-        // Past retention only the transaction is kept: answer with it and the wallet as it is now.
-        const result = stored.result ?? this.postingOf(this.journal.byId(stored.transactionId ?? ""));
-        return { result, replayed: true };
+        return { result: this.replayedDeduction(stored), replayed: true };
       }
       const nowMs = Date.now();
       const account = this.journal.account();
@@ -247,12 +257,16 @@ export class WalletObject extends DurableObject<Env> {
         });
         result = this.postingOf(transfer);
       }
+      // Of a posting only the wallet right after it is stored: the transfer itself is in the journal.
+      const kept: StoredDeduction = result.ok
+        ? { balanceCents: result.balanceCents, availableCents: result.availableCents }
+        : result;
       this.journal.storePosOutcome(
         request.ledgerKey,
         {
           requestHash: request.requestHash,
           transactionId: result.ok ? result.transaction.id : null,
-          result,
+          result: kept,
         },
         nowMs,
       );
@@ -607,15 +621,30 @@ export class WalletObject extends DurableObject<Env> {
     };
   }
 
-  private postingOf(transfer: Transfer | undefined): WalletPosting {
+  /** A transfer's posting, with the wallet as `after` says it was right after it, else as it is now. */
+  private postingOf(transfer: Transfer | undefined, after?: WalletAfter | null): WalletPosting {
     if (!transfer) throw new Error("invariant: a stored outcome's transaction is in the journal");
-    const account = this.journal.account();
+    const wallet = after ?? this.journal.account();
     return {
       ok: true,
       transaction: toTransaction(transfer),
-      balanceCents: account.balanceCents,
-      availableCents: account.availableCents,
+      balanceCents: wallet.balanceCents,
+      availableCents: wallet.availableCents,
     };
+  }
+
+  /**
+   * The first answer to a deduction's key, again: a refusal as stored; a posting from its transfer and the
+   * wallet right after it. Past retention only the transaction is kept, and the wallet is as it is now.
+   * (Outcomes stored before this layout kept the whole posting; its balances are read the same way.)
+   */
+  private replayedDeduction(stored: StoredOutcome<StoredDeduction>): PosDeductionResult {
+    if (stored.transactionId !== null)
+      return this.postingOf(this.journal.byId(stored.transactionId), stored.result as WalletAfter | null);
+    if (stored.result === null || !("ok" in stored.result)) {
+      throw new Error("invariant: a refusal's stored outcome is kept whole until it is pruned");
+    }
+    return stored.result;
   }
 
   /**

@@ -201,6 +201,22 @@ describe("POST /pos/deductions: concurrency", () => {
     expect(stored).toMatchObject({ balanceCents: 4_300, ledgerSumCents: 4_300 });
   });
 
+  it("a replay after later sales answers the wallet as it was right after the first, not as it is now", async ({
+    expect,
+  }) => {
+    const { token } = await fundedWallet(5_000);
+    const till = await posTill();
+    const key = crypto.randomUUID();
+    const qr = await walletQr(token);
+    const first = await deduct(till, qr, 700, { key });
+    expect(first).toMatchObject({ status: 201, body: { balance_cents: 4_300, available_cents: 4_300 } });
+    const later = await deduct(till, await walletQr(token), 1_000);
+    expect(later.body).toMatchObject({ balance_cents: 3_300 });
+    const replay = await deduct(till, qr, 700, { key });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body).toEqual(first.body);
+  });
+
   it("insufficient, then a top-up, then the same key: still insufficient (a new attempt needs a new key)", async ({
     expect,
   }) => {
