@@ -86,9 +86,13 @@ async function settleFoundOrder(
     if (read > 1) found = await findOrderWithItems(db, event.reference);
     if (!found) throw new Error(`order ${event.reference} disappeared`);
     if (isHoldExpired(toOrder(found.row, found.items), now)) {
-      // The sweep has not reached it yet, but the hold has lapsed: the order is expired, not payable.
-      await expireOrder(db, found.row.id, found.items, now);
-      await releaseOrderCredits(context.wallets, found.row);
+      // The sweep has not reached it yet, but the hold has lapsed: the order is expired, not payable. Only
+      // the call that expired it releases its credits: if another settlement got there first, it may have
+      // paid the order (its own call then posts them, or the transfer's timeout does), and the sweep or
+      // cancel that expired it released them already.
+      if (await expireOrder(db, found.row.id, found.items, now)) {
+        await releaseOrderCredits(context.wallets, found.row);
+      }
       continue;
     }
     if (!canTransition(found.row.status, target)) return recordIgnoredPayment(context, delivery);

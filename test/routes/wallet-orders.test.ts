@@ -256,6 +256,64 @@ describe("POST /orders with credits covering part of the total", () => {
 });
 
 describe("a hold is resolved exactly once", () => {
+  it("a late delivery that loses the race to the order's payment leaves its credits to that payment", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 10 });
+    const { userId, token } = await fundedWallet(3_000);
+    const order = (await creditOrder(token, product.id, 700)).body;
+    // The payment's call to the wallet is lost after its batch committed: the transfer's timeout must post.
+    const lostCall = {
+      idFromName: (name: string) => env.WALLETS.idFromName(name),
+      get: () => ({ resolveOrderCredits: () => Promise.reject(new Error("connection lost")) }),
+    } as unknown as typeof env.WALLETS;
+    const payment = () =>
+      settleOrderPayment(
+        { db: db(), events: env.EVENTS, wallets: lostCall },
+        {
+          webhookId: newMessageId(),
+          event: paymentFor(order),
+          receivedAt: new Date(Date.parse(order.expires_at) - 1_000),
+        },
+      );
+    // A late FAILED reads the order PENDING and past its deadline; the payment commits PAID right before
+    // the late delivery's expiry batch, which then finds the order settled.
+    const base = db();
+    let batches = 0;
+    let raced = false;
+    const racing = new Proxy(base, {
+      get(target, property) {
+        if (property === "batch") {
+          return async (statements: Parameters<typeof base.batch>[0]) => {
+            // The first batch is its read of the order (one snapshot); the second its expiry.
+            if (++batches === 2) {
+              raced = true;
+              expect(await payment()).toEqual({ ok: true, outcome: "processed" });
+            }
+            return target.batch(statements);
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const late = await settleOrderPayment(
+      { db: racing, events: env.EVENTS, wallets: env.WALLETS },
+      { webhookId: newMessageId(), event: paymentFor(order, { status: "FAILED" }), receivedAt: later(order) },
+    );
+    expect(raced).toBe(true);
+    expect(late).toEqual({ ok: true, outcome: "ignored" });
+    expect(await orderStatus(order.order_id)).toBe("PAID");
+    expect((await holdOf(order.order_id))?.status).toBe("PENDING");
+    await timeOutOrderCredits(userId);
+    expect((await holdOf(order.order_id))?.status).toBe("POSTED");
+    expect(await storedWallet(userId)).toMatchObject({
+      balanceCents: 2_300,
+      heldCents: 0,
+      ledgerSumCents: 2_300,
+    });
+  });
+
   it("FAILED racing the expiry sweep: one of them wins, the hold is voided once", async ({ expect }) => {
     const product = await seedProduct({ price_cents: PRICE_CENTS, sellable: 20 });
     const { userId, token } = await fundedWallet(5_000);
