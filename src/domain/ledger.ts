@@ -52,6 +52,15 @@ export function availableCents(wallet: { balance_cents: number; held_cents: numb
 }
 
 /**
+ * Whether a ledger row is a sale made at a till: the only thing a POS refund may reverse. A till's DEDUCT
+ * always names its session's event; an order's credits (also a DEDUCT) name none, and come back only
+ * through the order's own refund or an admin's adjustment, never through a till.
+ */
+export function isTillSale(row: { type: LedgerType; event_id: string | null }): boolean {
+  return row.type === "DEDUCT" && row.event_id !== null;
+}
+
+/**
  * The ledger's idempotency keys, one namespace per operation and caller, so that two callers (or one
  * caller's two operations) that happen to pick the same Idempotency-Key never collide on one wallet.
  */

@@ -1,7 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
 import { getDb } from "../db/client";
 import { orderStatusOf } from "../db/orders";
-import { directionOf, ledgerActors, ledgerKeys, refundAmountCents, refuseDeduction } from "../domain/ledger";
+import {
+  directionOf,
+  isTillSale,
+  ledgerActors,
+  ledgerKeys,
+  refundAmountCents,
+  refuseDeduction,
+} from "../domain/ledger";
 import type { Env } from "../env";
 import { newWalletTransactionId } from "../ids";
 import type { AuditRequest } from "../queues/messages";
@@ -284,7 +291,7 @@ export class WalletObject extends DurableObject<Env> {
     if (userId === undefined) return undefined;
     await this.opened(userId);
     const transfer = this.journal.byId(deductionId);
-    return transfer?.type === "DEDUCT" && transfer.status === "posted" ? toTransaction(transfer) : undefined;
+    return transfer?.status === "posted" && isTillSale(transfer) ? toTransaction(transfer) : undefined;
   }
 
   /** Refunds (part of) a DEDUCT of this wallet: a new REFUND transfer reversing it. Idempotent on `ledgerKey`. */
@@ -301,8 +308,7 @@ export class WalletObject extends DurableObject<Env> {
       );
       if (earlier) return earlier;
       const deduction = this.journal.byId(request.deductionId);
-      if (deduction?.type !== "DEDUCT" || deduction.status !== "posted")
-        return { ok: false, code: "not_found" };
+      if (deduction?.status !== "posted" || !isTillSale(deduction)) return { ok: false, code: "not_found" };
       const totals = { original_cents: deduction.amount_cents, refunded_cents: deduction.refundedCents };
       const amountCents = refundAmountCents(totals, request.amountCents);
       if (amountCents === null) {

@@ -384,7 +384,8 @@ export const posRoutes = createRouter()
       summary: "Refund (part of) a POS deduction (idempotent)",
       description:
         "Role `pos` with the deduction's event among the operator's `event_ids`, or `supervisor`/`admin`; a " +
-        "deduction at another event answers 404 like a missing one. Needs the caller's open POS session " +
+        "deduction at another event answers 404 like a missing one, and so does an order's credits (a DEDUCT " +
+        "with no event: it is refunded with its order, or by an admin's adjustment). Needs the caller's open POS session " +
         "(`session_id`) at the deduction's event (`supervisor` and `admin`: any POS session), else 403 " +
         "`session_invalid`. The policy: a deduction older than `REFUND_WINDOW_SECONDS` (default 86400) → 409 " +
         "`refund_window_closed`; a refund above `REFUND_APPROVAL_CENTS` (default 5000; without " +

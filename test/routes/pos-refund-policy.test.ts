@@ -5,10 +5,11 @@ import { buildApp } from "../../src/app";
 import { decideRefundPolicy, type RefundPolicy } from "../../src/domain/refund-policy";
 import type { Env } from "../../src/env";
 import type { OperatorRole } from "../../src/types/domain";
-import { operatorToken } from "../support/fixtures";
+import { operatorToken, seedProduct } from "../support/fixtures";
 import { callJson } from "../support/http";
 import { openSession, registeredDevice } from "../support/staff";
 import {
+  allTransactions,
   deduct,
   fundedWallet,
   type LedgerRowBody,
@@ -121,6 +122,29 @@ describe("POST /pos/deductions/{id}/refund: the caller's POS session", () => {
       status: 201,
       body: { reversal_of: id, amount_cents: 100, event_id: saleEvent },
     });
+  });
+
+  it("an order's credits are no till sale: a supervisor's or an admin's POS refund of them is 404", async ({
+    expect,
+  }) => {
+    const product = await seedProduct({ price_cents: 800, sellable: 5 });
+    const { userId, token } = await fundedWallet(2_000);
+    const order = await callJson<{ status: string }>("POST", "/orders", {
+      token,
+      idempotencyKey: crypto.randomUUID(),
+      body: { items: [{ product_id: product.id, quantity: 1 }], credits_cents: 800 },
+    });
+    expect(order.body.status).toBe("PAID");
+    const paid = (await allTransactions(token)).find((row) => row.type === "DEDUCT");
+    expect(paid).toMatchObject({ amount_cents: 800, event_id: null });
+    for (const roles of [["pos", "supervisor"], ["admin"]] as OperatorRole[][]) {
+      const approver = await refunder(roles, [uniqueEvent()]);
+      expect(await refund(approver, paid?.id ?? "")).toMatchObject({
+        status: 404,
+        body: { code: "not_found" },
+      });
+    }
+    expect(await refundsOf(userId)).toMatchObject({ balanceCents: 1_200, refunds: [] });
   });
 
   it("a supervisor or an admin may refund from a POS session of another event (201)", async ({ expect }) => {
