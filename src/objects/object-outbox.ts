@@ -2,6 +2,12 @@ import type { EventMessage } from "../queues/messages";
 
 /** Rows sent per `sendBatch` (a Queue batch holds at most 100 messages). */
 export const OUTBOX_SEND_BATCH = 100;
+/**
+ * Payload bytes per `sendBatch`: a Queue batch holds at most 256 KB, and 100 large events (a refund's
+ * reason, long ids) can pass that. Without a cap such a window would fail its send on every alarm and
+ * never drain. Headroom is left for the per-message envelope.
+ */
+export const OUTBOX_SEND_BATCH_BYTES = 192 * 1024;
 
 /**
  * A Durable Object's outbox: events written in the same storage transaction as the change they announce,
@@ -50,10 +56,11 @@ export class ObjectOutbox {
           OUTBOX_SEND_BATCH,
         )
         .toArray();
-      const last = rows.at(-1);
+      const batch = withinBytes(rows, OUTBOX_SEND_BATCH_BYTES);
+      const last = batch.at(-1);
       if (!last) return true;
       try {
-        await this.queue.sendBatch(rows.map((row) => ({ body: JSON.parse(row.payload) as EventMessage })));
+        await this.queue.sendBatch(batch.map((row) => ({ body: JSON.parse(row.payload) as EventMessage })));
       } catch (error) {
         console.error(
           JSON.stringify({
@@ -67,6 +74,17 @@ export class ObjectOutbox {
       this.sql.exec("DELETE FROM outbox WHERE seq <= ?", last.seq);
     }
   }
+}
+
+/** The longest prefix of `rows` whose payloads fit in `maxBytes` (UTF-8), and never less than one row. */
+function withinBytes<R extends { payload: string }>(rows: R[], maxBytes: number): R[] {
+  const encoder = new TextEncoder();
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    bytes += encoder.encode(rows[i]?.payload ?? "").length;
+    if (bytes > maxBytes && i > 0) return rows.slice(0, i);
+  }
+  return rows;
 }
 
 /**
