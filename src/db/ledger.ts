@@ -3,7 +3,7 @@ import type { LedgerType, WalletTransaction } from "../types/domain";
 import { errorMatches } from "./audit";
 import { type Db, isConstraintError, type Statement, selectJsonRows } from "./client";
 import { decodeCursor, encodeCursor } from "./cursor";
-import { walletBalances, walletLedger } from "./schema";
+import { walletLedger } from "./schema";
 
 // D1's `wallet_ledger`: the complete, append-only global copy of every wallet's journal (the journal of
 // record is each wallet's object, src/objects/wallet-journal.ts). Appended once per transfer id by the
@@ -194,22 +194,39 @@ export async function ledgerCopyTotals(db: Db, userId: string): Promise<{ sumCen
 /**
  * One page of wallets in user id order, each with its balance row and its ledger's signed sum (summed
  * per wallet through the ledger's (user_id, …) index, not by grouping the whole ledger per page).
+ *
+ * The wallets are those with a balance row and those with a paid top-up: a wallet whose first row never
+ * reached D1 (its event dead-lettered) has no balance row yet, and would otherwise never be compared.
+ * Each side is walked in index order and cut at `limit` before the union, so a page costs O(limit).
  */
 export async function walletBalancesPage(
   db: Db,
   after: string | undefined,
   limit: number,
 ): Promise<{ userId: string; balanceCents: number; ledgerSumCents: number; ledgerRows: number }[]> {
-  return db
-    .select({
-      userId: walletBalances.userId,
-      balanceCents: walletBalances.balanceCents,
-      ledgerSumCents: sql<number>`(SELECT coalesce(sum(CASE l.direction WHEN 'credit' THEN l.amount_cents
-        ELSE -l.amount_cents END), 0) FROM wallet_ledger AS l WHERE l.user_id = wallet_balances.user_id)`,
-      ledgerRows: sql<number>`(SELECT count(*) FROM wallet_ledger AS l WHERE l.user_id = wallet_balances.user_id)`,
-    })
-    .from(walletBalances)
-    .where(after === undefined ? undefined : sql`${walletBalances.userId} > ${after}`)
-    .orderBy(asc(walletBalances.userId))
-    .limit(limit);
+  const from = after ?? "";
+  const rows = await db.all<{
+    user_id: string;
+    balance_cents: number;
+    ledger_sum: number;
+    ledger_rows: number;
+  }>(sql`
+    SELECT w.user_id,
+      coalesce((SELECT b.balance_cents FROM wallet_balances AS b WHERE b.user_id = w.user_id), 0) AS balance_cents,
+      (SELECT coalesce(sum(CASE l.direction WHEN 'credit' THEN l.amount_cents ELSE -l.amount_cents END), 0)
+         FROM wallet_ledger AS l WHERE l.user_id = w.user_id) AS ledger_sum,
+      (SELECT count(*) FROM wallet_ledger AS l WHERE l.user_id = w.user_id) AS ledger_rows
+    FROM (
+      SELECT user_id FROM (SELECT user_id FROM wallet_balances WHERE user_id > ${from} ORDER BY user_id LIMIT ${limit})
+      UNION
+      SELECT user_id FROM (SELECT DISTINCT user_id FROM wallet_topups
+        WHERE status = 'PAID' AND user_id > ${from} ORDER BY user_id LIMIT ${limit})
+    ) AS w
+    ORDER BY w.user_id LIMIT ${limit}`);
+  return rows.map((row) => ({
+    userId: row.user_id,
+    balanceCents: row.balance_cents,
+    ledgerSumCents: row.ledger_sum,
+    ledgerRows: row.ledger_rows,
+  }));
 }

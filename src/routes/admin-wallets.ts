@@ -94,10 +94,12 @@ export const adminWalletRoutes = createRouter()
       tags: ["Admin"],
       summary: "Check wallets' balances against the ledger, a page at a time",
       description:
-        "Role `admin`. For each wallet (user id order), compares D1's balance row and the wallet's object " +
-        "(refreshed first, so the ledger's lag is over) with the signed sum of its D1 ledger rows. " +
+        "Role `admin`. For each wallet (user id order: those with a balance row in D1 or a paid top-up), " +
+        "compares D1's balance row with the signed sum of its D1 ledger rows, and the wallet's journal " +
+        "(its object, the record) with that sum and count. A wallet whose copy may only be behind (events " +
+        "not sent yet, or a posting younger than the ledger's 10 s lag bound) is counted in `in_flight`. " +
         "Mismatches are reported and logged, never corrected. The same check runs daily over every " +
-        "wallet (cron). A POST because asking the objects makes each flush what it has decided.",
+        "wallet (cron). A POST because it asks every wallet's object, which may open its journal.",
       security: [{ operatorToken: [] }],
       middleware: [requireOperator("admin")] as const,
       request: { body: jsonBody(ReconciliationRequestSchema) },

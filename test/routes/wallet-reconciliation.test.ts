@@ -138,6 +138,51 @@ describe("POST /admin/wallets/reconciliation", () => {
     ]);
   });
 
+  it("reports a paid wallet whose first row never reached D1: no balance row there, so nothing else would", async ({
+    expect,
+  }) => {
+    const admin = await operatorToken(["admin"]);
+    const userId = `wallet-${crypto.randomUUID()}`;
+    const topupId = `top_${crypto.randomUUID().slice(0, 12)}`;
+    const paidAt = new Date(Date.now() - 60 * 60_000).toISOString();
+    // D1 knows of the paid top-up; the PURCHASE the journal posted for it was never copied (its event was
+    // dead-lettered), so D1 has no ledger row and no balance row for this wallet.
+    await env.DB.prepare(
+      `INSERT INTO wallet_topups (id, user_id, amount_cents, currency, status, idempotency_key, created_at,
+         updated_at) VALUES (?, ?, 1000, 'EUR', 'PAID', ?, ?, ?)`,
+    )
+      .bind(topupId, userId, crypto.randomUUID(), paidAt, paidAt)
+      .run();
+    await runInDurableObject(stubFor(userId), async (instance: WalletObject, state) => {
+      await instance.view(userId); // opens the journal: D1 has nothing of this wallet
+      new WalletJournal(state.storage.sql).record(
+        {
+          id: newWalletTransactionId(state.id.toString()),
+          userId,
+          type: "PURCHASE",
+          direction: "credit",
+          amountCents: 1_000,
+          currency: "EUR",
+          reference: topupId,
+          idempotencyKey: `topup:${topupId}`,
+          createdBy: "system:payments",
+          createdAt: paidAt,
+        },
+        "posted",
+      );
+    });
+    const mine = (await reconcileEverything(admin.token, 100)).mismatches.filter((m) => m.user_id === userId);
+    expect(mine).toEqual([
+      {
+        user_id: userId,
+        reason: "object_differs",
+        ledger_sum_cents: 0,
+        balance_row_cents: 0,
+        object_balance_cents: 1_000,
+      },
+    ]);
+  });
+
   it("counts a wallet whose copy may still be behind as in flight, not as a mismatch", async ({ expect }) => {
     const admin = await operatorToken(["admin"]);
     const { userId } = await fundedWallet(1_000);
