@@ -28,6 +28,24 @@ export type RefundPolicyDecision =
 export const canApproveRefunds = (roles: readonly OperatorRole[]) =>
   roles.includes("supervisor") || roles.includes("admin");
 
+/**
+ * Whether a refund needs approval, counted over the whole deduction: what earlier refunds of it returned
+ * plus this one. So a large refund split into small ones never passes a till unapproved. `limitCents` is
+ * null for a caller who approves refunds. Judged by the wallet's object, in the transaction that records
+ * the refund, so two refunds racing under different keys are counted together.
+ */
+export function refundNeedsApproval(
+  limitCents: number | null,
+  refundedCents: number,
+  amountCents: number,
+): boolean {
+  return limitCents !== null && refundedCents + amountCents > limitCents;
+}
+
+/**
+ * The route's early check, before the wallet's object is asked: the window, and approval for the amount
+ * asked alone (the object then counts earlier refunds too: refundNeedsApproval).
+ */
 export function decideRefundPolicy(policy: RefundPolicy, facts: RefundRequestFacts): RefundPolicyDecision {
   const ageMs = facts.now.getTime() - Date.parse(facts.deductionCreatedAt);
   if (ageMs > policy.windowSeconds * 1000) return { ok: false, code: "refund_window_closed" };

@@ -57,6 +57,11 @@ export function refundRefused(refusal: PosRefundRefusal): ApiError {
       return new ApiError("idempotency_key_reused");
     case "not_found":
       return new ApiError("not_found", "No such deduction");
+    case "approval_required":
+      return new ApiError(
+        "approval_required",
+        "With the earlier refunds of this deduction, this one is above the limit a till may refund alone",
+      );
     case "refund_exceeds_original":
       return new ApiError("refund_exceeds_original", "Refunds of a deduction never add up to more than it", {
         refundable_cents: refusal.refundableCents,

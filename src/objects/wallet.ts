@@ -9,6 +9,7 @@ import {
   refundAmountCents,
   refuseDeduction,
 } from "../domain/ledger";
+import { refundNeedsApproval } from "../domain/refund-policy";
 import type { Env } from "../env";
 import { newWalletTransactionId } from "../ids";
 import type { AuditRequest } from "../queues/messages";
@@ -103,12 +104,14 @@ export interface RefundRequest {
   /** The till the refund is made at: the row's `created_by`. */
   deviceId: string;
   reason: string;
+  /** Refunds of one deduction above this add up to one that needs approval; null: the caller approves. */
+  approvalLimitCents: number | null;
 }
 
 export type RefundResult =
   | WalletPosting
   | KeyReused
-  | { ok: false; code: "not_found" }
+  | { ok: false; code: "not_found" | "approval_required" }
   | { ok: false; code: "refund_exceeds_original"; refundableCents: number };
 
 export interface AdjustmentRequest {
@@ -309,6 +312,12 @@ export class WalletObject extends DurableObject<Env> {
       if (earlier) return earlier;
       const deduction = this.journal.byId(request.deductionId);
       if (deduction?.status !== "posted" || !isTillSale(deduction)) return { ok: false, code: "not_found" };
+      const left = deduction.amount_cents - deduction.refundedCents;
+      if (
+        refundNeedsApproval(request.approvalLimitCents, deduction.refundedCents, request.amountCents ?? left)
+      ) {
+        return { ok: false, code: "approval_required" };
+      }
       const totals = { original_cents: deduction.amount_cents, refunded_cents: deduction.refundedCents };
       const amountCents = refundAmountCents(totals, request.amountCents);
       if (amountCents === null) {

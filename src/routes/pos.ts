@@ -388,9 +388,10 @@ export const posRoutes = createRouter()
         "with no event: it is refunded with its order, or by an admin's adjustment). Needs the caller's open POS session " +
         "(`session_id`) at the deduction's event (`supervisor` and `admin`: any POS session), else 403 " +
         "`session_invalid`. The policy: a deduction older than `REFUND_WINDOW_SECONDS` (default 86400) → 409 " +
-        "`refund_window_closed`; a refund above `REFUND_APPROVAL_CENTS` (default 5000; without " +
-        "`amount_cents`, the deduction's whole amount counts) needs role `supervisor` or `admin`, else 403 " +
-        "`approval_required`. Without `amount_cents`, refunds what is left of the deduction. Refunds of one " +
+        "`refund_window_closed`; a refund that takes the deduction's refunds together above " +
+        "`REFUND_APPROVAL_CENTS` (default 5000: earlier refunds of it count, so a split refund needs approval " +
+        "like a whole one; without `amount_cents`, the deduction's whole amount counts) needs role " +
+        "`supervisor` or `admin`, else 403 `approval_required`. Without `amount_cents`, refunds what is left of the deduction. Refunds of one " +
         "deduction never add up to more than it: 409 `refund_exceeds_original`, with `refundable_cents`. " +
         "Audited with the refund.",
       security: [{ operatorToken: [] }],

@@ -302,6 +302,7 @@ export async function refundDeduction(
     operatorId: operator.operatorId,
     deviceId: session.deviceId,
     reason: request.reason,
+    approvalLimitCents: canApproveRefunds(operator.roles) ? null : config.refundApprovalCents,
   });
   if (!result.ok) return result;
   const { user_id: userId, ...row } = result.transaction;

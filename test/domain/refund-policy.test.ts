@@ -1,5 +1,10 @@
 import { describe, it } from "vitest";
-import { canApproveRefunds, decideRefundPolicy, type RefundPolicy } from "../../src/domain/refund-policy";
+import {
+  canApproveRefunds,
+  decideRefundPolicy,
+  type RefundPolicy,
+  refundNeedsApproval,
+} from "../../src/domain/refund-policy";
 import { OPERATOR_ROLES, type OperatorRole } from "../../src/types/domain";
 
 // Pins who may refund a POS deduction from a till, and when: never past the window (whatever the role),
@@ -104,5 +109,17 @@ describe("decideRefundPolicy", () => {
       ok: false,
       code: "approval_required",
     });
+  });
+});
+
+describe("refundNeedsApproval", () => {
+  it("counts the deduction's earlier refunds with this one; no limit for a caller who approves", ({
+    expect,
+  }) => {
+    expect(refundNeedsApproval(5_000, 0, 5_000)).toBe(false);
+    expect(refundNeedsApproval(5_000, 0, 5_001)).toBe(true);
+    expect(refundNeedsApproval(5_000, 4_000, 1_000)).toBe(false);
+    expect(refundNeedsApproval(5_000, 4_000, 1_001)).toBe(true);
+    expect(refundNeedsApproval(null, 1_000_000, 1_000_000)).toBe(false);
   });
 });

@@ -192,13 +192,43 @@ describe("POST /pos/deductions/{id}/refund: approval above REFUND_APPROVAL_CENTS
       status: 201,
       body: { amount_cents: APPROVAL_CENTS, reversal_of: id },
     });
-    // What is left is small, but without an amount the whole deduction still counts.
+    // What is left is small, but the deduction's refunds together would pass the limit: with or without
+    // an amount, the rest needs approval (earlier refunds count: see the next test).
     expect(await refund(till, id)).toMatchObject({ status: 403, body: { code: "approval_required" } });
     expect(await refund(till, id, { amount_cents: 1_000 })).toMatchObject({
+      status: 403,
+      body: { code: "approval_required" },
+    });
+    const approver = await refunder(["pos", "supervisor"], [till.eventId]);
+    expect(await refund(approver, id, { amount_cents: 1_000 })).toMatchObject({
       status: 201,
       body: { amount_cents: 1_000 },
     });
     expect(await refundsOf(userId)).toMatchObject({ balanceCents: 6_000, ledgerSumCents: 6_000 });
+  });
+
+  it("the limit counts a deduction's earlier refunds: split refunds, in turn or racing, never pass it unapproved", async ({
+    expect,
+  }) => {
+    const { userId, till, id } = await sale(APPROVAL_CENTS * 2);
+    expect(await refund(till, id, { amount_cents: APPROVAL_CENTS })).toMatchObject({ status: 201 });
+    expect(await refund(till, id, { amount_cents: 1 })).toMatchObject({
+      status: 403,
+      body: { code: "approval_required" },
+    });
+    // Two refunds under different keys at once, each alone within the limit, together above it.
+    const other = await sale(APPROVAL_CENTS * 2, till);
+    const half = Math.ceil(APPROVAL_CENTS / 2) + 1;
+    const raced = await Promise.all([1, 2].map(() => refund(till, other.id, { amount_cents: half })));
+    expect(raced.map((answer) => answer.status).sort()).toEqual([201, 403]);
+    // A supervisor approves what is left.
+    const approver = await refunder(["pos", "supervisor"], [till.eventId]);
+    expect(await refund(approver, id)).toMatchObject({ status: 201, body: { amount_cents: APPROVAL_CENTS } });
+    expect((await refundsOf(userId)).refunds.map((row) => row.amountCents).sort((a, b) => a - b)).toEqual([
+      APPROVAL_CENTS,
+      APPROVAL_CENTS,
+    ]);
+    expect((await refundsOf(other.userId)).refunds.map((row) => row.amountCents)).toEqual([half]);
   });
 
   it.each([
