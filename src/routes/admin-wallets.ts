@@ -96,8 +96,9 @@ export const adminWalletRoutes = createRouter()
       description:
         "Role `admin`. For each wallet (user id order: those with a balance row in D1 or a paid top-up), " +
         "compares D1's balance row with the signed sum of its D1 ledger rows, and the wallet's journal " +
-        "(its object, the record) with that sum and count. A wallet whose copy may only be behind (events " +
-        "not sent yet, or a posting younger than the ledger's 10 s lag bound) is counted in `in_flight`. " +
+        "(its object, the record) with that sum and count. A wallet whose copy may only be behind (a " +
+        "posting younger than the ledger's 10 s lag bound, or events not sent yet, for up to 10 minutes) " +
+        "is counted in `in_flight`. " +
         "Mismatches are reported and logged, never corrected. The same check runs daily over every " +
         "wallet (cron). A POST because it asks every wallet's object, which may open its journal.",
       security: [{ operatorToken: [] }],

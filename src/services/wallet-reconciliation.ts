@@ -8,6 +8,12 @@ import { walletObject } from "./wallet-object";
 
 /** Wallets compared per page (one D1 read each). */
 export const RECONCILIATION_PAGE_SIZE = 100;
+/**
+ * How long a wallet's unsent events may explain a difference. Its alarm sends them within seconds and
+ * retries every few; events still unsent this long after the wallet's newest posting are stuck (a send
+ * that keeps failing), and the difference is reported instead of being waited for forever.
+ */
+export const UNSENT_STUCK_AFTER_MS = 10 * 60 * 1000;
 /** Wallet objects asked at once: enough to overlap their round trips, few enough not to crowd D1. */
 const OBJECTS_AT_ONCE = 5;
 
@@ -16,7 +22,8 @@ const OBJECTS_AT_ONCE = 5;
  *   (the triggers that keep it are broken, or someone wrote it by hand).
  * - `object_differs`: the wallet's journal (its object, the record) and D1's copy disagree, with nothing
  *   in flight: another balance than the copy's sum, or another number of rows once the newest posting is
- *   older than LEDGER_LAG_BOUND_MS (a row lost on the way, or one the journal never made).
+ *   older than LEDGER_LAG_BOUND_MS (a row lost on the way, or one the journal never made), and no event is
+ *   waiting to be sent, or one has waited past UNSENT_STUCK_AFTER_MS (a send that keeps failing).
  */
 export type MismatchReason = "balance_row_differs" | "object_differs";
 
@@ -85,7 +92,8 @@ export async function reconcileWalletPage(
       if (!differs({ sumCents: row.ledgerSumCents, rows: row.ledgerRows })) return mismatches;
       // The copy may only be behind: events not sent yet, or a posting too recent to have arrived.
       const newestMs = object.newestPostedAt === null ? 0 : Date.parse(object.newestPostedAt);
-      if (object.unsent || Date.now() - newestMs < LEDGER_LAG_BOUND_MS) {
+      const sinceNewestMs = Date.now() - newestMs;
+      if (sinceNewestMs < LEDGER_LAG_BOUND_MS || (object.unsent && sinceNewestMs < UNSENT_STUCK_AFTER_MS)) {
         inFlight += 1;
         return mismatches;
       }

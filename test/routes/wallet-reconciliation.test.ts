@@ -5,7 +5,7 @@ import { CRON_DAILY_EXPORT } from "../../src/cron";
 import { newWalletTransactionId } from "../../src/ids";
 import type { WalletObject } from "../../src/objects/wallet";
 import { WalletJournal } from "../../src/objects/wallet-journal";
-import type { WalletMismatch } from "../../src/services/wallet-reconciliation";
+import { UNSENT_STUCK_AFTER_MS, type WalletMismatch } from "../../src/services/wallet-reconciliation";
 import { operatorToken } from "../support/fixtures";
 import { callJson } from "../support/http";
 import {
@@ -179,6 +179,48 @@ describe("POST /admin/wallets/reconciliation", () => {
         ledger_sum_cents: 0,
         balance_row_cents: 0,
         object_balance_cents: 1_000,
+      },
+    ]);
+  });
+
+  it("reports a wallet whose events have stayed unsent far past the window: stuck, not in flight", async ({
+    expect,
+  }) => {
+    const admin = await operatorToken(["admin"]);
+    const { userId } = await fundedWallet(1_000);
+    await storedWallet(userId);
+    const longAgo = new Date(Date.now() - UNSENT_STUCK_AFTER_MS - 60_000).toISOString();
+    await runInDurableObject(stubFor(userId), (_instance: WalletObject, state) => {
+      new WalletJournal(state.storage.sql).record(
+        {
+          id: newWalletTransactionId(state.id.toString()),
+          userId,
+          type: "ADJUSTMENT",
+          direction: "debit",
+          amountCents: 400,
+          currency: "EUR",
+          reference: null,
+          idempotencyKey: `stuck:${crypto.randomUUID()}`,
+          createdBy: "operator:test",
+          createdAt: longAgo,
+        },
+        "posted",
+      );
+      // Its event is still in the outbox, as if every send since had failed.
+      state.storage.sql.exec(
+        "INSERT INTO outbox (payload) VALUES (?)",
+        JSON.stringify({ type: "wallet.posted", ledger: null }),
+      );
+      state.storage.sql.exec("UPDATE transfers SET created_at = ?", longAgo);
+    });
+    const result = await reconcileEverything(admin.token, 100);
+    expect(result.mismatches.filter((m) => m.user_id === userId)).toEqual([
+      {
+        user_id: userId,
+        reason: "object_differs",
+        ledger_sum_cents: 1_000,
+        balance_row_cents: 1_000,
+        object_balance_cents: 600,
       },
     ]);
   });
