@@ -53,6 +53,28 @@ async function reconcileEverything(token: string, limit = 2) {
 
 const stubFor = (userId: string) => env.WALLETS.get(env.WALLETS.idFromName(userId));
 
+/**
+ * Posts a debit straight into the wallet's journal, with no event: a posting D1's copy never hears of
+ * (call inside runInDurableObject, on an open journal).
+ */
+function postUnannounced(state: DurableObjectState, userId: string, amountCents: number, createdAt: string) {
+  new WalletJournal(state.storage.sql).record(
+    {
+      id: newWalletTransactionId(state.id.toString()),
+      userId,
+      type: "ADJUSTMENT",
+      direction: "debit",
+      amountCents,
+      currency: "EUR",
+      reference: null,
+      idempotencyKey: `unannounced:${crypto.randomUUID()}`,
+      createdBy: "operator:test",
+      createdAt,
+    },
+    "posted",
+  );
+}
+
 describe("POST /admin/wallets/reconciliation", () => {
   it("finds nothing wrong after top-ups, sales, a refund and adjustments, page after page", async ({
     expect,
@@ -191,21 +213,7 @@ describe("POST /admin/wallets/reconciliation", () => {
     await storedWallet(userId);
     const longAgo = new Date(Date.now() - UNSENT_STUCK_AFTER_MS - 60_000).toISOString();
     await runInDurableObject(stubFor(userId), (_instance: WalletObject, state) => {
-      new WalletJournal(state.storage.sql).record(
-        {
-          id: newWalletTransactionId(state.id.toString()),
-          userId,
-          type: "ADJUSTMENT",
-          direction: "debit",
-          amountCents: 400,
-          currency: "EUR",
-          reference: null,
-          idempotencyKey: `stuck:${crypto.randomUUID()}`,
-          createdBy: "operator:test",
-          createdAt: longAgo,
-        },
-        "posted",
-      );
+      postUnannounced(state, userId, 400, longAgo);
       // Its event is still in the outbox, as if every send since had failed.
       state.storage.sql.exec(
         "INSERT INTO outbox (payload) VALUES (?)",
@@ -231,21 +239,7 @@ describe("POST /admin/wallets/reconciliation", () => {
     await storedWallet(userId);
     // A posting the journal has and D1 has not seen yet (its event not sent): the copy is behind.
     await runInDurableObject(stubFor(userId), (instance: WalletObject, state) => {
-      new WalletJournal(state.storage.sql).record(
-        {
-          id: newWalletTransactionId(state.id.toString()),
-          userId,
-          type: "ADJUSTMENT",
-          direction: "debit",
-          amountCents: 400,
-          currency: "EUR",
-          reference: null,
-          idempotencyKey: `inflight:${crypto.randomUUID()}`,
-          createdBy: "operator:test",
-          createdAt: new Date().toISOString(),
-        },
-        "posted",
-      );
+      postUnannounced(state, userId, 400, new Date().toISOString());
       return instance;
     });
     const result = await reconcileEverything(admin.token, 100);
