@@ -285,7 +285,8 @@ export class WalletObject extends DurableObject<Env> {
   }
 
   /**
-   * A posted DEDUCT of this wallet, for the refund route's permission and policy checks; else undefined.
+   * A posted till sale of this wallet (isTillSale), for the refund route's permission and policy checks;
+   * else undefined.
    * `userId`: known to the caller for ids from before the journal (D1 had their row), whose wallet's
    * object may never have been used; a new id's object made it, so it knows its user.
    */
@@ -297,7 +298,7 @@ export class WalletObject extends DurableObject<Env> {
     return transfer?.status === "posted" && isTillSale(transfer) ? toTransaction(transfer) : undefined;
   }
 
-  /** Refunds (part of) a DEDUCT of this wallet: a new REFUND transfer reversing it. Idempotent on `ledgerKey`. */
+  /** Refunds (part of) a till sale of this wallet: a new REFUND transfer reversing it. Idempotent on the key. */
   async refund(request: RefundRequest): Promise<RefundResult> {
     const userId = request.userId ?? this.journal.boundUser();
     if (userId === undefined) return { ok: false, code: "not_found" };
