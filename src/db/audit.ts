@@ -92,6 +92,18 @@ export function errorMatches(error: unknown, pattern: RegExp): boolean {
   return false;
 }
 
+/**
+ * A record's details as the chain stores them (canonical JSON), or a thrown error past
+ * MAX_AUDIT_DETAILS_CHARS: checked when the entry is requested and again when it is appended.
+ */
+export function chainedDetails(record: AuditRecord): string {
+  const details = canonicalJson(record.details ?? {});
+  if (details.length > MAX_AUDIT_DETAILS_CHARS) {
+    throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
+  }
+  return details;
+}
+
 /** One outbox row per requested entry: asking for the same entry again (a racing replay) adds nothing. */
 const auditOutboxId = (auditId: string) => `audit.requested:${auditId}`;
 
@@ -102,10 +114,7 @@ const auditOutboxId = (auditId: string) => `audit.requested:${auditId}`;
  * effect commits, rather than failing in the consumer after it has.
  */
 function auditOutboxEntry(record: AuditRecord, now: Date): OutboxEntry {
-  const details = canonicalJson(record.details ?? {});
-  if (details.length > MAX_AUDIT_DETAILS_CHARS) {
-    throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
-  }
+  const details = chainedDetails(record);
   const id = record.id ?? newId("aud");
   return {
     id: auditOutboxId(id),

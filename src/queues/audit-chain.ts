@@ -3,9 +3,8 @@ import {
   AUDIT_GENESIS_HASH,
   type AuditRecord,
   auditEntryHash,
-  canonicalJson,
+  chainedDetails,
   errorMatches,
-  MAX_AUDIT_DETAILS_CHARS,
   toAuditEntry,
 } from "../db/audit";
 import { atomically, type Db, type Statement, selectJsonRows } from "../db/client";
@@ -98,13 +97,12 @@ export async function appendAuditEntries(
   records: { record: AuditRecord; now: Date }[],
   alongside: Statement[] = [],
 ): Promise<AuditEntry[]> {
-  const prepared = records.map(({ record, now }) => {
-    const details = canonicalJson(record.details ?? {});
-    if (details.length > MAX_AUDIT_DETAILS_CHARS) {
-      throw new Error(`audit details for ${record.action} exceed ${MAX_AUDIT_DETAILS_CHARS} characters`);
-    }
-    return { record, details, nowIso: now.toISOString(), id: record.id ?? newId("aud") };
-  });
+  const prepared = records.map(({ record, now }) => ({
+    record,
+    details: chainedDetails(record),
+    nowIso: now.toISOString(),
+    id: record.id ?? newId("aud"),
+  }));
   for (let attempt = 1; ; attempt++) {
     const [tail] = await db
       .select({ seq: auditLog.seq, ts: auditLog.ts, hash: auditLog.hash })
