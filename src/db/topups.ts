@@ -8,7 +8,7 @@ import { walletTopups } from "./schema";
 // Top-ups: a pending request for credit that the payment webhook settles exactly once. The credit itself
 // is a PURCHASE transfer in the wallet's journal (src/services/wallet-topups.ts).
 
-type TopupRow = typeof walletTopups.$inferSelect;
+export type TopupRow = typeof walletTopups.$inferSelect;
 
 export const isTopupAlreadySettled = (error: unknown) => errorMatches(error, /wallet_topup_already_settled/);
 export const isDuplicateTopupKey = (error: unknown) =>

@@ -13,14 +13,13 @@ import {
   isDuplicateTopupKey,
   isTopupAlreadySettled,
   settleTopupStatement,
+  type TopupRow,
   toTopup,
 } from "../db/topups";
 import type { IdempotencyClaim } from "../http/idempotency";
 import type { Topup, WebhookOutcome } from "../types/domain";
 import type { PaymentApplication, PaymentContext } from "./payment-events";
 import { walletObject } from "./wallet-object";
-
-type TopupRow = NonNullable<Awaited<ReturnType<typeof findTopup>>>;
 
 export interface CreateTopupInput {
   userId: string;
